@@ -1,0 +1,1 @@
+"""BGP egress (ExaBGP sessions, route installation): see the BGP egress issue."""

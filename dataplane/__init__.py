@@ -1,0 +1,1 @@
+"""Everything that touches the kernel: namespaces, devices, tc, nftables, probes."""

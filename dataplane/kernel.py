@@ -1,0 +1,436 @@
+"""The kernel backend: observe what vispd owns for a topology, and apply diff steps.
+
+The only module (with `netns`, `tc`, `nft`) that changes the kernel. Ownership markers:
+
+* namespaces: `lo`'s ifalias is `vispd:TOPO d=DIGEST [nft=DIGEST]`, and the state journal
+  lists every namespace vispd started to create (so a crash between creating and marking
+  one still leaves it ours);
+* devices: ifalias `vispd:TOPO d=DIGEST [tc=DIGEST] [peer=NS/IF]`, DIGEST being the hash of
+  the planned resource, so a changed plan is seen without re-reading every attribute;
+* routes: protocol number `VISPD_RTPROTO`; addresses and neighbours: only on owned devices;
+* nftables: table `netdev vispd` in owned node namespaces only.
+
+Nothing without a marker is ever reported, changed or deleted.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+from typing import Callable, Iterable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vispd.diff import Step
+from vispd.errors import VispdError
+from vispd.naming import NS_PREFIX, parse_ns
+from vispd.plan import (
+    Address,
+    Device,
+    IsolationFilter,
+    Macvlan,
+    Neighbour,
+    Netns,
+    Resource,
+    Route,
+    Shaping,
+    TunTap,
+    Veth,
+    owner_marker,
+)
+
+from . import netns, nft, tc
+
+VISPD_RTPROTO = 77  # route protocol number that marks vispd's routes
+NUD_PERMANENT = 0x80
+IFF_UP = 0x1
+IFF_NOARP = 0x80
+
+
+class ApplyError(VispdError):
+    def __init__(self, step: Step, cause: BaseException):
+        super().__init__(f"{step.describe()}: {cause}")
+        self.step = step
+
+
+def _tokens(alias: str | None, marker: str) -> dict[str, str] | None:
+    """Parse an ownership alias; None when it is not ours."""
+    if not alias:
+        return None
+    parts = alias.split()
+    if not parts or parts[0] != marker:
+        return None
+    return dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+
+
+def _alias(marker: str, tokens: dict[str, str]) -> str:
+    return " ".join([marker] + [f"{k}={v}" for k, v in sorted(tokens.items())])
+
+
+class KernelBackend:
+    """Observes and changes the kernel for one topology, on this machine."""
+
+    def __init__(self, topology: str, journal: Callable[[str], None] | None = None,
+                 known_namespaces: Iterable[str] = ()):
+        self.topology = topology
+        self.marker = owner_marker(topology)
+        self._journal = journal or (lambda name: None)
+        self._known = set(known_namespaces)
+        self._sockets: dict[str, IPRoute] = {}
+        self._aliases: dict[tuple[str, str], dict[str, str]] = {}
+        self.unowned: list[str] = []
+
+    # -- sockets -----------------------------------------------------------------------
+    def ipr(self, ns: str) -> IPRoute:
+        sock = self._sockets.get(ns)
+        if sock is None:
+            with netns.entered(ns):
+                sock = IPRoute()
+            self._sockets[ns] = sock
+        return sock
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            with contextlib.suppress(Exception):
+                sock.close()
+        self._sockets.clear()
+
+    def _drop_socket(self, ns: str) -> None:
+        sock = self._sockets.pop(ns, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+
+    def _index(self, ns: str, ifname: str) -> int:
+        found = self.ipr(ns).link_lookup(ifname=ifname)
+        if not found:
+            raise VispdError(f"no device {ifname} in {ns}")
+        return found[0]
+
+    # -- observe -----------------------------------------------------------------------
+    def namespaces(self) -> list[str]:
+        """Owned namespaces of this topology (marker on lo, or in the journal)."""
+        owned = []
+        self.unowned = []
+        for name in netns.list_names(f"{NS_PREFIX}{self.topology}."):
+            parsed = parse_ns(name)
+            if not parsed or parsed[0] != self.topology:
+                continue
+            try:
+                lo = self.ipr(name).get_links(ifname="lo")[0]
+                tokens = _tokens(lo.get_attr("IFLA_IFALIAS"), self.marker)
+            except (OSError, NetlinkError, IndexError):
+                tokens = None
+            if tokens is None and name not in self._known:
+                self.unowned.append(name)
+                self._drop_socket(name)
+                continue
+            self._aliases[(name, "lo")] = tokens or {}
+            owned.append(name)
+        return owned
+
+    def observe(self, desired: dict[tuple, Resource]) -> list[Resource]:
+        """Every resource vispd owns for this topology, as planned resources.
+
+        Where the kernel object's marker digest equals the desired resource's digest and its
+        checkable attributes agree, the desired resource itself is reported (so the diff
+        sees no change); otherwise a resource that differs from the desired one is.
+        """
+        found: list[Resource] = []
+        for name in self.namespaces():
+            _, node, slice_name = parse_ns(name)
+            found.extend(self._observe_ns(name, node, slice_name, desired))
+        return found
+
+    def _observe_ns(self, ns: str, node: str, slice_name: str | None,
+                    desired: dict[tuple, Resource]) -> list[Resource]:
+        ipr = self.ipr(ns)
+        found: list[Resource] = []
+        lo_tokens = self._aliases.get((ns, "lo"), {})
+        want = desired.get(("netns", ns))
+        if want is not None and lo_tokens.get("d") == want.digest():
+            found.append(want)
+        else:
+            found.append(Netns(node=node, ns=ns, role="sliver" if slice_name else "node",
+                               slice=slice_name, sysctls=(("unknown", lo_tokens.get("d", "")),)))
+        if "nft" in lo_tokens:
+            want = desired.get(("filter", ns))
+            if want is not None and lo_tokens["nft"] == want.digest():
+                found.append(want)
+            else:
+                found.append(IsolationFilter(node=node, ns=ns))
+
+        owned: dict[int, str] = {}
+        for link in ipr.get_links():
+            ifname = link.get_attr("IFLA_IFNAME")
+            tokens = _tokens(link.get_attr("IFLA_IFALIAS"), self.marker)
+            if ifname == "lo":
+                owned[link["index"]] = "lo"
+                continue
+            if tokens is None:
+                continue
+            owned[link["index"]] = ifname
+            self._aliases[(ns, ifname)] = tokens
+            found.extend(self._observe_device(ns, node, link, ifname, tokens, desired))
+
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            ifname = owned.get(msg["index"])
+            if ifname is None:
+                continue
+            cidr = f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"
+            if ifname == "lo" and cidr.startswith("127."):
+                continue
+            found.append(Address(node=node, ns=ns, ifname=ifname, cidr=cidr))
+        for msg in ipr.get_neighbours(family=socket.AF_INET):
+            ifname = owned.get(msg["ifindex"])
+            if ifname is None or not msg["state"] & NUD_PERMANENT:
+                continue
+            found.append(Neighbour(node=node, ns=ns, ifname=ifname, ip=msg.get_attr("NDA_DST"),
+                                   mac=msg.get_attr("NDA_LLADDR") or ""))
+        for msg in ipr.get_routes(family=socket.AF_INET, table=254):
+            if msg["proto"] != VISPD_RTPROTO:
+                continue
+            found.append(Route(
+                node=node, ns=ns, dst=f"{msg.get_attr('RTA_DST')}/{msg['dst_len']}",
+                gateway=msg.get_attr("RTA_GATEWAY") or "",
+                ifname=owned.get(msg.get_attr("RTA_OIF"), "?"),
+                prefsrc=msg.get_attr("RTA_PREFSRC") or "",
+                metric=msg.get_attr("RTA_PRIORITY") or 0))
+        return found
+
+    def _observe_device(self, ns, node, link, ifname, tokens, desired) -> list[Resource]:
+        found: list[Resource] = []
+        kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+        mtu = link.get_attr("IFLA_MTU")
+        want = desired.get(("device", ns, ifname))
+        if tokens.get("role") != "peer":
+            healthy = (
+                want is not None
+                and tokens.get("d") == want.digest()
+                and mtu == want.mtu
+                and link["flags"] & IFF_UP
+                and (not isinstance(want, Macvlan)
+                     or (link.get_attr("IFLA_ADDRESS") == want.mac and link["flags"] & IFF_NOARP))
+            )
+            if healthy:
+                found.append(want)
+            else:
+                peer_ns, _, peer_if = tokens.get("peer", "/").partition("/")
+                cls = {"veth": Veth, "macvlan": Macvlan, "tun": TunTap}.get(kind, Veth)
+                extra = {"peer_ns": peer_ns, "peer_ifname": peer_if} if cls is Veth else {}
+                found.append(cls(node=node, ns=ns, ifname=ifname, mtu=-1, **extra))
+        if "tc" in tokens:
+            want = desired.get(("shaping", ns, ifname))
+            qdiscs = self.ipr(ns).get_qdiscs(index=link["index"])
+            has_htb = any(q.get_attr("TCA_KIND") == "htb" and q["parent"] == 0xFFFFFFFF for q in qdiscs)
+            if want is not None and has_htb and tokens["tc"] == want.digest():
+                found.append(want)
+            else:
+                found.append(Shaping(node=node, ns=ns, ifname=ifname))
+        return found
+
+    # -- apply -------------------------------------------------------------------------
+    def apply(self, steps: list[Step], progress: Callable[[Step], None] | None = None) -> None:
+        """Carry out steps in order; shaping and filters are batched per namespace."""
+        pending_tc: dict[str, list[Step]] = {}
+        for step in steps:
+            resource = step.resource
+            if isinstance(resource, Shaping) and step.action != "delete":
+                pending_tc.setdefault(resource.ns, []).append(step)
+                continue
+            if pending_tc and resource.PHASE > Shaping.PHASE:
+                self._flush_tc(pending_tc, progress)
+            try:
+                getattr(self, f"_{step.action}_{resource.KIND}")(step)
+            except (OSError, NetlinkError, subprocess.CalledProcessError, VispdError) as exc:
+                raise ApplyError(step, exc) from exc
+            if progress:
+                progress(step)
+        self._flush_tc(pending_tc, progress)
+
+    def _flush_tc(self, pending: dict[str, list[Step]], progress) -> None:
+        for ns, steps in sorted(pending.items()):
+            lines = [line for s in steps for line in tc.render(s.resource)]
+            # u32 filters are appended: clear old ones by replacing the root qdisc first.
+            prelude = [f"qdisc del dev {s.resource.ifname} root" for s in steps if s.action == "update"]
+            try:
+                if prelude:
+                    self._run_in(ns, ["tc", "-force", "-batch", "-"], "\n".join(prelude) + "\n", check=False)
+                self._run_in(ns, ["tc", "-batch", "-"], "\n".join(lines) + "\n")
+                for s in steps:
+                    self._set_token(ns, s.resource.ifname, "tc", s.resource.digest())
+            except (OSError, NetlinkError, subprocess.CalledProcessError, VispdError) as exc:
+                raise ApplyError(steps[0], exc) from exc
+            if progress:
+                for s in steps:
+                    progress(s)
+        pending.clear()
+
+    def _run_in(self, ns: str, argv: list[str], stdin: str, check: bool = True) -> None:
+        with netns.entered(ns):
+            result = subprocess.run(argv, input=stdin, text=True, capture_output=True)
+        if check and result.returncode != 0:
+            raise VispdError(f"{' '.join(argv)} in {ns} failed: {result.stderr.strip()}")
+
+    def _set_token(self, ns: str, ifname: str, key: str, value: str | None) -> None:
+        tokens = dict(self._aliases.get((ns, ifname), {}))
+        if value is None:
+            tokens.pop(key, None)
+        else:
+            tokens[key] = value
+        self._aliases[(ns, ifname)] = tokens
+        ipr = self.ipr(ns)
+        ipr.link("set", index=self._index(ns, ifname), ifalias=_alias(self.marker, tokens))
+
+    # netns
+    def _create_netns(self, step: Step) -> None:
+        res: Netns = step.resource
+        self._journal(res.ns)
+        if netns.exists(res.ns):
+            # Ours (journal says so) but unmarked or half-made: start it afresh.
+            self._delete_netns(Step("delete", res))
+        netns.create(res.ns)
+        self._aliases[(res.ns, "lo")] = {}
+        self._update_netns(step)
+
+    def _update_netns(self, step: Step) -> None:
+        res: Netns = step.resource
+        with netns.entered(res.ns):
+            for key, value in res.sysctls:
+                netns.write_sysctl(key, value)
+        ipr = self.ipr(res.ns)
+        ipr.link("set", index=self._index(res.ns, "lo"), state="up")
+        self._set_token(res.ns, "lo", "d", res.digest())
+
+    def _delete_netns(self, step: Step) -> None:
+        ns = step.resource.ns
+        netns.kill_inside(ns)
+        self._drop_socket(ns)
+        netns.remove(ns)
+
+    # devices
+    def _create_veth(self, step: Step) -> None:
+        res: Veth = step.resource
+        ipr = self.ipr(res.ns)
+        peer_ipr = self.ipr(res.peer_ns)
+        for stale in peer_ipr.link_lookup(ifname=res.peer_ifname):
+            peer_ipr.link("del", index=stale)  # an orphaned peer end left by a failed run
+        peer_fd = open(netns.path(res.peer_ns))
+        try:
+            ipr.link("add", ifname=res.ifname, kind="veth", mtu=res.mtu,
+                     peer={"ifname": res.peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": res.mtu})
+        finally:
+            peer_fd.close()
+        self._aliases[(res.ns, res.ifname)] = {}
+        self._aliases[(res.peer_ns, res.peer_ifname)] = {}
+        self._set_token(res.ns, res.ifname, "peer", f"{res.peer_ns}/{res.peer_ifname}")
+        self._set_token(res.ns, res.ifname, "d", res.digest())
+        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer")
+        ipr.link("set", index=self._index(res.ns, res.ifname), state="up")
+        peer_ipr.link("set", index=self._index(res.peer_ns, res.peer_ifname), state="up")
+
+    def _create_macvlan(self, step: Step) -> None:
+        res: Macvlan = step.resource
+        lower = self.ipr(res.lower_ns)
+        target = open(netns.path(res.ns))
+        try:
+            lower.link("add", ifname=res.ifname, kind="macvlan", link=self._index(res.lower_ns, res.lower_ifname),
+                       macvlan_mode="private", address=res.mac, mtu=res.mtu, net_ns_fd=target.fileno())
+        finally:
+            target.close()
+        self._finish_device(res, arp=False)
+
+    def _create_tuntap(self, step: Step) -> None:
+        res: TunTap = step.resource
+        with netns.entered(res.ns):
+            self.ipr(res.ns).link("add", ifname=res.ifname, kind="tuntap", mode=res.mode,
+                                  uid=res.uid, gid=res.gid)
+        self._finish_device(res, arp=True)
+
+    def _finish_device(self, res: Device, arp: bool) -> None:
+        ipr = self.ipr(res.ns)
+        index = self._index(res.ns, res.ifname)
+        self._aliases[(res.ns, res.ifname)] = {}
+        self._set_token(res.ns, res.ifname, "d", res.digest())
+        ipr.link("set", index=index, mtu=res.mtu, arp=arp, state="up")
+
+    def _delete_device(self, step: Step) -> None:
+        res = step.resource
+        found = self.ipr(res.ns).link_lookup(ifname=res.ifname)
+        if found:
+            self.ipr(res.ns).link("del", index=found[0])
+        self._aliases.pop((res.ns, res.ifname), None)
+
+    _delete_veth = _delete_macvlan = _delete_tuntap = _delete_device
+
+    # addresses, neighbours, routes
+    def _create_address(self, step: Step) -> None:
+        res: Address = step.resource
+        address, prefixlen = res.cidr.split("/")
+        self.ipr(res.ns).addr("replace", index=self._index(res.ns, res.ifname), address=address,
+                              prefixlen=int(prefixlen))
+
+    def _delete_address(self, step: Step) -> None:
+        res: Address = step.resource
+        address, prefixlen = res.cidr.split("/")
+        with contextlib.suppress(NetlinkError):
+            self.ipr(res.ns).addr("del", index=self._index(res.ns, res.ifname), address=address,
+                                  prefixlen=int(prefixlen))
+
+    def _create_neighbour(self, step: Step) -> None:
+        res: Neighbour = step.resource
+        self.ipr(res.ns).neigh("replace", dst=res.ip, lladdr=res.mac,
+                               ifindex=self._index(res.ns, res.ifname), state=NUD_PERMANENT)
+
+    _update_neighbour = _create_neighbour
+
+    def _delete_neighbour(self, step: Step) -> None:
+        res: Neighbour = step.resource
+        with contextlib.suppress(NetlinkError):
+            self.ipr(res.ns).neigh("del", dst=res.ip, ifindex=self._index(res.ns, res.ifname))
+
+    def _create_route(self, step: Step) -> None:
+        res: Route = step.resource
+        spec = dict(dst=res.dst, gateway=res.gateway, oif=self._index(res.ns, res.ifname),
+                    proto=VISPD_RTPROTO)
+        if res.prefsrc:
+            spec["prefsrc"] = res.prefsrc
+        if res.metric:
+            spec["priority"] = res.metric
+        self.ipr(res.ns).route("replace", **spec)
+
+    def _update_route(self, step: Step) -> None:
+        old: Route = step.old
+        if old.metric != step.resource.metric:
+            self._delete_route(Step("delete", old))
+        self._create_route(step)
+
+    def _delete_route(self, step: Step) -> None:
+        res: Route = step.resource
+        spec = dict(dst=res.dst, proto=VISPD_RTPROTO, table=254)
+        if res.metric:
+            spec["priority"] = res.metric
+        with contextlib.suppress(NetlinkError):
+            self.ipr(res.ns).route("del", **spec)
+
+    # shaping and filters
+    def _delete_shaping(self, step: Step) -> None:
+        res: Shaping = step.resource
+        if not self.ipr(res.ns).link_lookup(ifname=res.ifname):
+            return
+        self._run_in(res.ns, ["tc", "-batch", "-"], "\n".join(tc.render_delete(res.ifname)) + "\n", check=False)
+        self._set_token(res.ns, res.ifname, "tc", None)
+
+    def _create_filter(self, step: Step) -> None:
+        res: IsolationFilter = step.resource
+        self._run_in(res.ns, ["nft", "-f", "-"], nft.render(res, self.marker))
+        self._set_token(res.ns, "lo", "nft", res.digest())
+
+    _update_filter = _create_filter
+
+    def _delete_filter(self, step: Step) -> None:
+        res: IsolationFilter = step.resource
+        self._run_in(res.ns, ["nft", "-f", "-"], nft.render_delete(), check=False)
+        self._set_token(res.ns, "lo", "nft", None)
+

@@ -1,0 +1,179 @@
+"""Named network namespaces, the way `ip netns` keeps them (/run/netns/NAME bind mounts).
+
+Creation unshares a new network namespace on the calling *thread* and bind-mounts it, which
+costs about 0.3 ms where forking a helper (pyroute2's netns.create, `ip netns add`) costs
+2-5 ms; namespaces made here are ordinary `ip netns` namespaces. `entered(name)` switches
+the calling thread into a namespace for a block: sockets opened and processes forked there
+live in that namespace.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import time
+from typing import Iterator
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(path(name))
+
+
+def list_names(prefix: str = "") -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+def _ensure_run_dir() -> None:
+    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
+    global _run_dir_ready
+    if _run_dir_ready:
+        return
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    if _is_mount_point(NETNS_RUN_DIR):
+        _run_dir_ready = True
+        return
+    target = NETNS_RUN_DIR.encode()
+    _check(_libc.mount(target, target, b"none", MS_BIND | MS_REC, None), "bind /run/netns")
+    _check(_libc.mount(b"", target, b"none", MS_SHARED | MS_REC, None), "share /run/netns")
+    _run_dir_ready = True
+
+
+_run_dir_ready = False
+
+
+def _is_mount_point(directory: str) -> bool:
+    """True when `directory` is a mount point (os.path.ismount misses same-device binds)."""
+    with open("/proc/self/mountinfo") as handle:
+        return any(line.split()[4] == directory for line in handle)
+
+
+def create(name: str) -> None:
+    """Create the named namespace; raises FileExistsError if the name is taken."""
+    _ensure_run_dir()
+    target = path(name)
+    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+    os.close(fd)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        try:
+            _check(
+                _libc.mount(b"/proc/thread-self/ns/net", target.encode(), b"none", MS_BIND, None),
+                f"bind-mount {target}",
+            )
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+    finally:
+        os.close(home)
+
+
+def inode(name: str) -> int:
+    return os.stat(path(name)).st_ino
+
+
+def pids_inside(name: str) -> list[int]:
+    """PIDs of processes whose network namespace is `name`."""
+    try:
+        wanted = inode(name)
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == wanted:
+                found.append(int(entry))
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return [p for p in found if p != os.getpid()]
+
+
+def kill_inside(name: str, grace: float = 2.0) -> list[int]:
+    """Terminate every process running in namespace `name` (TERM, then KILL after `grace`)."""
+    pids = pids_inside(name)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if _alive(p)]
+        if pids:
+            time.sleep(0.02)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def remove(name: str) -> None:
+    """Unmount and remove the named namespace (its devices go once nothing holds it)."""
+    target = path(name)
+    result = _libc.umount2(target.encode(), MNT_DETACH)
+    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        _check(result, f"umount {target}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target)
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the block with the calling thread inside namespace `name`."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(path(name), os.O_RDONLY)
+    try:
+        _check(_libc.setns(target, CLONE_NEWNET), f"setns {name}")
+        try:
+            yield
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def write_sysctl(key: str, value: str) -> None:
+    """Write a sysctl of the calling thread's network namespace."""
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
+        handle.write(value)
+
+
+def read_sysctl(key: str) -> str:
+    with open("/proc/sys/" + key.replace(".", "/")) as handle:
+        return handle.read().strip()

@@ -1,0 +1,1 @@
+"""vispd: virtual ISPs on a shared substrate (PlanetLab Backbone style)."""

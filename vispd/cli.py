@@ -1,0 +1,176 @@
+"""The `vispd` command line: argument parsing and printing only.
+
+Exit codes: 0 success, 1 a check failed or the kernel refused, 2 bad input (topology errors
+as FILE:LINE:COL lines, unknown topology, bad usage).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+
+from .diff import Step
+from .errors import TopologyError, VispdError
+from .planner import PlanningError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _summary(steps: list[Step]) -> str:
+    counts = Counter(s.action for s in steps)
+    return ", ".join(f"{counts[a]} to {a}" for a in ("create", "update", "delete") if counts[a])
+
+
+def cmd_validate(args) -> int:
+    from .engine import resolve
+
+    topo, source = resolve(args.topology)
+    print(f"{source}: ok: {len(topo.nodes)} nodes, {len(topo.links)} links, {len(topo.slices)} slices")
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from .engine import plan_changes, resolve
+
+    topo, _ = resolve(args.topology)
+    outcome = plan_changes(topo)
+    if os.geteuid() != 0:
+        print("(not root: planned against an empty machine)", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{"action": s.action, **s.resource.to_json()} for s in outcome.steps], indent=1, default=str))
+        return EXIT_OK
+    for step in outcome.steps:
+        print(step.describe())
+    print(_summary(outcome.steps) or "no changes")
+    return EXIT_OK
+
+
+def cmd_up(args) -> int:
+    from .engine import resolve, up
+
+    topo, source = resolve(args.topology)
+    progress = (lambda s: print(s.describe())) if args.verbose else None
+    outcome = up(topo, source, progress)
+    print(f"{topo.name}: " + (_summary(outcome.steps) or "no changes"))
+    return EXIT_OK
+
+
+def cmd_down(args) -> int:
+    from .engine import down, resolve
+
+    name = args.topology
+    if os.path.exists(args.topology):
+        try:
+            name = resolve(args.topology)[0].name
+        except TopologyError:
+            from .yamlsrc import load_marked
+
+            data, _ = load_marked(args.topology)
+            name = data.get("name") if isinstance(data, dict) else None
+            if not isinstance(name, str):
+                raise
+    progress = (lambda s: print(s.describe())) if args.verbose else None
+    outcome = down(name, progress)
+    removed = sum(1 for s in outcome.steps if s.resource.KIND == "netns")
+    print(f"{name}: removed {removed} namespaces ({len(outcome.steps)} objects)")
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from .check import run_checks
+    from .engine import resolve
+    from .planner import compile_plan
+
+    topo, _ = resolve(args.topology)
+    report = run_checks(compile_plan(topo), timeout=args.timeout)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        for line in report.lines():
+            print(line)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_status(args) -> int:
+    from .engine import resolve
+    from .status import collect_status
+
+    topo, _ = resolve(args.topology)
+    status = collect_status(topo)
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        from .status import render_status
+
+        print(render_status(status))
+    return EXIT_OK if status["in_sync"] else EXIT_FAILED
+
+
+def cmd_exec(args) -> int:
+    from .engine import resolve
+    from .execute import exec_in_sliver
+
+    topo, _ = resolve(args.topology)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise VispdError("give a command after --, e.g. vispd exec abilene plb seattle -- ping -c1 ADDR")
+    exec_in_sliver(topo, args.slice, args.node, command, as_root=args.root)
+    return EXIT_FAILED  # not reached: exec replaces the process
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vispd", description="virtual ISPs on a shared substrate")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("topology", help="topology file, or the name of a topology that is up")
+        p.set_defaults(func=func)
+        return p
+
+    command("validate", cmd_validate, "check a topology file; print FILE:LINE:COL errors")
+    p = command("plan", cmd_plan, "show what up would create, change or remove")
+    p.add_argument("--json", action="store_true")
+    p = command("up", cmd_up, "build or reconcile the vISP on this machine")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each step")
+    p = command("down", cmd_down, "remove exactly what vispd created for the topology")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p = command("check", cmd_check, "all-pairs reachability per slice and isolation between slices")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each probe")
+    p = command("status", cmd_status, "what is up, per node and sliver")
+    p.add_argument("--json", action="store_true")
+    p = command("exec", cmd_exec, "run a command in a slice's sliver, as the slice's user")
+    p.add_argument("slice")
+    p.add_argument("node")
+    p.add_argument("--root", action="store_true", help="operators only: run as root with capabilities")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TopologyError as exc:
+        print(exc.render(), file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} error{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PlanningError as exc:
+        print(f"vispd: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except VispdError as exc:
+        print(f"vispd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except PermissionError as exc:
+        print(f"vispd: {exc} (this command needs root)", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Orchestration of one command: load → compile → observe → diff → apply.
+
+The engine connects the pure core (loader, planner, diff) to a backend; the CLI only
+parses arguments and prints. `resolve` turns the user's TOPOLOGY argument (a file, or
+the name of a topology that is up) into a loaded topology.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .diff import Step, diff
+from .errors import Problem, TopologyError, VispdError
+from .loader import load_topology
+from .model import Topology
+from .plan import Plan
+from .planner import compile_plan
+from .state import TopologyState, rewrite_journal
+
+
+def resolve(argument: str) -> tuple[Topology, str]:
+    """(topology, source path) for a file path or the name of a topology that is up."""
+    if os.path.exists(argument) or argument.endswith((".yaml", ".yml")):
+        return load_topology(argument), argument
+    source = TopologyState(argument).source()
+    if source is None:
+        raise VispdError(f"'{argument}' is neither a topology file nor the name of a topology that is up")
+    return load_topology(source), source
+
+
+def unsupported_sections(topo: Topology) -> list[Problem]:
+    """Parts of the topology that `up` cannot build yet (providers, egress, access)."""
+    smap = topo.source
+    problems = []
+    for i, _ in enumerate(topo.providers):
+        problems.append(smap.problem(("providers", i), "providers are validated but not yet supported by `up` (BGP egress lands with its own issue)"))
+    for i, sl in enumerate(topo.slices):
+        if sl.egress:
+            problems.append(smap.problem(("slices", i, "egress"), "egress is not yet supported by `up`"))
+    for i, _ in enumerate(topo.access):
+        problems.append(smap.problem(("access", i), "access points are validated but not yet supported by `up`"))
+    return problems
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    steps: list[Step] = field(default_factory=list)
+    unowned: list[str] = field(default_factory=list)
+
+
+def _backend(topology: str):
+    from dataplane.kernel import KernelBackend  # imported late: the pure commands need no pyroute2
+
+    state = TopologyState(topology)
+    return KernelBackend(topology, journal=state.journal, known_namespaces=state.journaled()), state
+
+
+def plan_changes(topo: Topology) -> Outcome:
+    """What `up` would do now (observes the kernel, changes nothing)."""
+    plan = compile_plan(topo)
+    if os.geteuid() != 0:
+        return Outcome(plan, diff([], plan.resources))
+    backend, _ = _backend(topo.name)
+    try:
+        observed = backend.observe(plan.by_key())
+        return Outcome(plan, diff(observed, plan.resources), list(backend.unowned))
+    finally:
+        backend.close()
+
+
+def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = None) -> Outcome:
+    problems = unsupported_sections(topo)
+    if problems:
+        raise TopologyError(problems)
+    plan = compile_plan(topo)
+    backend, state = _backend(topo.name)
+    with state.locked():
+        state.set_source(source)
+        try:
+            observed = backend.observe(plan.by_key())
+            _refuse_unowned(backend.unowned, plan)
+            steps = diff(observed, plan.resources)
+            backend.apply(steps, progress)
+            rewrite_journal(state, backend.namespaces())
+        finally:
+            backend.close()
+    return Outcome(plan, steps, list(backend.unowned))
+
+
+def _refuse_unowned(unowned: list[str], plan: Plan) -> None:
+    clash = sorted(set(unowned) & set(plan.namespaces()))
+    if clash:
+        raise VispdError(
+            "these namespaces exist but were not created by vispd; remove or rename them first: "
+            + ", ".join(clash))
+
+
+def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
+    """Remove everything vispd owns for topology `name`, and nothing else."""
+    backend, state = _backend(name)
+    with state.locked():
+        try:
+            observed = backend.observe({})
+            steps = diff(observed, [])
+            backend.apply(steps, progress)
+            remaining = backend.namespaces()
+        finally:
+            backend.close()
+    if remaining:
+        raise VispdError(f"could not remove: {', '.join(remaining)}")
+    state.forget()
+    return Outcome(Plan(name), steps, list(backend.unowned))

@@ -1,0 +1,38 @@
+"""`vispd exec`: run a program inside a slice's sliver as the slice's unprivileged user.
+
+Uses util-linux `nsenter` (enter the sliver's network namespace) and `setpriv` (drop to the
+slice's uid/gid, no supplementary groups, no inheritable capabilities, no_new_privs: a
+non-root uid holds no capabilities, and no_new_privs keeps file capabilities such as
+ping's cap_net_raw from being granted, so ping falls back to ICMP datagram sockets), then execs
+the program in place of vispd. `--root` skips setpriv: operators only.
+"""
+from __future__ import annotations
+
+import os
+
+from dataplane import netns
+
+from .errors import VispdError
+from .model import Topology
+from .planner import compile_plan
+
+
+def sliver_command(ns: str, uid: int, gid: int, command: list[str], as_root: bool = False) -> list[str]:
+    """The argv that runs `command` in namespace `ns` as uid/gid with no capabilities."""
+    argv = ["nsenter", f"--net={netns.path(ns)}", "--"]
+    if not as_root:
+        argv += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                 "--inh-caps=-all", "--no-new-privs", "--"]
+    return argv + list(command)
+
+
+def exec_in_sliver(topo: Topology, slice_name: str, node: str, command: list[str], as_root: bool) -> None:
+    plan = compile_plan(topo)
+    try:
+        info = plan.sliver(slice_name, node)
+    except KeyError:
+        raise VispdError(f"slice '{slice_name}' has no sliver on node '{node}'") from None
+    if not netns.exists(info.ns):
+        raise VispdError(f"sliver {info.ns} does not exist: run `vispd up {topo.name}` first")
+    argv = sliver_command(info.ns, info.uid, info.gid, command, as_root)
+    os.execvp(argv[0], argv)

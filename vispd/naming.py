@@ -1,0 +1,67 @@
+"""Names of kernel objects, derived from the topology (pure, deterministic).
+
+Namespaces: `vispd.TOPO.NODE` for a substrate node, `vispd.TOPO.NODE.SLICE` for a sliver
+(YAML names cannot contain dots, so the split is unambiguous). Interface names fit the
+kernel's 15-character limit; MAC addresses are locally administered and derived from a
+hash of what they identify, so the same YAML always yields the same addresses.
+"""
+from __future__ import annotations
+
+import hashlib
+
+IFNAMSIZ = 15
+NS_PREFIX = "vispd."
+
+
+def node_ns(topology: str, node: str) -> str:
+    return f"{NS_PREFIX}{topology}.{node}"
+
+
+def sliver_ns(topology: str, node: str, slice_name: str) -> str:
+    return f"{NS_PREFIX}{topology}.{node}.{slice_name}"
+
+
+def parse_ns(name: str) -> tuple[str, str, str | None] | None:
+    """(topology, node, slice or None) for a vispd namespace name, else None."""
+    if not name.startswith(NS_PREFIX):
+        return None
+    parts = name[len(NS_PREFIX):].split(".")
+    if len(parts) == 2:
+        return parts[0], parts[1], None
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return None
+
+
+def _short_hash(*parts: str, length: int = 4) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+def short_node_name(name: str, site: str | None, room: int) -> str:
+    """A node's name as it appears inside interface names: its site code, else its name,
+    shortened with a hash suffix when it does not fit in `room` characters."""
+    text = site or name
+    if len(text) <= room:
+        return text
+    return text[: room - 4] + _short_hash(name)
+
+
+def substrate_ifname(peer: str, peer_site: str | None) -> str:
+    """Name, in a node namespace, of the substrate device toward `peer`."""
+    return "to-" + short_node_name(peer, peer_site, IFNAMSIZ - 3)
+
+
+def virtual_ifname(peer: str, peer_site: str | None) -> str:
+    """Name, in a sliver, of the slice's interface on the virtual link toward `peer`."""
+    return "v-" + short_node_name(peer, peer_site, IFNAMSIZ - 2)
+
+
+def mac_address(*identity: str) -> str:
+    """A unicast, locally administered MAC derived from `identity` (02:xx:xx:xx:xx:xx)."""
+    digest = hashlib.sha256("\0".join(identity).encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def slice_uid(base: int, slice_index: int) -> int:
+    """Default numeric uid (and gid) of a slice's unprivileged user."""
+    return base + slice_index

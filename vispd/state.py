@@ -1,0 +1,86 @@
+"""The controller's on-disk state for each topology (SQLite-free: a directory per topology).
+
+`STATE_DIR/TOPO/` holds `source` (absolute path of the YAML last applied, so commands can
+name the topology instead of the file), `namespaces` (a journal: every namespace vispd
+began to create, written *before* creating it, so a crash never leaves one unowned) and
+`lock` (serialises commands on one topology). STATE_DIR is $VISPD_STATE_DIR or
+/var/lib/vispd.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from typing import Iterator
+
+from .errors import VispdError
+
+
+def state_root() -> str:
+    return os.environ.get("VISPD_STATE_DIR", "/var/lib/vispd")
+
+
+class TopologyState:
+    def __init__(self, name: str):
+        self.name = name
+        self.dir = os.path.join(state_root(), name)
+
+    def _path(self, leaf: str) -> str:
+        return os.path.join(self.dir, leaf)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self._path("lock"), "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise VispdError(f"another vispd command is working on '{self.name}'") from None
+            yield
+
+    def source(self) -> str | None:
+        try:
+            with open(self._path("source")) as handle:
+                return handle.read().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def set_source(self, path: str) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self._path("source"), "w") as handle:
+            handle.write(os.path.abspath(path) + "\n")
+
+    def journal(self, namespace: str) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self._path("namespaces"), "a") as handle:
+            handle.write(namespace + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def journaled(self) -> set[str]:
+        try:
+            with open(self._path("namespaces")) as handle:
+                return {line.strip() for line in handle if line.strip()}
+        except FileNotFoundError:
+            return set()
+
+    def forget(self) -> None:
+        """Remove the state of a topology that is fully down."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def known_topologies() -> list[str]:
+    try:
+        return sorted(d for d in os.listdir(state_root()) if os.path.isdir(os.path.join(state_root(), d)))
+    except FileNotFoundError:
+        return []
+
+
+def rewrite_journal(state: TopologyState, namespaces: list[str]) -> None:
+    """After a complete apply, the journal is exactly the namespaces that exist now."""
+    os.makedirs(state.dir, exist_ok=True)
+    tmp = os.path.join(state.dir, "namespaces.tmp")
+    with open(tmp, "w") as handle:
+        handle.write("".join(n + "\n" for n in sorted(namespaces)))
+    os.replace(tmp, os.path.join(state.dir, "namespaces"))
