@@ -80,6 +80,7 @@ class KernelBackend:
         self._sockets: dict[str, IPRoute] = {}
         self._aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.unowned: list[str] = []
+        self._broken: set[str] = set()  # journaled names that are not (yet) a namespace
 
     # -- sockets -----------------------------------------------------------------------
     def ipr(self, ns: str) -> IPRoute:
@@ -121,7 +122,13 @@ class KernelBackend:
                 lo = self.ipr(name).get_links(ifname="lo")[0]
                 tokens = _tokens(lo.get_attr("IFLA_IFALIAS"), self.marker)
             except (OSError, NetlinkError, IndexError):
-                tokens = None
+                # A name whose bind mount never happened (a run killed in between).
+                if name in self._known:
+                    self._broken.add(name)
+                    owned.append(name)
+                else:
+                    self.unowned.append(name)
+                continue
             if tokens is None and name not in self._known:
                 self.unowned.append(name)
                 self._drop_socket(name)
@@ -145,6 +152,8 @@ class KernelBackend:
 
     def _observe_ns(self, ns: str, node: str, slice_name: str | None,
                     desired: dict[tuple, Resource]) -> list[Resource]:
+        if ns in self._broken:
+            return [Netns(node=node, ns=ns, role="broken", slice=slice_name)]
         ipr = self.ipr(ns)
         found: list[Resource] = []
         lo_tokens = self._aliases.get((ns, "lo"), {})
@@ -296,6 +305,10 @@ class KernelBackend:
 
     def _update_netns(self, step: Step) -> None:
         res: Netns = step.resource
+        if res.ns in self._broken:
+            self._broken.discard(res.ns)
+            self._create_netns(step)
+            return
         with netns.entered(res.ns):
             for key, value in res.sysctls:
                 netns.write_sysctl(key, value)
@@ -314,8 +327,8 @@ class KernelBackend:
         res: Veth = step.resource
         ipr = self.ipr(res.ns)
         peer_ipr = self.ipr(res.peer_ns)
-        for stale in peer_ipr.link_lookup(ifname=res.peer_ifname):
-            peer_ipr.link("del", index=stale)  # an orphaned peer end left by a failed run
+        self._clear_name(res.ns, res.ifname)
+        self._clear_name(res.peer_ns, res.peer_ifname)
         peer_fd = open(netns.path(res.peer_ns))
         try:
             ipr.link("add", ifname=res.ifname, kind="veth", mtu=res.mtu,
@@ -332,6 +345,7 @@ class KernelBackend:
 
     def _create_macvlan(self, step: Step) -> None:
         res: Macvlan = step.resource
+        self._clear_name(res.ns, res.ifname)
         lower = self.ipr(res.lower_ns)
         target = open(netns.path(res.ns))
         try:
@@ -343,10 +357,18 @@ class KernelBackend:
 
     def _create_tuntap(self, step: Step) -> None:
         res: TunTap = step.resource
+        self._clear_name(res.ns, res.ifname)
         with netns.entered(res.ns):
             self.ipr(res.ns).link("add", ifname=res.ifname, kind="tuntap", mode=res.mode,
                                   uid=res.uid, gid=res.gid)
         self._finish_device(res, arp=True)
+
+    def _clear_name(self, ns: str, ifname: str) -> None:
+        """Remove a device left unmarked by a run that died between creating and marking it.
+        Only called inside namespaces vispd owns, where slice programs cannot create devices."""
+        ipr = self.ipr(ns)
+        for stale in ipr.link_lookup(ifname=ifname):
+            ipr.link("del", index=stale)
 
     def _finish_device(self, res: Device, arp: bool) -> None:
         ipr = self.ipr(res.ns)

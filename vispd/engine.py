@@ -16,7 +16,8 @@ from .loader import load_topology
 from .model import Topology
 from .plan import Plan
 from .planner import compile_plan
-from .state import TopologyState, rewrite_journal
+from .plan import TunTap
+from .state import TopologyState, known_topologies, rewrite_journal, state_root
 
 
 def resolve(argument: str) -> tuple[Topology, str]:
@@ -82,6 +83,10 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             observed = backend.observe(plan.by_key())
             _refuse_unowned(backend.unowned, plan)
             steps = diff(observed, plan.resources)
+            if any(isinstance(r, TunTap) for r in plan.resources):
+                from dataplane.tundev import grant_access
+
+                grant_access(_tun_record())
             backend.apply(steps, progress)
             rewrite_journal(state, backend.namespaces())
         finally:
@@ -111,4 +116,12 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
     if remaining:
         raise VispdError(f"could not remove: {', '.join(remaining)}")
     state.forget()
+    if not known_topologies():
+        from dataplane.tundev import restore_access
+
+        restore_access(_tun_record())
     return Outcome(Plan(name), steps, list(backend.unowned))
+
+
+def _tun_record() -> str:
+    return os.path.join(state_root(), "tun-device-mode")

@@ -1,0 +1,38 @@
+"""Access to /dev/net/tun for slice programs.
+
+A slice program attaches to its own persistent TUN/TAP device (created by vispd with the
+slice's uid/gid as owner; the kernel refuses any other uid without CAP_NET_ADMIN). It can
+only do so if it may open /dev/net/tun, which distributions ship as 0666 but minimal
+systems and containers sometimes leave 0600. When a topology has pseudo-devices, vispd
+sets the distribution default and records the original mode; `restore_access` puts it back
+when the last topology goes down.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+TUN_DEVICE = "/dev/net/tun"
+
+
+def grant_access(record_path: str) -> bool:
+    """Make /dev/net/tun 0666 if it is not; remember the old mode. True when changed."""
+    mode = stat.S_IMODE(os.stat(TUN_DEVICE).st_mode)
+    if mode & 0o666 == 0o666:
+        return False
+    if not os.path.exists(record_path):
+        os.makedirs(os.path.dirname(record_path), exist_ok=True)
+        with open(record_path, "w") as handle:
+            handle.write(f"{mode:o}\n")
+    os.chmod(TUN_DEVICE, mode | 0o666)
+    return True
+
+
+def restore_access(record_path: str) -> None:
+    try:
+        with open(record_path) as handle:
+            mode = int(handle.read().strip(), 8)
+    except FileNotFoundError:
+        return
+    os.chmod(TUN_DEVICE, mode)
+    os.unlink(record_path)
