@@ -80,7 +80,8 @@ class KernelBackend:
         self._sockets: dict[str, IPRoute] = {}
         self._aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.unowned: list[str] = []
-        self._broken: set[str] = set()  # journaled names that are not (yet) a namespace
+        self._broken: set[str] = set()
+        self._indexes: dict[tuple[str, str], int] = {}  # journaled names that are not (yet) a namespace
 
     # -- sockets -----------------------------------------------------------------------
     def ipr(self, ns: str) -> IPRoute:
@@ -104,10 +105,28 @@ class KernelBackend:
                 sock.close()
 
     def _index(self, ns: str, ifname: str) -> int:
-        found = self.ipr(ns).link_lookup(ifname=ifname)
-        if not found:
-            raise VispdError(f"no device {ifname} in {ns}")
-        return found[0]
+        """ifindex of a device, cached (one netlink GET per device per run)."""
+        index = self._indexes.get((ns, ifname))
+        if index is None:
+            try:
+                index = self.ipr(ns).link("get", ifname=ifname)[0]["index"]
+            except NetlinkError:
+                raise VispdError(f"no device {ifname} in {ns}") from None
+            self._indexes[(ns, ifname)] = index
+        return index
+
+    def _lookup(self, ns: str, ifname: str) -> int | None:
+        try:
+            return self._index(ns, ifname)
+        except VispdError:
+            return None
+
+    def _forget_index(self, ns: str, ifname: str | None = None) -> None:
+        if ifname is not None:
+            self._indexes.pop((ns, ifname), None)
+        else:
+            for key in [k for k in self._indexes if k[0] == ns]:
+                del self._indexes[key]
 
     # -- observe -----------------------------------------------------------------------
     def namespaces(self) -> list[str]:
@@ -282,15 +301,16 @@ class KernelBackend:
         if check and result.returncode != 0:
             raise VispdError(f"{' '.join(argv)} in {ns} failed: {result.stderr.strip()}")
 
-    def _set_token(self, ns: str, ifname: str, key: str, value: str | None) -> None:
+    def _set_token(self, ns: str, ifname: str, key: str, value: str | None, **link_attrs) -> None:
+        """Update one token of a device's ownership alias (plus other attributes, same call)."""
         tokens = dict(self._aliases.get((ns, ifname), {}))
         if value is None:
             tokens.pop(key, None)
         else:
             tokens[key] = value
         self._aliases[(ns, ifname)] = tokens
-        ipr = self.ipr(ns)
-        ipr.link("set", index=self._index(ns, ifname), ifalias=_alias(self.marker, tokens))
+        self.ipr(ns).link("set", index=self._index(ns, ifname), ifalias=_alias(self.marker, tokens),
+                          **link_attrs)
 
     # netns
     def _create_netns(self, step: Step) -> None:
@@ -312,14 +332,13 @@ class KernelBackend:
         with netns.entered(res.ns):
             for key, value in res.sysctls:
                 netns.write_sysctl(key, value)
-        ipr = self.ipr(res.ns)
-        ipr.link("set", index=self._index(res.ns, "lo"), state="up")
-        self._set_token(res.ns, "lo", "d", res.digest())
+        self._set_token(res.ns, "lo", "d", res.digest(), state="up")
 
     def _delete_netns(self, step: Step) -> None:
         ns = step.resource.ns
         netns.kill_inside(ns)
         self._drop_socket(ns)
+        self._forget_index(ns)
         netns.remove(ns)
 
     # devices
@@ -335,13 +354,10 @@ class KernelBackend:
                      peer={"ifname": res.peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": res.mtu})
         finally:
             peer_fd.close()
-        self._aliases[(res.ns, res.ifname)] = {}
+        self._aliases[(res.ns, res.ifname)] = {"peer": f"{res.peer_ns}/{res.peer_ifname}"}
         self._aliases[(res.peer_ns, res.peer_ifname)] = {}
-        self._set_token(res.ns, res.ifname, "peer", f"{res.peer_ns}/{res.peer_ifname}")
-        self._set_token(res.ns, res.ifname, "d", res.digest())
-        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer")
-        ipr.link("set", index=self._index(res.ns, res.ifname), state="up")
-        peer_ipr.link("set", index=self._index(res.peer_ns, res.peer_ifname), state="up")
+        self._set_token(res.ns, res.ifname, "d", res.digest(), state="up")
+        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer", state="up")
 
     def _create_macvlan(self, step: Step) -> None:
         res: Macvlan = step.resource
@@ -366,23 +382,22 @@ class KernelBackend:
     def _clear_name(self, ns: str, ifname: str) -> None:
         """Remove a device left unmarked by a run that died between creating and marking it.
         Only called inside namespaces vispd owns, where slice programs cannot create devices."""
-        ipr = self.ipr(ns)
-        for stale in ipr.link_lookup(ifname=ifname):
-            ipr.link("del", index=stale)
+        stale = self._lookup(ns, ifname)
+        if stale is not None:
+            self.ipr(ns).link("del", index=stale)
+            self._indexes.clear()
 
     def _finish_device(self, res: Device, arp: bool) -> None:
-        ipr = self.ipr(res.ns)
-        index = self._index(res.ns, res.ifname)
         self._aliases[(res.ns, res.ifname)] = {}
-        self._set_token(res.ns, res.ifname, "d", res.digest())
-        ipr.link("set", index=index, mtu=res.mtu, arp=arp, state="up")
+        self._set_token(res.ns, res.ifname, "d", res.digest(), mtu=res.mtu, arp=arp, state="up")
 
     def _delete_device(self, step: Step) -> None:
         res = step.resource
-        found = self.ipr(res.ns).link_lookup(ifname=res.ifname)
-        if found:
-            self.ipr(res.ns).link("del", index=found[0])
+        found = self._lookup(res.ns, res.ifname)
+        if found is not None:
+            self.ipr(res.ns).link("del", index=found)
         self._aliases.pop((res.ns, res.ifname), None)
+        self._indexes.clear()  # devices stacked on it (macvlans, the veth peer) went too
 
     _delete_veth = _delete_macvlan = _delete_tuntap = _delete_device
 
@@ -439,7 +454,7 @@ class KernelBackend:
     # shaping and filters
     def _delete_shaping(self, step: Step) -> None:
         res: Shaping = step.resource
-        if not self.ipr(res.ns).link_lookup(ifname=res.ifname):
+        if self._lookup(res.ns, res.ifname) is None:
             return
         self._run_in(res.ns, ["tc", "-batch", "-"], "\n".join(tc.render_delete(res.ifname)) + "\n", check=False)
         self._set_token(res.ns, res.ifname, "tc", None)

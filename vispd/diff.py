@@ -102,3 +102,30 @@ def _owns(device: Device, have: dict, vanishing: set[tuple[str, str]]) -> bool:
         return True
     lower = (getattr(device, "lower_ns", None), getattr(device, "lower_ifname", None))
     return lower not in vanishing
+
+
+def is_substrate(resource: Resource) -> bool:
+    """Node namespaces and the links between them: what a lab harness (or the controller)
+    lays down before any node agent works; everything else belongs to one node."""
+    return isinstance(resource, Veth) or (isinstance(resource, Netns) and resource.role == "node")
+
+
+def schedule(steps: list[Step]) -> list[tuple[str, list[Step]]]:
+    """Group ordered steps into batches: each node's removals, then the substrate's
+    removals and creations, then each node's creations and updates. A batch named after a
+    node holds only that node's part of the plan, as a node agent would apply it."""
+    def per_node(selected: list[Step]) -> list[tuple[str, list[Step]]]:
+        nodes: dict[str, list[Step]] = {}
+        for step in selected:
+            nodes.setdefault(step.resource.node, []).append(step)
+        return [(f"node {node}", batch) for node, batch in sorted(nodes.items())]
+
+    removals = [s for s in steps if s.action == "delete"]
+    changes = [s for s in steps if s.action != "delete"]
+    substrate = [s for s in removals if is_substrate(s.resource)] + [
+        s for s in changes if is_substrate(s.resource)]
+    batches = per_node([s for s in removals if not is_substrate(s.resource)])
+    if substrate:
+        batches.append(("substrate", substrate))
+    batches += per_node([s for s in changes if not is_substrate(s.resource)])
+    return batches

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .diff import Step, diff
+from .diff import Step, diff, schedule
 from .errors import Problem, TopologyError, VispdError
 from .loader import load_topology
 from .model import Topology
@@ -87,7 +87,8 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
                 from dataplane.tundev import grant_access
 
                 grant_access(_tun_record())
-            backend.apply(steps, progress)
+            for _, batch in schedule(steps):
+                backend.apply(batch, progress)
             rewrite_journal(state, backend.namespaces())
         finally:
             backend.close()
@@ -109,7 +110,8 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
         try:
             observed = backend.observe({})
             steps = diff(observed, [])
-            backend.apply(steps, progress)
+            for _, batch in schedule(steps):
+                backend.apply(batch, progress)
             remaining = backend.namespaces()
         finally:
             backend.close()
