@@ -1,0 +1,76 @@
+"""`vispd check` on the real kernel, driven through the CLI as a user would: it passes on a
+freshly built Abilene, and it fails, naming the culprit, when one sliver loses a route or one
+node loses its isolation guard (then macvlan hands one slice's multicast to the other)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import vispd
+
+pytestmark = pytest.mark.root
+
+
+def name_of(path: str) -> str:
+    return os.path.basename(path)[: -len(".yaml")]
+
+
+def loopback(name: str, slice_name: str, node: str) -> str:
+    status = json.loads(vispd("status", name, "--json").stdout)
+    return next(s["loopback"] for s in status["slivers"] if s["slice"] == slice_name and s["node"] == node)
+
+
+def test_check_passes_on_a_fresh_abilene(deployed):
+    path = deployed(prefix="hc")
+    result = vispd("check", path)
+    lines = result.stdout.splitlines()
+    for expected in ("reach plb: 110/110 pairs ok",
+                     "reach research: 56/56 pairs ok",
+                     "cross-ping plb -> research: ok (0/88 echoes answered)",
+                     "cross-ping research -> plb: ok (0/88 echoes answered)",
+                     "isolation plb -> research: ok (0 frames leaked, 46 controls seen)",
+                     "isolation research -> plb: ok (0 frames leaked, 46 controls seen)",
+                     f"{name_of(path)}: ok"):
+        assert expected in lines, result.stdout
+    report = json.loads(vispd("check", path, "--json").stdout)
+    assert report["ok"] is True and report["errors"] == []
+    plb = report["spray"]["plb"]["sent"]
+    # every vector was really exercised: 28 plb interfaces + its TUN and TAP, one TAP frame each
+    assert plb["broadcast"] == plb["multicast"] == 30 and plb["control"] == 28
+    assert plb["tap-broadcast"] == plb["tap-multicast"] == 1, report["warnings"]
+
+
+def test_check_names_the_pair_a_missing_route_cuts(deployed):
+    path = deployed(prefix="hc")
+    name = name_of(path)
+    seattle, new_york = loopback(name, "plb", "seattle"), loopback(name, "plb", "new-york")
+    subprocess.run(["ip", "-n", f"vispd.{name}.seattle.plb", "route", "del", f"{new_york}/32"], check=True)
+    result = vispd("check", path, "--timeout", "1", check=False)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout
+    assert (f"  unreachable: plb seattle ({seattle}) -> new-york ({new_york}): Network is unreachable"
+            in lines), result.stdout
+    assert "reach research: 56/56 pairs ok" in lines
+    assert "isolation plb -> research: ok (0 frames leaked, 46 controls seen)" in lines
+    assert lines[-1] == f"{name}: FAILED"
+
+
+def test_check_catches_multicast_leaking_through_macvlan_without_the_guard(deployed):
+    path = deployed(prefix="hc")
+    name = name_of(path)
+    subprocess.run(["ip", "netns", "exec", f"vispd.{name}.kansas-city", "nft", "delete", "table", "netdev", "vispd"],
+                   check=True)
+    result = vispd("check", path, check=False)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout
+    assert "reach plb: 110/110 pairs ok" in lines and "reach research: 56/56 pairs ok" in lines
+    # kansas-city's neighbours denver, houston and indianapolis carry both slices
+    for source, target in (("plb", "research"), ("research", "plb")):
+        assert f"isolation {source} -> {target}: FAILED (3 frames leaked, 46 controls seen)" in lines, result.stdout
+        for node, ifname in (("denver", "v-dnvr"), ("houston", "v-hstn"), ("indianapolis", "v-ipls")):
+            leak = f"  leak: {target}@kansas-city received multicast from {source}@{node} on {ifname} "
+            assert any(line.startswith(leak) and "-> 224.0.0.5)" in line for line in lines), result.stdout
+    assert lines[-1] == f"{name}: FAILED"

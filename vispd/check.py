@@ -1,0 +1,481 @@
+"""`vispd check`: prove a deployed topology's data path by probing it from inside the slivers.
+
+This module owns what is checked and how it is judged; `dataplane.probe` owns the packets.
+
+1. reachability: in each slice, every sliver pings every other sliver's loopback, as the
+   slice's unprivileged user (ICMP datagram sockets);
+2. cross-slice ping: from every sliver, the loopbacks of each slice sharing a node with it
+   must not answer;
+3. isolation: sniffers (root, AF_PACKET, all multicast admitted) run in every sliver while
+   each sliver, as its slice's user, sprays UDP unicast at the other slices' addresses,
+   broadcast and multicast (224.0.0.5) out each interface, broadcast and multicast frames
+   into its TAPs, and control datagrams to its own neighbours. A frame of one slice seen in
+   another slice's sliver is a leak; a control that nobody saw makes the run inconclusive
+   (the sniffers would not have seen a leak either), which fails the check too.
+
+Every probe runs in parallel with the others of its phase, is bounded by a deadline, and is
+killed by PID when the phase ends.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import selectors
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from dataplane import netns
+
+from .execute import sliver_command
+from .plan import Plan, SliverInfo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STARTUP_GRACE = 8.0  # seconds for a probe process to start on a loaded machine
+SETTLE = 0.2  # seconds the sniffers keep listening after the last spray
+MAX_DETAIL_LINES = 20
+
+
+# --- what the plan says ------------------------------------------------------------------
+
+@dataclass
+class Layout:
+    """Addresses, MACs and neighbours of every sliver, indexed the ways the check needs."""
+
+    slivers: list[SliverInfo]
+    slice_of_ip: dict[str, str] = field(default_factory=dict)
+    slice_of_mac: dict[str, str] = field(default_factory=dict)
+    owner: dict[str, SliverInfo] = field(default_factory=dict)  # address -> sliver holding it
+    neighbours: dict[str, list[str]] = field(default_factory=dict)  # ns -> peers' link addresses
+
+    @classmethod
+    def of(cls, plan: Plan) -> "Layout":
+        layout = cls(slivers=list(plan.slivers))
+        by_network: dict[ipaddress.IPv4Network, list[str]] = {}
+        for info in plan.slivers:
+            layout._own(info.loopback, info)
+            for _, cidr, mac in info.interfaces:
+                iface = ipaddress.ip_interface(cidr)
+                layout._own(str(iface.ip), info)
+                layout.slice_of_mac[mac] = info.slice
+                by_network.setdefault(iface.network, []).append(str(iface.ip))
+        for info in plan.slivers:
+            layout.neighbours[info.ns] = [
+                peer for _, cidr, _ in info.interfaces
+                for peer in by_network[ipaddress.ip_interface(cidr).network]
+                if peer != cidr.split("/")[0]]
+        return layout
+
+    def _own(self, address: str, info: SliverInfo) -> None:
+        self.slice_of_ip[address] = info.slice
+        self.owner[address] = info
+
+    def slices(self) -> list[str]:
+        return sorted({s.slice for s in self.slivers})
+
+    def members(self, slice_name: str) -> list[SliverInfo]:
+        return [s for s in self.slivers if s.slice == slice_name]
+
+    def loopbacks(self, slice_name: str) -> list[str]:
+        return [s.loopback for s in self.members(slice_name)]
+
+    def addresses(self, slice_name: str) -> list[str]:
+        return sorted(a for a, s in self.slice_of_ip.items() if s == slice_name)
+
+    def macs(self, slice_name: str) -> list[str]:
+        return sorted(m for m, s in self.slice_of_mac.items() if s == slice_name)
+
+    def sharing_pairs(self) -> list[tuple[str, str]]:
+        """Ordered pairs of distinct slices that have slivers on a common node."""
+        nodes = {name: {s.node for s in self.members(name)} for name in self.slices()}
+        return [(a, b) for a in nodes for b in nodes if a != b and nodes[a] & nodes[b]]
+
+    def sharing_with(self, slice_name: str) -> list[str]:
+        """Slices sharing a node with `slice_name`."""
+        return [b for a, b in self.sharing_pairs() if a == slice_name]
+
+    def expected_controls(self) -> set[tuple[str, str, str]]:
+        """(slice, sending node, neighbour's link address) for every directed virtual link."""
+        return {(s.slice, s.node, peer) for s in self.slivers for peer in self.neighbours[s.ns]}
+
+
+# --- running probes ----------------------------------------------------------------------
+
+def probe_python() -> str:
+    """An interpreter the slice users can run: ours, unless a directory on its way is closed
+    to them (root's pyenv, say); then the system's python3 (the probe needs only the stdlib)."""
+    if _open_to_everyone(os.path.realpath(sys.executable)):
+        return sys.executable
+    return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
+
+
+def _open_to_everyone(path: str) -> bool:
+    if not os.stat(path).st_mode & stat.S_IXOTH:
+        return False
+    directory = os.path.dirname(path)
+    while True:
+        if not os.stat(directory).st_mode & stat.S_IXOTH:
+            return False
+        if directory == os.path.dirname(directory):
+            return True
+        directory = os.path.dirname(directory)
+
+
+def _probe_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": REPO,
+            "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+
+
+class Probe:
+    """One `dataplane.probe` process in a sliver, and everything it has printed so far."""
+
+    def __init__(self, info: SliverInfo, args: list[str], as_root: bool = False, stdin: bool = False):
+        self.info = info
+        self.name = args[0]
+        argv = sliver_command(info.ns, info.uid, info.gid,
+                              [probe_python(), "-m", "dataplane.probe", *args], as_root=as_root)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                     cwd=REPO, env=_probe_env())
+        self.out = bytearray()
+        self.err = bytearray()
+        self.error: str | None = None
+
+    def ready(self) -> bool:
+        return b"\n" in self.out or self.proc.stdout.closed
+
+    def drained(self) -> bool:
+        return self.proc.stdout.closed and self.proc.stderr.closed
+
+    def stop(self) -> None:
+        """Kill the process (by PID) if it still runs, and release its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    def fail(self, why: str) -> None:
+        tail = self.err.decode(errors="replace").strip().splitlines()[-1:]
+        self.error = f"{self.name} probe in {self.info.ns}: {why}" + (f": {tail[0]}" if tail else "")
+
+    def result(self) -> dict | None:
+        """The probe's JSON (its last line of output), or None with `error` set."""
+        if self.error is None and self.proc.returncode != 0:
+            self.fail(f"exited {self.proc.returncode}")
+        if self.error is not None:
+            return None
+        try:
+            return json.loads(self.out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.fail("printed no JSON")
+            return None
+
+
+def pump(probes: list[Probe], deadline: float, done) -> None:
+    """Read every probe's stdout and stderr until `done(probe)` holds for all, or the deadline."""
+    selector = selectors.DefaultSelector()
+    for probe in probes:
+        for stream, buffer in ((probe.proc.stdout, probe.out), (probe.proc.stderr, probe.err)):
+            if not stream.closed:
+                selector.register(stream, selectors.EVENT_READ, buffer)
+    try:
+        while not all(done(p) for p in probes) and time.monotonic() < deadline:
+            for key, _ in selector.select(deadline - time.monotonic()):
+                chunk = os.read(key.fd, 65536)
+                key.data.extend(chunk)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+    finally:
+        selector.close()
+
+
+def wait_ready(probes: list[Probe], deadline: float) -> None:
+    pump(probes, deadline, Probe.ready)
+    for probe in probes:
+        if not probe.out.startswith(b"ready"):
+            probe.fail("did not become ready")
+
+
+def collect(probes: list[Probe], deadline: float) -> None:
+    """Wait until every probe has exited (killing those past the deadline)."""
+    pump(probes, deadline, Probe.drained)
+    for probe in probes:
+        try:
+            probe.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            probe.fail("timed out")
+        probe.stop()
+
+
+class Probes:
+    """Every probe started in a phase; leaving the block kills whatever still runs."""
+
+    def __init__(self) -> None:
+        self.started: list[Probe] = []
+
+    def start(self, *args, **kwargs) -> Probe:
+        probe = Probe(*args, **kwargs)
+        self.started.append(probe)
+        return probe
+
+    def __enter__(self) -> "Probes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for probe in self.started:
+            probe.stop()
+
+
+# --- the report --------------------------------------------------------------------------
+
+@dataclass
+class Reach:
+    slice: str
+    pairs: int
+    failures: list[dict]
+
+    def lines(self) -> list[str]:
+        head = f"reach {self.slice}: {self.pairs - len(self.failures)}/{self.pairs} pairs ok"
+        return [head] + _capped([
+            f"  unreachable: {self.slice} {f['from']} ({f['src']}) -> {f['to']} ({f['dst']}): {f['error']}"
+            for f in self.failures])
+
+
+@dataclass
+class CrossPing:
+    source: str
+    target: str
+    attempts: int
+    answered: list[dict]
+
+    def lines(self) -> list[str]:
+        verdict = "FAILED" if self.answered else "ok"
+        head = (f"cross-ping {self.source} -> {self.target}: {verdict} "
+                f"({len(self.answered)}/{self.attempts} echoes answered)")
+        return [head] + _capped([f"  answered: {self.source} {a['from']} -> {self.target} {a['dst']}"
+                                 for a in self.answered])
+
+
+@dataclass
+class Isolation:
+    source: str
+    target: str
+    leaks: list[dict]
+    controls_seen: int
+    controls_expected: int
+    missing_controls: list[dict]
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaks and not self.missing_controls
+
+    def lines(self) -> list[str]:
+        seen = (f"{self.controls_seen} controls seen" if not self.missing_controls
+                else f"{self.controls_seen}/{self.controls_expected} controls seen: inconclusive")
+        head = (f"isolation {self.source} -> {self.target}: {'ok' if self.ok else 'FAILED'} "
+                f"({len(self.leaks)} frames leaked, {seen})")
+        return [head] + _capped([f"  leak: {leak['text']}" for leak in self.leaks]) + _capped([
+            f"  control not seen: {m['slice']} {m['from']} -> {m['to']} ({m['dst']})"
+            for m in self.missing_controls])
+
+
+@dataclass
+class Report:
+    topology: str
+    reach: list[Reach] = field(default_factory=list)
+    cross: list[CrossPing] = field(default_factory=list)
+    isolation: list[Isolation] = field(default_factory=list)
+    spray: dict[str, dict] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.errors and all(not r.failures for r in self.reach)
+                and all(not c.answered for c in self.cross) and all(i.ok for i in self.isolation))
+
+    def lines(self) -> list[str]:
+        lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
+        for part in (*self.reach, *self.cross, *self.isolation):
+            lines += part.lines()
+        lines += [_spray_line(name, tally) for name, tally in sorted(self.spray.items())]
+        lines.append(f"{self.topology}: {'ok' if self.ok else 'FAILED'}")
+        return lines
+
+    def to_json(self) -> dict:
+        return {
+            "topology": self.topology, "ok": self.ok, "errors": self.errors, "warnings": self.warnings,
+            "reach": [vars(r) for r in self.reach],
+            "cross_ping": [vars(c) for c in self.cross],
+            "isolation": [{**vars(i), "ok": i.ok} for i in self.isolation],
+            "spray": self.spray,
+        }
+
+
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_DETAIL_LINES:
+        return lines
+    return lines[:MAX_DETAIL_LINES] + [f"  ... and {len(lines) - MAX_DETAIL_LINES} more (see --json)"]
+
+
+def _spray_line(slice_name: str, tally: dict) -> str:
+    sent = ", ".join(f"{n} {kind}" for kind, n in sorted(tally["sent"].items())) or "nothing"
+    refused = ", ".join(f"{n}x {why}" for why, n in sorted(tally["errors"].items()))
+    return f"spray {slice_name}: sent {sent}" + (f"; refused by the kernel: {refused}" if refused else "")
+
+
+# --- phase 1 and 2: ping -----------------------------------------------------------------
+
+def ping_phase(layout: Layout, report: Report, timeout: float) -> None:
+    deadline = time.monotonic() + timeout + STARTUP_GRACE
+    with Probes() as probes:
+        pingers = []
+        for info in layout.slivers:
+            targets = [a for a in layout.loopbacks(info.slice) if a != info.loopback]
+            targets += [a for other in layout.sharing_with(info.slice) for a in layout.loopbacks(other)]
+            if targets:
+                pingers.append(probes.start(info, ["ping", "--targets", ",".join(targets),
+                                                   "--timeout", str(timeout)]))
+        collect(pingers, deadline)
+        results = {p.info.ns: p.result() for p in pingers}
+        report.errors += [p.error for p in pingers if p.error]
+    judge_pings(layout, report, results)
+
+
+def judge_pings(layout: Layout, report: Report, results: dict[str, dict | None]) -> None:
+    def outcome(info: SliverInfo, dst: str) -> dict:
+        found = (results.get(info.ns) or {}).get("results", {})
+        return found.get(dst, {"ok": False, "error": "no result from the probe"})
+
+    for name in layout.slices():
+        members = layout.members(name)
+        failures = [
+            {"from": s.node, "to": layout.owner[dst].node, "src": s.loopback, "dst": dst,
+             "error": outcome(s, dst).get("error", "")}
+            for s in members for dst in layout.loopbacks(name)
+            if dst != s.loopback and not outcome(s, dst)["ok"]]
+        report.reach.append(Reach(name, len(members) * (len(members) - 1), failures))
+    for source, target in layout.sharing_pairs():
+        tried = [(s, dst) for s in layout.members(source) for dst in layout.loopbacks(target)]
+        answered = [{"from": s.node, "src": s.loopback, "dst": dst}
+                    for s, dst in tried if outcome(s, dst)["ok"]]
+        report.cross.append(CrossPing(source, target, len(tried), answered))
+
+
+# --- phase 3: isolation ------------------------------------------------------------------
+
+def isolation_phase(layout: Layout, report: Report, timeout: float) -> None:
+    marker = "vispd-" + secrets.token_hex(8)
+    with Probes() as probes:
+        sniffers = [probes.start(info, sniff_args(layout, info, marker, timeout + 2 * STARTUP_GRACE),
+                                 as_root=True, stdin=True) for info in layout.slivers]
+        wait_ready(sniffers, time.monotonic() + STARTUP_GRACE)
+        sprayers = [probes.start(info, spray_args(layout, info, marker)) for info in layout.slivers]
+        collect(sprayers, time.monotonic() + timeout + STARTUP_GRACE)
+        time.sleep(SETTLE)
+        for sniffer in sniffers:
+            sniffer.proc.stdin.close()
+        collect(sniffers, time.monotonic() + timeout + STARTUP_GRACE)
+        report.errors += [p.error for p in (*sniffers, *sprayers) if p.result() is None]
+        for sprayer in sprayers:
+            _add_tally(report.spray.setdefault(sprayer.info.slice, _empty_tally()), sprayer.result())
+            report.warnings += _tap_warnings(sprayer)
+        captures = {s.info.ns: s.result() for s in sniffers}
+    judge_isolation(layout, report, marker, captures)
+
+
+def sniff_args(layout: Layout, info: SliverInfo, marker: str, max_seconds: float) -> list[str]:
+    others = [name for name in layout.slices() if name != info.slice]
+    return ["sniff", "--marker", marker,
+            "--foreign-macs", ",".join(m for o in others for m in layout.macs(o)),
+            "--foreign-ips", ",".join(a for o in others for a in layout.addresses(o)),
+            "--max-seconds", str(max_seconds)]
+
+
+def spray_args(layout: Layout, info: SliverInfo, marker: str) -> list[str]:
+    unicast = [a for other in layout.sharing_with(info.slice) for a in layout.addresses(other)]
+    taps = [f"{ifname}={ipaddress.ip_network(subnet).network_address + 2}"
+            for ifname, mode, subnet in info.pseudo_devices if mode == "tap"]
+    return ["spray", "--marker", marker, "--slice", info.slice, "--node", info.node,
+            "--unicast", ",".join(unicast), "--controls", ",".join(layout.neighbours[info.ns]),
+            "--taps", ",".join(taps)]
+
+
+def _tap_warnings(sprayer: Probe) -> list[str]:
+    """A TAP the slice user could not attach to was not tested (nor can the slice use it)."""
+    errors = (sprayer.result() or _empty_tally())["errors"]
+    return [f"{sprayer.info.slice}@{sprayer.info.node} could not write frames into its TAP "
+            f"({reason.split(': ', 1)[1]}): that path into the vISP was not tested"
+            for reason in errors if reason.startswith("tap-attach")]
+
+
+def _empty_tally() -> dict:
+    return {"sent": {}, "refused": {}, "errors": {}}
+
+
+def _add_tally(total: dict, tally: dict | None) -> None:
+    for part in total:
+        for key, count in (tally or _empty_tally())[part].items():
+            total[part][key] = total[part].get(key, 0) + count
+
+
+def judge_isolation(layout: Layout, report: Report, marker: str, captures: dict[str, dict | None]) -> None:
+    leaks: dict[tuple[str, str], list[dict]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for info in layout.slivers:
+        for frame in (captures.get(info.ns) or {}).get("frames", []):
+            sender = _sender(layout, frame, marker)
+            if sender["slice"] is not None and sender["slice"] != info.slice:
+                leaks.setdefault((sender["slice"], info.slice), []).append(_leak(info, frame, sender))
+            elif sender["kind"] == "control" and layout.owner.get(sender["detail"]) == info:
+                seen.add((info.slice, sender["node"], sender["detail"]))
+    missing = layout.expected_controls() - seen
+    pairs = layout.sharing_pairs() + sorted(set(leaks) - set(layout.sharing_pairs()))
+    for source, target in pairs:
+        involved = {source, target}
+        expected = [c for c in layout.expected_controls() if c[0] in involved]
+        lost = sorted(c for c in missing if c[0] in involved)
+        report.isolation.append(Isolation(
+            source, target, leaks.get((source, target), []), len(expected) - len(lost), len(expected),
+            [{"slice": c[0], "from": c[1], "to": layout.owner[c[2]].node, "dst": c[2]} for c in lost]))
+
+
+def _sender(layout: Layout, frame: dict, marker: str) -> dict:
+    """Who sent a captured frame: from its payload tag, else from its source MAC or address."""
+    parts = (frame.get("tag") or "").split("|")
+    if len(parts) == 5 and parts[0] == marker:
+        return {"slice": parts[2], "kind": parts[1], "node": parts[3], "detail": parts[4]}
+    owner = layout.slice_of_mac.get(frame["src_mac"]) or layout.slice_of_ip.get(frame["ip_src"])
+    return {"slice": owner, "kind": None, "node": None, "detail": None}
+
+
+def _leak(info: SliverInfo, frame: dict, sender: dict) -> dict:
+    what = f"{sender['kind']} from {sender['slice']}@{sender['node']}" if sender["kind"] else \
+        f"frame from {sender['slice']}"
+    addresses = f", {frame['ip_src']} -> {frame['ip_dst']}" if frame["ip_src"] else ""
+    text = (f"{info.slice}@{info.node} received {what} on {frame['if']} "
+            f"({frame['src_mac']} -> {frame['dst_mac']}{addresses})")
+    return {"at": info.ns, "frame": frame, "sender": sender, "text": text}
+
+
+# --- entry point -------------------------------------------------------------------------
+
+def run_checks(plan: Plan, timeout: float = 2.0) -> Report:
+    """Run every check against the live slivers of `plan` (needs root)."""
+    report = Report(plan.topology)
+    missing = [s.ns for s in plan.slivers if not netns.exists(s.ns)]
+    if missing:
+        report.errors += [f"sliver {ns} does not exist: run `vispd up {plan.topology}` first" for ns in missing]
+        return report
+    layout = Layout.of(plan)
+    ping_phase(layout, report, timeout)
+    isolation_phase(layout, report, timeout)
+    return report
