@@ -27,6 +27,7 @@ from vispd.errors import VispdError
 from vispd.naming import NS_PREFIX, parse_ns
 from vispd.plan import (
     Address,
+    Daemon,
     Device,
     IsolationFilter,
     Macvlan,
@@ -41,6 +42,7 @@ from vispd.plan import (
 )
 
 from . import netns, nft, tc
+from .daemons import DaemonDirectory
 
 VISPD_RTPROTO = 77  # route protocol number that marks vispd's routes
 NUD_PERMANENT = 0x80
@@ -72,7 +74,7 @@ class KernelBackend:
     """Observes and changes the kernel for one topology, on this machine."""
 
     def __init__(self, topology: str, journal: Callable[[str], None] | None = None,
-                 known_namespaces: Iterable[str] = ()):
+                 known_namespaces: Iterable[str] = (), run_dir: str | None = None):
         self.topology = topology
         self.marker = owner_marker(topology)
         self._journal = journal or (lambda name: None)
@@ -81,7 +83,8 @@ class KernelBackend:
         self._aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.unowned: list[str] = []
         self._broken: set[str] = set()
-        self._indexes: dict[tuple[str, str], int] = {}  # journaled names that are not (yet) a namespace
+        self._indexes: dict[tuple[str, str], int] = {}
+        self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")  # journaled names that are not (yet) a namespace
 
     # -- sockets -----------------------------------------------------------------------
     def ipr(self, ns: str) -> IPRoute:
@@ -167,6 +170,20 @@ class KernelBackend:
         for name in self.namespaces():
             _, node, slice_name = parse_ns(name)
             found.extend(self._observe_ns(name, node, slice_name, desired))
+        found.extend(self._observe_daemons(desired))
+        return found
+
+    def _observe_daemons(self, desired: dict[tuple, Resource]) -> list[Resource]:
+        found: list[Resource] = []
+        for name in self.daemons.recorded():
+            running = self.daemons.running(name)
+            if running is None:
+                continue  # dead: the diff starts it again if it is still wanted
+            want = desired.get(("daemon", name))
+            if want is not None and running.digest == want.digest() and want.ns == running.ns:
+                found.append(want)
+            else:
+                found.append(Daemon(node=want.node if want else "", ns=running.ns, name=name))
         return found
 
     def _observe_ns(self, ns: str, node: str, slice_name: str | None,
@@ -180,11 +197,12 @@ class KernelBackend:
         if want is not None and lo_tokens.get("d") == want.digest():
             found.append(want)
         else:
-            found.append(Netns(node=node, ns=ns, role="sliver" if slice_name else "node",
+            role = "sliver" if slice_name else ("lab" if node.startswith("+") else "node")
+            found.append(Netns(node=node, ns=ns, role=role,
                                slice=slice_name, sysctls=(("unknown", lo_tokens.get("d", "")),)))
         if "nft" in lo_tokens:
             want = desired.get(("filter", ns))
-            if want is not None and lo_tokens["nft"] == want.digest():
+            if want is not None and lo_tokens["nft"] == want.digest() and self._guard_present(ns):
                 found.append(want)
             else:
                 found.append(IsolationFilter(node=node, ns=ns))
@@ -226,6 +244,13 @@ class KernelBackend:
                 prefsrc=msg.get_attr("RTA_PREFSRC") or "",
                 metric=msg.get_attr("RTA_PRIORITY") or 0))
         return found
+
+    def _guard_present(self, ns: str) -> bool:
+        """The marker says the guard was applied; check its table is still there."""
+        with netns.entered(ns):
+            listed = subprocess.run(["nft", "list", "table", "netdev", nft.TABLE],
+                                    capture_output=True, text=True)
+        return listed.returncode == 0 and self.marker in listed.stdout
 
     def _observe_device(self, ns, node, link, ifname, tokens, desired) -> list[Resource]:
         found: list[Resource] = []
@@ -350,14 +375,17 @@ class KernelBackend:
         self._clear_name(res.peer_ns, res.peer_ifname)
         peer_fd = open(netns.path(res.peer_ns))
         try:
-            ipr.link("add", ifname=res.ifname, kind="veth", mtu=res.mtu,
-                     peer={"ifname": res.peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": res.mtu})
+            peer = {"ifname": res.peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": res.mtu}
+            if res.peer_mac:
+                peer["address"] = res.peer_mac
+            extra = {"address": res.mac} if res.mac else {}
+            ipr.link("add", ifname=res.ifname, kind="veth", mtu=res.mtu, peer=peer, **extra)
         finally:
             peer_fd.close()
         self._aliases[(res.ns, res.ifname)] = {"peer": f"{res.peer_ns}/{res.peer_ifname}"}
         self._aliases[(res.peer_ns, res.peer_ifname)] = {}
-        self._set_token(res.ns, res.ifname, "d", res.digest(), state="up")
-        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer", state="up")
+        self._set_token(res.ns, res.ifname, "d", res.digest(), state="up", arp=res.arp)
+        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer", state="up", arp=res.arp)
 
     def _create_macvlan(self, step: Step) -> None:
         res: Macvlan = step.resource
@@ -450,6 +478,15 @@ class KernelBackend:
             spec["priority"] = res.metric
         with contextlib.suppress(NetlinkError):
             self.ipr(res.ns).route("del", **spec)
+
+    # daemons
+    def _create_daemon(self, step: Step) -> None:
+        res: Daemon = step.resource
+        self.daemons.stop(res.name)  # a stale one from an earlier run, if any
+        self.daemons.start(res.name, res.ns, list(res.argv), dict(res.files), dict(res.env), res.digest())
+
+    def _delete_daemon(self, step: Step) -> None:
+        self.daemons.stop(step.resource.name)
 
     # shaping and filters
     def _delete_shaping(self, step: Step) -> None:

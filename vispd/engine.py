@@ -17,7 +17,7 @@ from .model import Topology
 from .plan import Plan
 from .planner import compile_plan
 from .plan import TunTap
-from .state import TopologyState, known_topologies, rewrite_journal, state_root
+from .state import TopologyState, rewrite_journal
 
 
 def resolve(argument: str) -> tuple[Topology, str]:
@@ -55,7 +55,9 @@ def _backend(topology: str):
     from dataplane.kernel import KernelBackend  # imported late: the pure commands need no pyroute2
 
     state = TopologyState(topology)
-    return KernelBackend(topology, journal=state.journal, known_namespaces=state.journaled()), state
+    backend = KernelBackend(topology, journal=state.journal, known_namespaces=state.journaled(),
+                            run_dir=os.path.join(state.dir, "run"))
+    return backend, state
 
 
 def plan_changes(topo: Topology) -> Outcome:
@@ -86,7 +88,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             if any(isinstance(r, TunTap) for r in plan.resources):
                 from dataplane.tundev import grant_access
 
-                grant_access(_tun_record())
+                grant_access()
             for _, batch in schedule(steps):
                 backend.apply(batch, progress)
             rewrite_journal(state, backend.namespaces())
@@ -118,12 +120,7 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
     if remaining:
         raise VispdError(f"could not remove: {', '.join(remaining)}")
     state.forget()
-    if not known_topologies():
-        from dataplane.tundev import restore_access
+    from dataplane.tundev import restore_access
 
-        restore_access(_tun_record())
+    restore_access()
     return Outcome(Plan(name), steps, list(backend.unowned))
-
-
-def _tun_record() -> str:
-    return os.path.join(state_root(), "tun-device-mode")

@@ -21,6 +21,12 @@ def sliver_ns(topology: str, node: str, slice_name: str) -> str:
     return f"{NS_PREFIX}{topology}.{node}.{slice_name}"
 
 
+def lab_ns(topology: str, host: str) -> str:
+    """Namespace of a lab host outside the vISP (an emulated provider, the Internet):
+    `vispd.TOPO.+HOST` ('+' cannot start a node name, so it never clashes)."""
+    return f"{NS_PREFIX}{topology}.+{host}"
+
+
 def parse_ns(name: str) -> tuple[str, str, str | None] | None:
     """(topology, node, slice or None) for a vispd namespace name, else None."""
     if not name.startswith(NS_PREFIX):

@@ -91,6 +91,9 @@ class Veth(Device):
     PHASE: ClassVar[int] = 1
     peer_ns: str = ""
     peer_ifname: str = ""
+    mac: str = ""  # fixed MACs where others keep static neighbours toward an end
+    peer_mac: str = ""
+    arp: bool = True
 
     def describe(self) -> str:
         return f"veth {self.ns}/{self.ifname} <-> {self.peer_ns}/{self.peer_ifname}"
@@ -222,8 +225,29 @@ class IsolationFilter(Resource):
         return f"isolation filter in {self.ns} on {len(self.devices)} devices ({len(self.pairs)} MAC pairs)"
 
 
+@dataclass(frozen=True)
+class Daemon(Resource):
+    """A process vispd runs (BIRD, ExaBGP, the egress manager) in namespace `ns` ("" is the
+    host's), with its configuration files; started without daemonising, stopped by PID."""
+
+    KIND: ClassVar[str] = "daemon"
+    PHASE: ClassVar[int] = 6
+    MODE: ClassVar[str] = "recreate"
+    name: str = ""
+    argv: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # (file name in the run directory, content)
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.KIND, self.name)
+
+    def describe(self) -> str:
+        return f"daemon {self.name} in {self.ns or 'the host namespace'}"
+
+
 RESOURCE_TYPES: tuple[type[Resource], ...] = (
-    Netns, Veth, Macvlan, TunTap, Address, Neighbour, Shaping, IsolationFilter, Route,
+    Netns, Veth, Macvlan, TunTap, Address, Neighbour, Shaping, IsolationFilter, Route, Daemon,
 )
 
 

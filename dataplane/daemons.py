@@ -1,0 +1,121 @@
+"""Processes vispd runs for a topology (BIRD, ExaBGP, the egress manager), by PID.
+
+Each daemon has, in the topology's run directory, its configuration files, `NAME.pid`,
+`NAME.digest` (the planned resource's digest: a changed plan restarts it) and `NAME.log`
+(stdout and stderr). A daemon is started without daemonising, in its own session, inside
+its network namespace, and stopped by the PID vispd recorded — and only if that PID still
+runs in the namespace vispd started it in, so a recycled PID is never signalled.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from . import netns
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    ns: str
+    pid: int
+    digest: str
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _netns_inode_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return None
+
+
+def _expected_inode(ns: str) -> int | None:
+    if not ns:
+        return os.stat("/proc/1/ns/net").st_ino if os.path.exists("/proc/1/ns/net") else None
+    try:
+        return netns.inode(ns)
+    except FileNotFoundError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    stat = _read(f"/proc/{pid}/stat")
+    return stat is not None and stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+class DaemonDirectory:
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir
+
+    def path(self, leaf: str) -> str:
+        return os.path.join(self.run_dir, leaf)
+
+    def running(self, name: str) -> Running | None:
+        """The daemon `name` if its recorded PID is alive in the namespace it was started in."""
+        lines = (_read(self.path(f"{name}.pid")) or "").split("\n")
+        if not lines[0].isdigit():
+            return None
+        pid, ns = int(lines[0]), (lines[1] if len(lines) > 1 else "")
+        if not _alive(pid) or _netns_inode_of(pid) != _expected_inode(ns):
+            return None
+        return Running(name, ns, pid, _read(self.path(f"{name}.digest")) or "")
+
+    def namespace_of(self, name: str) -> str:
+        lines = (_read(self.path(f"{name}.pid")) or "").split("\n")
+        return lines[1] if len(lines) > 1 else ""
+
+    def recorded(self) -> list[str]:
+        """Names of every daemon with a PID file (alive or not)."""
+        try:
+            return sorted(f[:-4] for f in os.listdir(self.run_dir) if f.endswith(".pid"))
+        except FileNotFoundError:
+            return []
+
+    def start(self, name: str, ns: str, argv: list[str], files: dict[str, str],
+              env: dict[str, str], digest: str) -> int:
+        os.makedirs(self.run_dir, exist_ok=True)
+        for leaf, content in files.items():
+            with open(self.path(leaf), "w") as handle:
+                handle.write(content)
+        log = open(self.path(f"{name}.log"), "ab")
+        full_env = {**os.environ, **env}
+        try:
+            context = netns.entered(ns) if ns else contextlib.nullcontext()
+            with context:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=self.run_dir, env=full_env, start_new_session=True)
+        finally:
+            log.close()
+        with open(self.path(f"{name}.pid"), "w") as handle:
+            handle.write(f"{proc.pid}\n{ns}\n")
+        with open(self.path(f"{name}.digest"), "w") as handle:
+            handle.write(digest + "\n")
+        return proc.pid
+
+    def stop(self, name: str, grace: float = 3.0) -> None:
+        """Stop the daemon by its recorded PID (TERM, then KILL), then forget it."""
+        running = self.running(name)
+        if running is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while _alive(running.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _alive(running.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(running.pid, signal.SIGKILL)
+        for leaf in (f"{name}.pid", f"{name}.digest"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(leaf))
