@@ -1,9 +1,12 @@
 """The topology as the user declared it: frozen pydantic models, strict (unknown keys rejected).
 
-These are the *resolved* types: bandwidths are bits/s, prefixes are `IPv4Network`s,
-`all` has been expanded by the loader. Keys are kebab-case in YAML. Objects do not hold
-their source position themselves; `Topology.source` (a `SourceMap`) answers "where was
-`slices[1].links[0]` written" for every path, which is what errors cite.
+These are the *resolved* types: bandwidths are bits/s, prefixes are `IPv4Network`s
+(host bits must be clear), node pairs are 2-tuples; `all` stays `"all"` in the model and is
+expanded by `Topology.slice_nodes` / `slice_links`. Scalars are strict: YAML already types
+them, so `cost: true` or `asn: "64512"` is a mistake rather than a 1 or a number. Keys are
+kebab-case in YAML. Objects do not hold their source position themselves; `Topology.source`
+(a `SourceMap`) answers "where was `slices[1].links[0]` written" for every path, which is
+what errors cite.
 """
 from __future__ import annotations
 
@@ -16,14 +19,87 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    field_validator,
+    Strict as StrictType,
 )
 
 from .units import parse_bandwidth
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+SHORT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
+SITE_PATTERN = r"^[a-z0-9]{1,6}$"
+IFNAME_PATTERN = r"^[a-z][a-z0-9]{0,14}$"
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
+# YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
+Int = Annotated[int, StrictType()]
+Float = Annotated[float, StrictType()]
+Bool = Annotated[bool, StrictType()]
+
+
+def _typed_text(value: Any, what: str, example: str) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError(f"must be {what} written as text such as {example}, got {describe_value(value)}")
+
+
+def _parse_prefix(value: Any) -> Any:
+    """'10.0.0.0/16' → IPv4Network; host bits set, a missing length or a number are errors."""
+    if isinstance(value, IPv4Network):
+        return value
+    text = _typed_text(value, "an IPv4 prefix", "'10.0.0.0/16'")
+    if "/" not in text:
+        try:
+            IPv4Address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv4 prefix such as '10.0.0.0/16'") from None
+        raise ValueError(f"{text!r} has no prefix length: write it as e.g. {text}/24")
+    try:
+        return IPv4Network(text, strict=True)
+    except ValueError as exc:
+        try:
+            network = IPv4Network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv4 prefix ({exc})") from None
+        raise ValueError(f"{text} has host bits set: the prefix is {network}") from None
+
+
+def _parse_address(value: Any) -> Any:
+    if isinstance(value, IPv4Address):
+        return value
+    text = _typed_text(value, "an IPv4 address", "'192.0.2.1'")
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def _parse_pair(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return tuple(value)
+    if isinstance(value, (list, tuple)):
+        raise ValueError(f"must name exactly two nodes, [a, b], got {len(value)}")
+    raise ValueError(f"must be a pair of node names such as [seattle, denver], got {describe_value(value)}")
+
+
+def describe_value(value: Any) -> str:
+    """How a YAML value reads in an error message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+Prefix = Annotated[IPv4Network, BeforeValidator(_parse_prefix)]
+HostAddress = Annotated[IPv4Address, BeforeValidator(_parse_address)]
+NodePair = Annotated[tuple[Name, Name], BeforeValidator(_parse_pair)]
 
 
 def _kebab(name: str) -> str:
@@ -42,18 +118,18 @@ class Strict(BaseModel):
 
 class Node(Strict):
     name: Name
-    site: Annotated[str, Field(pattern=r"^[a-z0-9]{1,6}$")] | None = None
+    site: Annotated[str, Field(pattern=SITE_PATTERN)] | None = None
     description: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
+    latitude: Annotated[Float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[Float, Field(ge=-180, le=180)] | None = None
 
 
 class Link(Strict):
-    between: tuple[Name, Name]
+    between: NodePair
     bandwidth: Bandwidth
-    cost: Annotated[int, Field(ge=1, le=65535)] = 1
+    cost: Annotated[Int, Field(ge=1, le=65535)] = 1
     kind: Literal["mpls-tunnel"] = "mpls-tunnel"
-    mtu: Annotated[int, Field(ge=1280, le=9000)] = 1500
+    mtu: Annotated[Int, Field(ge=1280, le=9000)] = 1500
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,47 +141,37 @@ class Link(Strict):
 class PseudoDevice(Strict):
     node: Name
     type: Literal["tun", "tap"]
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,14}$")] | None = None
+    name: Annotated[str, Field(pattern=IFNAME_PATTERN)] | None = None
 
 
 class Slice(Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")]
-    prefix: IPv4Network | None = None
-    prefix_length: Annotated[int, Field(ge=8, le=28)] = 22
+    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    prefix: Prefix | None = None
+    prefix_length: Annotated[Int, Field(ge=8, le=28)] = 22
     nodes: Literal["all"] | list[Name] = "all"
-    links: Literal["all"] | list[tuple[Name, Name]] = "all"
+    links: Literal["all"] | list[NodePair] = "all"
     bandwidth: Bandwidth
     datapath: Literal["kernel"] = "kernel"
-    uid: Annotated[int, Field(ge=1000, le=2**31 - 2)] | None = None
+    uid: Annotated[Int, Field(ge=1000, le=2**31 - 2)] | None = None
     pseudo_devices: list[PseudoDevice] = []
     egress: list[Name] = []
     description: str | None = None
 
-    @field_validator("prefix", mode="before")
-    @classmethod
-    def _strict_prefix(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                IPv4Network(value, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"bad prefix {value!r}: {exc}") from None
-        return value
-
 
 class ProviderLink(Strict):
-    local: IPv4Address
-    remote: IPv4Address
-    prefix_length: Annotated[int, Field(ge=8, le=31)] = 30
+    local: HostAddress
+    remote: HostAddress
+    prefix_length: Annotated[Int, Field(ge=8, le=31)] = 30
 
 
 class Provider(Strict):
     name: Name
     node: Name
-    asn: Annotated[int, Field(ge=1, le=4294967295)]
+    asn: Annotated[Int, Field(ge=1, le=4294967295)]
     link: ProviderLink
     bandwidth: Bandwidth
-    local_pref: Annotated[int, Field(ge=0, le=4294967295)] = 100
-    max_prefix: Annotated[int, Field(ge=1)] | None = None
+    local_pref: Annotated[Int, Field(ge=0, le=4294967295)] = 100
+    max_prefix: Annotated[Int, Field(ge=1)] | None = None
 
 
 class AccessUser(Strict):
@@ -117,16 +183,16 @@ class Access(Strict):
     slice: Name
     type: Literal["openvpn", "wireguard", "pptp", "socket"]
     nodes: Literal["all"] | list[Name]
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    pool: IPv4Network | None = None
+    port: Annotated[Int, Field(ge=1, le=65535)] | None = None
+    pool: Prefix | None = None
     users: list[AccessUser] = []
-    insecure_legacy: bool = False
+    insecure_legacy: Bool = False
 
 
 class Topology(Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")]
-    asn: Annotated[int, Field(ge=1, le=4294967295)]
-    address_space: list[IPv4Network] = Field(min_length=1)
+    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    asn: Annotated[Int, Field(ge=1, le=4294967295)]
+    address_space: list[Prefix] = Field(min_length=1)
     description: str | None = None
     nodes: list[Node] = Field(min_length=1)
     links: list[Link] = []

@@ -1,12 +1,18 @@
 """Semantic checks on a schema-valid topology (pure): names, references, addresses, capacity.
 
 Each check appends `Problem`s located through the `SourceMap`, so the user sees every
-mistake of the file in one run: dangling node names, duplicate links, overlapping or
-out-of-space prefixes, over-subscribed links, disconnected slices, bad references from
-providers and access points.
+mistake of the file in one run: dangling node names (with a "did you mean"), duplicate
+links (in either order), self-loops, interface names that would clash, overlapping,
+out-of-space or too-small prefixes, over-subscribed links, disconnected slices, bad
+references from pseudo-devices, egress, providers and access points.
+
+Link guarantees are admitted in declaration order, as an admission controller would: the
+slice whose guarantee no longer fits on a link is the one reported (once, listing every
+link it over-subscribes), and it is not counted against the slices declared after it.
 """
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 
 import networkx as nx
@@ -14,6 +20,7 @@ import networkx as nx
 from .addressing import allocate_slice_prefixes, slice_addressing
 from .errors import Problem
 from .model import Topology
+from .naming import substrate_ifname, virtual_ifname
 from .units import format_bandwidth
 from .yamlsrc import SourceMap
 
@@ -41,27 +48,35 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
         a, b = link.between
         for end, name in enumerate((a, b)):
             if name not in node_names:
-                say(("links", i, "between", end), f"link endpoint '{name}' is not a declared node")
+                say(("links", i, "between", end), f"link endpoint '{name}' is not a declared node{_hint(name, node_names)}")
         if a == b:
             say(("links", i, "between"), f"link from '{a}' to itself")
         if link.key in link_keys:
-            first = smap.mark(("links", link_keys[link.key]))
-            say(("links", i), f"duplicate link {a}–{b} (first declared at {first})")
+            first = topo.links[link_keys[link.key]]
+            line = smap.mark(("links", link_keys[link.key], "between")).line
+            say(("links", i, "between"),
+                f"duplicate link {a}–{b}: {first.between[0]}–{first.between[1]} is already declared on line {line}")
         else:
             link_keys[link.key] = i
+
+    _check_interface_names(topo, link_keys, say)
 
     slice_names = _unique(topo.slices, "name", ("slices",), "slice", say)
     provider_names = _unique(topo.providers, "name", ("providers",), "provider", say)
     prefixes = allocate_slice_prefixes(topo)
-    usage: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    # Guarantees are admitted in declaration order: a slice whose guarantee does not fit in
+    # what earlier slices left on a link is the one reported, and is not counted further.
+    admitted: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
     uids: dict[int, str] = {}
 
     for si, sl in enumerate(topo.slices):
         base = ("slices", si)
         if sl.nodes != "all":
+            if not sl.nodes:
+                say(base + ("nodes",), f"slice '{sl.name}' spans no nodes")
             for j, name in enumerate(sl.nodes):
                 if name not in node_names:
-                    say(base + ("nodes", j), f"slice '{sl.name}' spans unknown node '{name}'")
+                    say(base + ("nodes", j), f"slice '{sl.name}' spans unknown node '{name}'{_hint(name, node_names)}")
         members = set(topo.slice_nodes(sl))
         if sl.links != "all":
             for j, pair in enumerate(sl.links):
@@ -70,9 +85,23 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
                     say(base + ("links", j), f"slice '{sl.name}' uses {pair[0]}–{pair[1]}, which is not a declared link")
                 elif not set(pair) <= members:
                     say(base + ("links", j), f"link {pair[0]}–{pair[1]} ends on a node outside slice '{sl.name}'")
-        links = topo.slice_links(sl)
+        links = [lk for lk in topo.slice_links(sl)
+                 if lk.key in link_keys and topo.links[link_keys[lk.key]] is lk
+                 and lk.key[0] != lk.key[1] and set(lk.key) <= members]
+        over = []
         for link in links:
-            usage[link.key].append((si, sl.bandwidth))
+            used = admitted[link.key]
+            total = sum(bw for _, bw in used) + sl.bandwidth
+            if total > link.bandwidth:
+                others = "".join(f"{name} {format_bandwidth(bw)} + " for name, bw in used)
+                total_text = f" = {format_bandwidth(total)}" if used else ""
+                over.append(f"{link.key[0]}–{link.key[1]} ({others}{sl.name} {format_bandwidth(sl.bandwidth)}"
+                            f"{total_text} > capacity {format_bandwidth(link.bandwidth)})")
+            else:
+                used.append((sl.name, sl.bandwidth))
+        if over:
+            what = f"link {over[0]}" if len(over) == 1 else f"{len(over)} links: {'; '.join(over)}"
+            say(base + ("bandwidth",), f"slice '{sl.name}' over-subscribes {what}")
         prefix = prefixes.get(sl.name)
         if prefix is None:
             say(base, f"no free /{sl.prefix_length} left in address-space for slice '{sl.name}'")
@@ -81,53 +110,50 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
                 say(base + ("prefix",), f"prefix {prefix} is outside address-space ({', '.join(map(str, topo.address_space))})")
             layout = slice_addressing(topo, sl.name, prefix)
             if not layout.fits():
-                say(base + ("prefix",) if sl.prefix else base, f"prefix {prefix} is too small for slice '{sl.name}': needs {layout.needed} addresses")
-            for sj in range(si):
-                other = topo.slices[sj]
-                other_prefix = prefixes.get(other.name)
-                if other_prefix is not None and sl.prefix is not None and prefix.overlaps(other_prefix):
-                    say(base + ("prefix",), f"prefix {prefix} of slice '{sl.name}' overlaps {other_prefix} of slice '{other.name}'")
+                say(base + ("prefix",) if sl.prefix else base + ("prefix-length",), f"prefix {prefix} is too small for slice '{sl.name}': needs {layout.needed} addresses")
+            clashes = [f"{prefixes[other.name]} of slice '{other.name}'" for other in topo.slices[:si]
+                       if sl.prefix is not None and prefixes.get(other.name) is not None
+                       and prefix.overlaps(prefixes[other.name])]
+            if clashes:
+                say(base + ("prefix",), f"prefix {prefix} of slice '{sl.name}' overlaps {' and '.join(clashes)}")
         if len(members) > 1:
             graph = nx.Graph()
             graph.add_nodes_from(members)
-            graph.add_edges_from(link.between for link in links)
+            graph.add_edges_from(link.key for link in links)
             if not nx.is_connected(graph):
                 parts = sorted(sorted(c) for c in nx.connected_components(graph))
                 shown = " | ".join(", ".join(part) for part in parts)
                 say(base + ("nodes",), f"slice '{sl.name}' is disconnected: {shown}")
-        seen_devs: set[str] = set()
+        seen_devs: set[tuple[str, str]] = set()
         for j, dev in enumerate(sl.pseudo_devices):
+            where = base + ("pseudo-devices", j)
             if dev.node not in members:
-                say(base + ("pseudo-devices", j, "node"), f"pseudo-device on '{dev.node}', which slice '{sl.name}' does not span")
-            if dev.name:
-                if (dev.node, dev.name) in seen_devs:
-                    say(base + ("pseudo-devices", j, "name"), f"duplicate pseudo-device '{dev.name}' on '{dev.node}'")
-                seen_devs.add((dev.node, dev.name))
+                say(where + ("node",), f"pseudo-device on '{dev.node}', which slice '{sl.name}' does not span")
+            ifname = dev.name or f"{dev.type}{j}"  # the planner's default name
+            if ifname == "lo":
+                say(where + ("name",), "'lo' is the sliver's loopback: choose another name")
+            elif (dev.node, ifname) in seen_devs:
+                say(where + ("name",) if dev.name else where,
+                    f"duplicate pseudo-device name '{ifname}' on '{dev.node}'")
+            seen_devs.add((dev.node, ifname))
         for j, provider in enumerate(sl.egress):
             if provider not in provider_names:
-                say(base + ("egress", j), f"egress through unknown provider '{provider}'")
+                say(base + ("egress", j), f"egress through unknown provider '{provider}'{_hint(provider, provider_names)}")
+            else:
+                attach = next(p.node for p in topo.providers if p.name == provider)
+                if attach not in members:
+                    say(base + ("egress", j), f"provider '{provider}' attaches to '{attach}', which slice '{sl.name}' does not span")
         if sl.uid is not None:
             if sl.uid in uids:
                 say(base + ("uid",), f"uid {sl.uid} is already the uid of slice '{uids[sl.uid]}'")
             uids[sl.uid] = sl.name
 
-    for key, users in usage.items():
-        if key not in link_keys:
-            continue
-        link_index = link_keys[key]
-        capacity = topo.links[link_index].bandwidth
-        total = sum(bw for _, bw in users)
-        if total > capacity:
-            names = ", ".join(f"{topo.slices[si].name} {format_bandwidth(bw)}" for si, bw in users)
-            for si, _ in users:
-                say(("slices", si, "bandwidth"), f"link {key[0]}–{key[1]} is over-subscribed: guarantees {names} sum to {format_bandwidth(total)} > capacity {format_bandwidth(capacity)}")
-
     for i, provider in enumerate(topo.providers):
         if provider.node not in node_names:
-            say(("providers", i, "node"), f"provider '{provider.name}' attaches to unknown node '{provider.node}'")
+            say(("providers", i, "node"), f"provider '{provider.name}' attaches to unknown node '{provider.node}'{_hint(provider.node, node_names)}")
     for i, access in enumerate(topo.access):
         if access.slice not in slice_names:
-            say(("access", i, "slice"), f"access for unknown slice '{access.slice}'")
+            say(("access", i, "slice"), f"access for unknown slice '{access.slice}'{_hint(access.slice, slice_names)}")
             continue
         if access.type == "pptp" and not access.insecure_legacy:
             say(("access", i, "type"), "pptp is unencrypted legacy: set 'insecure-legacy: true' to accept that")
@@ -137,6 +163,32 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
                 if name not in members:
                     say(("access", i, "nodes", j), f"access point on '{name}', which slice '{access.slice}' does not span")
     return problems
+
+
+def _check_interface_names(topo: Topology, link_keys: dict, say) -> None:
+    """Two neighbours of one node must not give the node's devices the same name (a site
+    code equal to another node's name, or a hash clash of long names)."""
+    sites = {n.name: n.site for n in topo.nodes}
+    reported: set[tuple[str, str, str]] = set()
+    for namer in (substrate_ifname, virtual_ifname):
+        seen: dict[tuple[str, str], str] = {}
+        for key, index in sorted(link_keys.items(), key=lambda item: item[1]):
+            a, b = key
+            if a == b or a not in sites or b not in sites:
+                continue
+            for here, peer in ((a, b), (b, a)):
+                ifname = namer(peer, sites[peer])
+                other = seen.setdefault((here, ifname), peer)
+                if other != peer and (here, other, peer) not in reported:
+                    reported.add((here, other, peer))
+                    say(("links", index, "between"),
+                        f"on '{here}', the devices toward '{other}' and '{peer}' would both be "
+                        f"named '{ifname}': give one of them a different site code")
+
+
+def _hint(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _unique(items, attr, path, what, say) -> set[str]:

@@ -1,31 +1,66 @@
 """Explicit units in topology files: bandwidths such as `1G`, `100M`, `512k`, `2.5Gbit`.
 
 Bandwidth is always bits per second, decimal prefixes (as tc and carriers use them).
-A bare number is rejected: the unit must be written.
+A bare number is rejected: the unit must be written. An optional `bit`, `bps`, `b` and
+`/s` may follow the prefix (`1Gb/s` is 1 Gbit/s); an upper-case `B` means bytes and is
+rejected with the equivalent in bits, since a factor of 8 is too easy to get wrong.
 """
 from __future__ import annotations
 
 import re
 
-_BANDWIDTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:bit|bps|b)?(?:/s)?\s*$")
+_BANDWIDTH = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:bit|bps|b)?(?:/s)?$")
+_BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:B|Bps|B/s|byte|bytes)$")
 _FACTOR = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+MIN_BANDWIDTH = 1000
 
 
 def parse_bandwidth(text: object) -> int:
-    """Return bits/s for '1G', '100M', '2.5Gbit', '512k'; raise ValueError otherwise."""
-    if isinstance(text, bool) or not isinstance(text, str):
-        raise ValueError(
-            f"bandwidth must be a string with a unit such as '1G' or '100M', got {text!r}"
-        )
-    match = _BANDWIDTH.match(text)
+    """Return bits/s for '1G', '100M', '2.5Gbit', '512k', '1Gb/s'; raise ValueError otherwise.
+
+    The messages are written to follow "FIELD: " (the loader prefixes the key name).
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"must be a rate with a unit such as '1G' or '100M', got "
+                         f"{_show(text)}")
+    if not isinstance(text, str):
+        raise ValueError(_no_unit(str(text)))
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        raise ValueError(f"{text!r} is negative: a bandwidth must be positive")
+    match = _BANDWIDTH.match(stripped)
     if not match:
-        raise ValueError(
-            f"bad bandwidth {text!r}: write a number and a unit k, M, G or T (e.g. '1G', '100M')"
-        )
+        as_bytes = _BYTES.match(stripped)
+        if as_bytes:
+            bits = float(as_bytes.group(1)) * 8
+            raise ValueError(f"{text!r} is in bytes (B): write bits, e.g. "
+                             f"'{bits:g}{as_bytes.group(2).upper().replace('K', 'k')}'")
+        if re.fullmatch(r"\d+(?:\.\d+)?", stripped):
+            raise ValueError(f"{text!r} has no unit: write e.g. '{stripped}M' "
+                             "(k, M, G, T = 10^3.. bits/s)")
+        raise ValueError(f"{text!r} is not a bandwidth: write a number and a unit k, M, G or T "
+                         "(e.g. '1G', '100M')")
     value = float(match.group(1)) * _FACTOR[match.group(2).lower()]
-    if value < 1000:
-        raise ValueError(f"bandwidth {text!r} is below 1 kbit/s")
+    if value < MIN_BANDWIDTH:
+        raise ValueError(f"{text!r} is below the minimum of 1k (1 kbit/s)")
     return int(value)
+
+
+def _no_unit(number: str) -> str:
+    return (f"{number} has no unit: write e.g. '{number}M' "
+            "(k, M, G, T: 10^3, 10^6, 10^9, 10^12 bits/s)")
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return repr(value)
 
 
 def format_bandwidth(bits_per_second: int) -> str:

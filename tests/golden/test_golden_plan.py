@@ -1,0 +1,42 @@
+"""Golden test: the rendered plan of topologies/abilene.yaml, one line per resource, as
+`vispd plan` shows it on an empty machine. Regenerate after an intended change with
+
+    VISPD_UPDATE_GOLDEN=1 python3 -m pytest tests/golden
+
+and review the diff of abilene.plan.txt like any other change."""
+from __future__ import annotations
+
+import difflib
+import os
+
+from vispd.diff import diff
+from vispd.loader import load_topology
+from vispd.planner import compile_plan
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GOLDEN = os.path.join(HERE, "abilene.plan.txt")
+
+
+def render_plan(path: str) -> str:
+    plan = compile_plan(load_topology(path))
+    steps = diff([], plan.resources)
+    assert len(steps) == len(plan.resources)
+    return "".join(step.describe() + "\n" for step in steps)
+
+
+def test_abilene_plan_matches_golden():
+    actual = render_plan(os.path.join(ROOT, "topologies", "abilene.yaml"))
+    if os.environ.get("VISPD_UPDATE_GOLDEN") == "1":
+        with open(GOLDEN, "w", encoding="utf-8") as handle:
+            handle.write(actual)
+    with open(GOLDEN, encoding="utf-8") as handle:
+        expected = handle.read()
+    if actual != expected:
+        delta = "".join(difflib.unified_diff(
+            expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+            fromfile="tests/golden/abilene.plan.txt (golden)", tofile="plan now", n=1))
+        lines = delta.splitlines()
+        shown = "\n".join(lines[:80]) + (f"\n... ({len(lines) - 80} more diff lines)" if len(lines) > 80 else "")
+        raise AssertionError("the plan of abilene.yaml differs from the golden file "
+                             "(VISPD_UPDATE_GOLDEN=1 regenerates it):\n" + shown)

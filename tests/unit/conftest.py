@@ -1,0 +1,18 @@
+"""Fixtures for the pure-core tests (no root, no kernel): the default topology and its plan."""
+from __future__ import annotations
+
+import pytest
+
+from unit_helpers import ABILENE
+from vispd.loader import load_topology
+from vispd.planner import compile_plan
+
+
+@pytest.fixture(scope="session")
+def abilene():
+    return load_topology(ABILENE)
+
+
+@pytest.fixture(scope="session")
+def abilene_plan(abilene):
+    return compile_plan(abilene)

@@ -1,0 +1,132 @@
+"""Address allocation: deterministic, explicit prefixes respected, stable under growth."""
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+
+from unit_helpers import ABILENE, abilene_text, edited_abilene, topology
+from vispd.addressing import SliceAddressing, allocate_slice_prefixes, slice_addressing
+from vispd.errors import TopologyError
+from vispd.loader import load_topology
+from vispd.plan import Address, Neighbour
+from vispd.planner import compile_plan
+
+FOUR_SLICES = """\
+    name: t
+    asn: 64512
+    address-space: [10.0.0.0/16]
+    nodes: [{name: a}]
+    slices:
+      - {name: x, prefix-length: 24, bandwidth: 1M}
+      - {name: y, prefix: 10.0.0.0/24, bandwidth: 1M}
+      - {name: z, prefix-length: 23, bandwidth: 1M}
+      - {name: w, prefix: 10.0.1.0/24, bandwidth: 1M}
+"""
+
+
+def addresses(plan, ns_suffix=None):
+    return {(r.ns, r.ifname, r.cidr) for r in plan.resources if isinstance(r, Address)
+            and (ns_suffix is None or r.ns.endswith(ns_suffix))}
+
+
+def test_allocation_skips_explicit_prefixes_declared_before_and_after():
+    prefixes = allocate_slice_prefixes(topology(FOUR_SLICES))
+    assert prefixes == {
+        "x": IPv4Network("10.0.2.0/24"),  # 10.0.0.0/24 and 10.0.1.0/24 are explicit (y, w)
+        "y": IPv4Network("10.0.0.0/24"),
+        "z": IPv4Network("10.0.4.0/23"),  # 10.0.0.0/23 is explicit, 10.0.2.0/23 holds x
+        "w": IPv4Network("10.0.1.0/24"),
+    }
+
+
+def test_allocation_moves_on_to_the_next_address_space_block():
+    topo = topology("""\
+        name: t
+        asn: 64512
+        address-space: [10.0.0.0/23, 172.16.0.0/16]
+        nodes: [{name: a}]
+        slices:
+          - {name: x, prefix-length: 23, bandwidth: 1M}
+          - {name: y, prefix-length: 23, bandwidth: 1M}
+          - {name: v, prefix-length: 24, bandwidth: 1M}
+    """)
+    assert allocate_slice_prefixes(topo) == {
+        "x": IPv4Network("10.0.0.0/23"),
+        "y": IPv4Network("172.16.0.0/23"),
+        "v": IPv4Network("172.16.2.0/24"),
+    }
+
+
+def test_abilene_addresses_are_the_documented_layout(abilene, abilene_plan):
+    prefixes = allocate_slice_prefixes(abilene)
+    assert prefixes == {"plb": IPv4Network("198.18.0.0/22"), "research": IPv4Network("198.18.4.0/22")}
+    layout = slice_addressing(abilene, "plb", prefixes["plb"])
+    # 11 loopbacks in a block of 16, 14 link /31s in a block of 32, then /30s for pseudo-devices.
+    assert (layout.loopback_block, layout.link_block, layout.needed) == (16, 32, 56)
+    assert layout.loopback(0) == IPv4Address("198.18.0.0")
+    assert layout.link_pair(1) == (IPv4Interface("198.18.0.18/31"), IPv4Interface("198.18.0.19/31"))
+    assert layout.pseudo_device_subnet(1) == IPv4Network("198.18.0.52/30")
+    got = addresses(abilene_plan, ".seattle.plb")
+    ns = "vispd.abilene.seattle.plb"
+    assert got == {
+        (ns, "lo", "198.18.0.0/32"),
+        (ns, "v-snva", "198.18.0.16/31"),  # seattle–sunnyvale, link 0: seattle sorts first
+        (ns, "v-dnvr", "198.18.0.19/31"),  # seattle–denver, link 1: denver sorts first
+        (ns, "plb0", "198.18.0.49/30"),
+    }
+    research_denver = addresses(abilene_plan, ".denver.research")
+    assert ("vispd.abilene.denver.research", "lo", "198.18.4.3/32") in research_denver
+
+
+def test_same_yaml_gives_same_addresses(abilene_plan):
+    again = compile_plan(load_topology(ABILENE))
+    assert again.resources == abilene_plan.resources
+    # The file name plays no part: the same text under another name plans identically.
+    elsewhere = compile_plan(load_topology("/elsewhere/copy.yaml", abilene_text()))
+    assert addresses(elsewhere) == addresses(abilene_plan)
+
+
+def test_adding_a_node_to_a_slice_renumbers_nothing(abilene_plan):
+    grown = compile_plan(edited_abilene("nodes: [denver, kansas-city,", "nodes: [seattle, denver, kansas-city,"))
+    before, after = addresses(abilene_plan), addresses(grown)
+    assert before < after
+    new = after - before
+    assert {ns for ns, _, _ in new} == {"vispd.abilene.seattle.research", "vispd.abilene.denver.research"}
+    assert ("vispd.abilene.seattle.research", "lo", "198.18.4.0/32") in new
+    # ...and the neighbours of existing slivers keep their addresses too.
+    neighbours = lambda plan: {(r.ns, r.ifname, r.ip, r.mac) for r in plan.resources if isinstance(r, Neighbour)}
+    assert neighbours(abilene_plan) < neighbours(grown)
+
+
+def test_adding_a_link_to_a_slice_renumbers_nothing():
+    base = """\
+        name: t
+        asn: 64512
+        address-space: [10.0.0.0/16]
+        nodes: [{name: a}, {name: b}, {name: c}]
+        links:
+          - {between: [a, b], bandwidth: 1G}
+          - {between: [b, c], bandwidth: 1G}
+          - {between: [a, c], bandwidth: 1G}
+        slices:
+          - {name: s, links: LINKS, bandwidth: 1M}
+    """
+    small = compile_plan(topology(base.replace("LINKS", "[[a, b], [b, c]]")))
+    large = compile_plan(topology(base.replace("LINKS", "[[a, b], [b, c], [c, a]]")))
+    assert addresses(small) < addresses(large)
+    assert addresses(large) - addresses(small) == {
+        ("vispd.t.a.s", "v-c", "10.0.0.8/31"),  # link a–c is the topology's link 2
+        ("vispd.t.c.s", "v-a", "10.0.0.9/31"),
+    }
+
+
+def test_too_small_prefix_is_an_error():
+    assert SliceAddressing(IPv4Network("10.0.0.0/26"), 11, 14, 2).fits()
+    assert not SliceAddressing(IPv4Network("10.0.0.0/27"), 11, 14, 2).fits()
+    with pytest.raises(TopologyError) as caught:
+        edited_abilene("prefix: 198.18.0.0/22", "prefix: 198.18.0.0/27")
+    (problem,) = caught.value.problems
+    assert problem.message == "prefix 198.18.0.0/27 is too small for slice 'plb': needs 56 addresses"
+    line = next(i for i, text in enumerate(abilene_text().splitlines(), 1) if "prefix: 198.18.0.0/22" in text)
+    assert (problem.mark.line, problem.mark.column) == (line, 13)

@@ -1,0 +1,28 @@
+"""Helpers for the pure-core tests: small topologies written inline, no root, no kernel."""
+from __future__ import annotations
+
+import os
+import textwrap
+
+from vispd.loader import load_topology
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ABILENE = os.path.join(ROOT, "topologies", "abilene.yaml")
+BAD_DIR = os.path.join(ROOT, "tests", "data", "bad")
+
+
+def topology(text: str, path: str = "inline.yaml"):
+    """Load a topology from YAML text (dedented), reported as `path`."""
+    return load_topology(path, textwrap.dedent(text))
+
+
+def abilene_text() -> str:
+    with open(ABILENE, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def edited_abilene(old: str, new: str, count: int = 1):
+    """Abilene with one textual edit (which must apply exactly `count` times)."""
+    text = abilene_text()
+    assert text.count(old) == count, f"{old!r} occurs {text.count(old)} times in abilene.yaml"
+    return load_topology(ABILENE, text.replace(old, new))
