@@ -1,28 +1,29 @@
 """Deterministic address allocation (pure).
 
-Slice prefixes: an explicit `prefix` is used as written; otherwise the first aligned block
-of `prefix-length` in `address-space` that overlaps no other slice's, in declaration order.
+Slice prefixes: an explicit `prefix` is used as written; otherwise an aligned block of
+`prefix-length` in `address-space`, searched from a position derived from the slice's
+*name* (so removing or reordering other slices does not move it), skipping blocks that
+overlap explicit prefixes or slices allocated before it.
 
-Inside a slice prefix, addresses are indexed by the *topology-wide* position of the node or
-link, so adding a node or a link to a slice never renumbers what already exists:
+Inside a slice prefix the layout is fixed by the prefix size alone, and addresses are
+indexed by the *topology-wide* position of the node or link, so adding nodes or links never
+renumbers what already exists (append new links at the end of `links:` to keep that):
 
-    [ loopbacks: one /32 per topology node | links: one /31 per topology link | pseudo-devices: one /30 each ]
-
-Each block is a power of two, aligned, in that order from the start of the prefix.
+    [ loopbacks: first quarter, one /32 per node | links: middle half, one /31 per link |
+      pseudo-devices: last quarter, one /30 each ]
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from .model import Topology
 
 
-def _pow2(n: int) -> int:
-    size = 1
-    while size < n:
-        size *= 2
-    return size
+def name_hash(name: str) -> int:
+    """A stable 32-bit hash of a name (crc32: the same in every Python run)."""
+    return zlib.crc32(name.encode())
 
 
 def allocate_slice_prefixes(topology: Topology) -> dict[str, IPv4Network | None]:
@@ -37,7 +38,12 @@ def allocate_slice_prefixes(topology: Topology) -> dict[str, IPv4Network | None]
         for space in topology.address_space:
             if sl.prefix_length < space.prefixlen:
                 continue
-            for candidate in space.subnets(new_prefix=sl.prefix_length):
+            count = 2 ** (sl.prefix_length - space.prefixlen)
+            size = 2 ** (32 - sl.prefix_length)
+            start = name_hash(sl.name) % count
+            for step in range(count):
+                base = space.network_address + ((start + step) % count) * size
+                candidate = IPv4Network(f"{base}/{sl.prefix_length}")
                 if not any(candidate.overlaps(t) for t in taken):
                     chosen = candidate
                     break
@@ -60,18 +66,22 @@ class SliceAddressing:
 
     @property
     def loopback_block(self) -> int:
-        return _pow2(max(self.node_count, 1))
+        return self.prefix.num_addresses // 4
 
     @property
     def link_block(self) -> int:
-        return _pow2(max(self.link_count, 1)) * 2
+        return self.prefix.num_addresses // 2
 
     @property
     def needed(self) -> int:
-        return self.loopback_block + self.link_block + 4 * self.pseudo_device_count
+        """Addresses this prefix size would need for the counts (each block has a quarter/half)."""
+        quarters = max(self.node_count, self.link_count, self.pseudo_device_count * 4)
+        return 4 * quarters
 
     def fits(self) -> bool:
-        return self.needed <= self.prefix.num_addresses
+        return (self.node_count <= self.loopback_block
+                and 2 * self.link_count <= self.link_block
+                and 4 * self.pseudo_device_count <= self.prefix.num_addresses // 4)
 
     def loopback(self, node_index: int) -> IPv4Address:
         return self.prefix.network_address + node_index

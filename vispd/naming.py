@@ -68,6 +68,18 @@ def mac_address(*identity: str) -> str:
     return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
-def slice_uid(base: int, slice_index: int) -> int:
-    """Default numeric uid (and gid) of a slice's unprivileged user."""
-    return base + slice_index
+def spread_by_name(names: list[str], base: int, span: int, taken: set[int] = frozenset()) -> dict[str, int]:
+    """Give each name a number in [base, base+span) derived from the name alone (crc32),
+    probing upward on a clash (names taken in sorted order, so the result does not depend
+    on declaration order). Used for slice uids and HTB class ids."""
+    import zlib
+
+    used = set(taken)
+    result = {}
+    for name in sorted(names):
+        offset = zlib.crc32(name.encode()) % span
+        while base + offset in used:
+            offset = (offset + 1) % span
+        result[name] = base + offset
+        used.add(base + offset)
+    return result

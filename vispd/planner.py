@@ -13,16 +13,20 @@ The kernel data path it describes (one machine, one namespace per node and per s
 """
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from .addressing import allocate_slice_prefixes, slice_addressing
 from .model import Topology
+from .egress import access_ifname as _access_if
 from .naming import (
+    lab_ns,
     mac_address,
     node_ns,
     sliver_ns,
-    slice_uid,
+    spread_by_name,
     substrate_ifname,
     virtual_ifname,
 )
@@ -40,10 +44,13 @@ from .plan import (
     TunTap,
     Veth,
 )
-from .routing import next_hops, slice_graph
+from .egress import plan_egress
+from .routing import distances, next_hops, slice_graph
 
-DEFAULT_UID_BASE = 60000
-SLICE_CLASS_BASE = 0x10
+DEFAULT_UID_BASE = 60000  # default slice uids: 60000..63999, derived from the slice name
+UID_SPAN = 4000
+SLICE_CLASS_BASE = 0x10  # HTB class minor ids per slice: 0x10..0xfff0, from the slice name
+CLASS_SPAN = 0xFFE0
 
 NODE_SYSCTLS = (
     ("net.ipv6.conf.all.disable_ipv6", "1"),
@@ -69,7 +76,21 @@ class PlanningError(ValueError):
     """The topology is valid but cannot be laid out (e.g. a MAC hash collision)."""
 
 
-def compile_plan(topo: Topology) -> Plan:
+@dataclass(frozen=True)
+class DaemonPaths:
+    """Where daemons keep files: configs, logs, PID files (`run_dir`) and control sockets
+    (`sock_dir`, kept short: UNIX socket paths are limited to 107 bytes)."""
+
+    run_dir: str
+    sock_dir: str
+
+    @classmethod
+    def for_topology(cls, state_dir: str, topology: str) -> "DaemonPaths":
+        return cls(os.path.join(state_dir, "run"), f"/run/vispd/{topology}")
+
+
+def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
+    paths = paths or DaemonPaths.for_topology(f"/var/lib/vispd/{topo.name}", topo.name)
     plan = Plan(topology=topo.name)
     add = plan.resources.append
     sites = {n.name: n.site for n in topo.nodes}
@@ -92,9 +113,16 @@ def compile_plan(topo: Topology) -> Plan:
     classes: dict[tuple[str, str], list[ShapingClass]] = defaultdict(list)
     admitted: dict[str, set[tuple[str, str]]] = defaultdict(set)
     macs_on_lower: dict[tuple[str, str], set[str]] = defaultdict(set)
+    all_loopbacks: dict[tuple[str, str], str] = {}
+    uids: dict[str, int] = {}
+    slice_paths: dict[str, dict[str, dict[str, tuple[str, str, int]]]] = {}
 
-    for slice_index, sl in enumerate(topo.slices):
-        uid = sl.uid if sl.uid is not None else slice_uid(DEFAULT_UID_BASE, slice_index)
+    explicit_uids = {sl.uid for sl in topo.slices if sl.uid is not None}
+    default_uids = spread_by_name([sl.name for sl in topo.slices if sl.uid is None], DEFAULT_UID_BASE,
+                                  UID_SPAN, explicit_uids)
+    class_ids = spread_by_name([sl.name for sl in topo.slices], SLICE_CLASS_BASE, CLASS_SPAN)
+    for sl in topo.slices:
+        uid = sl.uid if sl.uid is not None else default_uids[sl.name]
         prefix = prefixes[sl.name]
         assert prefix is not None, "validated topologies always have a prefix"
         layout = slice_addressing(topo, sl.name, prefix)
@@ -121,7 +149,7 @@ def compile_plan(topo: Topology) -> Plan:
             add(Address(node=x, ns=ns, ifname=ifname, cidr=addr))
             add(Neighbour(node=x, ns=ns, ifname=ifname, ip=peer_addr.split("/")[0], mac=peer_mac))
             classes[(x, y)].append(ShapingClass(
-                classid=SLICE_CLASS_BASE + slice_index, rate=sl.bandwidth, ceil=link.bandwidth,
+                classid=class_ids[sl.name], rate=sl.bandwidth, ceil=link.bandwidth,
                 macs=(mac,), label=sl.name))
             admitted[x].add((peer_mac, mac))
             slivers_if[x].append((ifname, addr, mac))
@@ -135,7 +163,15 @@ def compile_plan(topo: Topology) -> Plan:
             add(Address(node=dev.node, ns=ns, ifname=ifname, cidr=f"{subnet.network_address + 1}/30"))
             devices_at[dev.node].append((ifname, subnet, dev.type))
 
-        hops = next_hops(slice_graph(members, links))
+        graph = slice_graph(members, links)
+        hops = next_hops(graph)
+        cost = distances(graph)
+        uids[sl.name] = uid
+        slice_paths[sl.name] = {
+            x: {d: (ends[(hop, x)][1].split("/")[0], ends[(x, hop)][0], cost[x][d]) for d, hop in hops.get(x, {}).items()}
+            for x in members}
+        for x in members:
+            all_loopbacks[(sl.name, x)] = str(loopback[x])
         for x in members:
             ns = sliver_ns(t, x, sl.name)
             add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(uid)))
@@ -153,15 +189,26 @@ def compile_plan(topo: Topology) -> Plan:
                 pseudo_devices=tuple((n, m, str(s)) for n, s, m in devices_at[x]),
             ))
 
+    egress = plan_egress(topo, prefixes, all_loopbacks, class_ids, paths.run_dir, paths.sock_dir,
+                         lambda name: slice_paths[name])
+    plan.resources.extend(egress.resources)
     for link in topo.links:
         a, b = link.key
         for x, y in ((a, b), (b, a)):
             add(Shaping(node=x, ns=node_ns(t, x), ifname=sub_if(y), capacity=link.bandwidth,
                         classes=tuple(classes[(x, y)])))
+    for provider in topo.providers:
+        device = _access_if(provider.name)
+        add(Shaping(node=provider.node, ns=node_ns(t, provider.node), ifname=device,
+                    capacity=provider.bandwidth, classes=tuple(egress.classes.get((provider.node, device), ()))))
+        add(Shaping(node="+" + provider.name, ns=lab_ns(t, provider.name), ifname=sub_if(provider.node),
+                    capacity=provider.bandwidth))
+    for node, pairs in egress.admitted.items():
+        admitted[node] |= pairs
     for node in topo.nodes:
-        devices = tuple(sorted(
+        devices = tuple(sorted([
             sub_if(peer) for lk in topo.links if node.name in lk.key
-            for peer in lk.key if peer != node.name))
+            for peer in lk.key if peer != node.name] + egress.devices.get(node.name, [])))
         if devices:
             add(IsolationFilter(node=node.name, ns=node_ns(t, node.name), devices=devices,
                                 pairs=tuple(sorted(admitted[node.name]))))

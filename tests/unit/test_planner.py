@@ -230,8 +230,6 @@ def test_sliver_sysctls_allow_unprivileged_ping(abilene_plan):
         assert ("net.ipv4.ip_forward", "1") in netns.sysctls
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known bug: default slice uids and "
-                   "HTB class ids come from the slice's position (planner.py)")
 def test_removing_a_slice_keeps_the_other_slices_uid_and_class(abilene_plan):
     from unit_helpers import ABILENE, abilene_text
     from vispd.loader import load_topology
