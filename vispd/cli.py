@@ -80,11 +80,10 @@ def cmd_down(args) -> int:
 
 def cmd_check(args) -> int:
     from .check import run_checks
-    from .engine import resolve
-    from .planner import compile_plan
+    from .engine import resolve, topology_plan
 
     topo, _ = resolve(args.topology)
-    report = run_checks(compile_plan(topo), timeout=args.timeout)
+    report = run_checks(topology_plan(topo), timeout=args.timeout)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

@@ -105,9 +105,9 @@ def _owns(device: Device, have: dict, vanishing: set[tuple[str, str]]) -> bool:
 
 
 def is_substrate(resource: Resource) -> bool:
-    """Node namespaces and the links between them: what a lab harness (or the controller)
-    lays down before any node agent works; everything else belongs to one node."""
-    return isinstance(resource, Veth) or (isinstance(resource, Netns) and resource.role == "node")
+    """Node and lab namespaces and the links between them: what a lab harness (or the
+    controller) lays down before any node agent works; everything else belongs to one node."""
+    return isinstance(resource, Veth) or (isinstance(resource, Netns) and resource.role in ("node", "lab"))
 
 
 def schedule(steps: list[Step]) -> list[tuple[str, list[Step]]]:

@@ -15,7 +15,7 @@ from .errors import Problem, TopologyError, VispdError
 from .loader import load_topology
 from .model import Topology
 from .plan import Plan
-from .planner import compile_plan
+from .planner import DaemonPaths, compile_plan
 from .plan import TunTap
 from .state import TopologyState, rewrite_journal
 
@@ -31,14 +31,9 @@ def resolve(argument: str) -> tuple[Topology, str]:
 
 
 def unsupported_sections(topo: Topology) -> list[Problem]:
-    """Parts of the topology that `up` cannot build yet (providers, egress, access)."""
+    """Parts of the topology that `up` cannot build yet (access points)."""
     smap = topo.source
     problems = []
-    for i, _ in enumerate(topo.providers):
-        problems.append(smap.problem(("providers", i), "providers are validated but not yet supported by `up` (BGP egress lands with its own issue)"))
-    for i, sl in enumerate(topo.slices):
-        if sl.egress:
-            problems.append(smap.problem(("slices", i, "egress"), "egress is not yet supported by `up`"))
     for i, _ in enumerate(topo.access):
         problems.append(smap.problem(("access", i), "access points are validated but not yet supported by `up`"))
     return problems
@@ -60,9 +55,14 @@ def _backend(topology: str):
     return backend, state
 
 
+def topology_plan(topo: Topology) -> Plan:
+    """The plan of `topo`, with daemon files under its state directory."""
+    return compile_plan(topo, DaemonPaths.for_topology(TopologyState(topo.name).dir, topo.name))
+
+
 def plan_changes(topo: Topology) -> Outcome:
     """What `up` would do now (observes the kernel, changes nothing)."""
-    plan = compile_plan(topo)
+    plan = topology_plan(topo)
     if os.geteuid() != 0:
         return Outcome(plan, diff([], plan.resources))
     backend, _ = _backend(topo.name)
@@ -77,7 +77,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
     problems = unsupported_sections(topo)
     if problems:
         raise TopologyError(problems)
-    plan = compile_plan(topo)
+    plan = topology_plan(topo)
     backend, state = _backend(topo.name)
     with state.locked():
         state.set_source(source)

@@ -155,23 +155,38 @@ class Slice(Strict):
     uid: Annotated[Int, Field(ge=1000, le=2**31 - 2)] | None = None
     pseudo_devices: list[PseudoDevice] = []
     egress: list[Name] = []
+    announce: list["Announcement"] = []
     description: str | None = None
 
 
-class ProviderLink(Strict):
-    local: HostAddress
-    remote: HostAddress
-    prefix_length: Annotated[Int, Field(ge=8, le=31)] = 30
+class Announcement(Strict):
+    """What a slice originates to its providers (default: its whole prefix)."""
+
+    prefix: Prefix
+    prepend: Annotated[Int, Field(ge=0)] = 0
+    communities: list[Annotated[str, Field(pattern=r"^\d{1,10}:\d{1,10}$")]] = []
 
 
 class Provider(Strict):
-    name: Name
+    """An upstream provider at an egress node; in the lab, a BIRD router of its own."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,12}$")]
     node: Name
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
-    link: ProviderLink
     bandwidth: Bandwidth
+    peering: Prefix | None = None  # access-link addresses: a /31 per egressing slice
     local_pref: Annotated[Int, Field(ge=0, le=4294967295)] = 100
     max_prefix: Annotated[Int, Field(ge=1)] | None = None
+    lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates
+
+
+class Internet(Strict):
+    """The lab's stand-in for the rest of the Internet, behind every provider."""
+
+    asn: Annotated[Int, Field(ge=1, le=4294967295)] = 65000
+    prefix: Prefix = IPv4Network("203.0.113.0/24")
+    host: HostAddress = IPv4Address("203.0.113.10")
+    transit: Prefix = IPv4Network("198.51.100.0/24")
 
 
 class AccessUser(Strict):
@@ -198,6 +213,7 @@ class Topology(Strict):
     links: list[Link] = []
     slices: list[Slice] = []
     providers: list[Provider] = []
+    internet: Internet = Internet()
     access: list[Access] = []
 
     _source: Any = PrivateAttr(default=None)
@@ -226,3 +242,6 @@ class Topology(Strict):
             return [lk for lk in self.links if set(lk.between) <= nodes]
         wanted = {tuple(sorted(pair)) for pair in sl.links}
         return [lk for lk in self.links if lk.key in wanted]
+
+
+Slice.model_rebuild()

@@ -36,3 +36,8 @@ def next_hops(graph: nx.Graph) -> dict[str, dict[str, str]]:
             )
             result.setdefault(source, {})[destination] = best[1]
     return result
+
+
+def distances(graph: nx.Graph) -> dict[str, dict[str, int]]:
+    """{source: {destination: least total cost}} for all reachable pairs."""
+    return {src: dict(lengths) for src, lengths in nx.all_pairs_dijkstra_path_length(graph, weight="cost")}

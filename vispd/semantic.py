@@ -151,6 +151,7 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
     for i, provider in enumerate(topo.providers):
         if provider.node not in node_names:
             say(("providers", i, "node"), f"provider '{provider.name}' attaches to unknown node '{provider.node}'{_hint(provider.node, node_names)}")
+    _check_egress(topo, prefixes, say)
     for i, access in enumerate(topo.access):
         if access.slice not in slice_names:
             say(("access", i, "slice"), f"access for unknown slice '{access.slice}'{_hint(access.slice, slice_names)}")
@@ -163,6 +164,55 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
                 if name not in members:
                     say(("access", i, "nodes", j), f"access point on '{name}', which slice '{access.slice}' does not span")
     return problems
+
+
+MAX_ANNOUNCED_LENGTH = 24
+MAX_PREPEND = 5
+MAX_COMMUNITIES = 5
+
+
+def _check_egress(topo: Topology, prefixes: dict, say) -> None:
+    """Providers' addressing and capacity, and PEERING-style announcement safety."""
+    peerings = []
+    for i, provider in enumerate(topo.providers):
+        base = ("providers", i)
+        if provider.asn == topo.asn:
+            say(base + ("asn",), f"provider '{provider.name}' has the vISP's own AS {topo.asn}: egress is eBGP")
+        users = [s for s in topo.slices if provider.name in s.egress]
+        if provider.peering is not None:
+            if provider.peering.num_addresses < 2 * max(1, len(users)):
+                say(base + ("peering",), f"peering {provider.peering} has room for {provider.peering.num_addresses // 2} "
+                    f"slice(s), {len(users)} egress through '{provider.name}'")
+            for other, other_path in peerings:
+                if provider.peering.overlaps(other):
+                    say(base + ("peering",), f"peering {provider.peering} overlaps {other} of another provider")
+            peerings.append((provider.peering, base))
+        elif i >= 16 or len(users) > 8:
+            say(base, f"give provider '{provider.name}' a 'peering' prefix: the default /28s of 192.0.2.0/24 are used up")
+        total = sum(s.bandwidth for s in users)
+        if total > provider.bandwidth:
+            names = " + ".join(f"{s.name} {format_bandwidth(s.bandwidth)}" for s in users)
+            say(base + ("bandwidth",), f"access link to '{provider.name}' is over-subscribed: {names} "
+                f"> {format_bandwidth(provider.bandwidth)}")
+    if len(topo.providers) > topo.internet.transit.num_addresses // 2:
+        say(("internet", "transit"), f"transit {topo.internet.transit} is too small for {len(topo.providers)} providers")
+    if topo.providers and topo.internet.host not in topo.internet.prefix:
+        say(("internet", "host"), f"host {topo.internet.host} is outside the Internet prefix {topo.internet.prefix}")
+    for si, sl in enumerate(topo.slices):
+        if sl.announce and not sl.egress:
+            say(("slices", si, "announce"), f"slice '{sl.name}' announces but has no egress")
+        for j, announcement in enumerate(sl.announce):
+            where = ("slices", si, "announce", j)
+            own = prefixes.get(sl.name)
+            if own is not None and not announcement.prefix.subnet_of(own):
+                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: outside slice "
+                    f"'{sl.name}''s allocation {own}")
+            if announcement.prefix.prefixlen > MAX_ANNOUNCED_LENGTH:
+                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: longer than /{MAX_ANNOUNCED_LENGTH}")
+            if announcement.prepend > MAX_PREPEND:
+                say(where + ("prepend",), f"AS-path prepending is limited to {MAX_PREPEND}")
+            if len(announcement.communities) > MAX_COMMUNITIES:
+                say(where + ("communities",), f"at most {MAX_COMMUNITIES} communities per announcement")
 
 
 def _check_interface_names(topo: Topology, link_keys: dict, say) -> None:
