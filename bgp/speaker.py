@@ -1,0 +1,242 @@
+"""The egress speaker's state machine, without I/O: what the helper should do with each line
+ExaBGP sends. It owns the announcements (screened by policy, acked by ExaBGP), the neighbour
+sessions (state, since), the RIB, the mirror of what our routes in the kernel are, and the
+status document. The helper (helper.py) feeds it events and carries out the effects it
+returns: commands to ExaBGP, FIB operations, session notices, log lines.
+
+FIB operations are coalesced: a prefix changed many times between two flushes costs one
+netlink message (or none, when it ends where the kernel already is)."""
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from bgp import api
+from bgp.config import SpeakerConfig
+from bgp.policy import screen
+from bgp.rib import PeerPolicy, Rib
+
+MAX_LISTED_FIB_ERRORS = 20
+
+
+@dataclass
+class Effects:
+    notices: list = field(default_factory=list)   # session events for the event socket
+    logs: list = field(default_factory=list)      # lines for the log
+    urgent: bool = False                          # flush FIB and status now (state change)
+
+
+@dataclass
+class _Session:
+    state: str = "idle"
+    since: float = 0.0
+    reason: str = ""
+    flaps: int = 0
+
+
+class Speaker:
+    def __init__(self, config: SpeakerConfig, now: float):
+        self.config = config
+        self.started = now
+        self.neighbors = config.neighbor_by_address()
+        self.sessions = {address: _Session(since=now) for address in self.neighbors}
+        self.rib = Rib(config.local_as, [PeerPolicy(n.address, n.local_pref, n.max_prefix)
+                                          for n in config.neighbors])
+        self.accepted, self.refused = screen(config.announce, config.allowed_prefixes)
+        self.announced: list = []                 # acked by ExaBGP
+        self.rejected_by_exabgp: list = []
+        self._awaiting_ack: deque = deque()        # Announcement, or None for a refresh request
+        self._pending: dict[str, str | None] = {}  # prefix -> gateway (None: delete)
+        self.installed: dict[str, str] = {}        # what our routes in the kernel are
+        self.installed_by: Counter = Counter()     # gateway -> count
+        self.fib_errors = 0
+        self.last_fib_errors: deque = deque(maxlen=MAX_LISTED_FIB_ERRORS)
+        self.stale_routes_removed = 0
+
+    # -- announcements -----------------------------------------------------------------
+    def startup(self, respawned: bool = False) -> tuple[list[str], list[str]]:
+        """(commands for ExaBGP, log lines): accepted announcements; refusals logged.
+
+        `respawned`: ExaBGP restarted a helper that died while its sessions stayed up; a
+        route-refresh request then makes the providers send their tables again so the FIB is
+        rebuilt (ExaBGP answers `error` if no session is up: ignored)."""
+        commands = []
+        for announcement in self.accepted:
+            self._awaiting_ack.append(announcement)
+            commands.append(api.announce_command(announcement, self.config.local_as))
+        if respawned:
+            self._awaiting_ack.append(None)
+            commands.append(api.REFRESH_COMMAND)
+        logs = [f"announcement refused: {r.announcement.prefix}: {r.reason}" for r in self.refused]
+        logs += [f"announcing {a.prefix} (prepend {a.prepend}, communities {list(a.communities)})"
+                 for a in self.accepted]
+        return commands, logs
+
+    def _ack(self, ok: bool, effects: Effects) -> None:
+        if not self._awaiting_ack:
+            return
+        announcement = self._awaiting_ack.popleft()
+        if announcement is None:            # the route-refresh request
+            return
+        if ok:
+            self.announced.append(announcement)
+        else:
+            self.rejected_by_exabgp.append(announcement)
+            effects.logs.append(f"announcement {announcement.prefix}: ExaBGP answered error")
+        effects.urgent = True
+
+    # -- events ------------------------------------------------------------------------
+    def handle(self, event, now: float) -> Effects:
+        effects = Effects()
+        if isinstance(event, api.Update):
+            self._update(event, now, effects)
+        elif isinstance(event, api.StateChange):
+            self._state(event, now, effects)
+        elif isinstance(event, api.Ack):
+            self._ack(event.ok, effects)
+        return effects
+
+    def _queue(self, changes) -> None:
+        pending = self._pending
+        for prefix, best in changes:
+            pending[prefix] = best
+
+    def _update(self, event: api.Update, now: float, effects: Effects) -> None:
+        if event.peer not in self.neighbors:
+            return
+        if self.sessions[event.peer].state != "up":
+            # only an Established session sends updates: we started while it was up (ExaBGP
+            # respawned us and the route refresh brought the routes back)
+            self._state(api.StateChange(event.peer, "up", "", event.time), now, effects)
+        rib = self.rib
+        was_exceeded = rib.stats(event.peer)["max_prefix_exceeded"] if event.announced else None
+        if event.withdrawn:
+            self._queue(rib.withdraw(event.peer, event.withdrawn))
+        for prefixes, as_path, length in event.announced:
+            self._queue(rib.announce(event.peer, prefixes, as_path, length))
+        if was_exceeded is False and rib.stats(event.peer)["max_prefix_exceeded"]:
+            neighbor = self.neighbors[event.peer]
+            effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) exceeded max-prefix "
+                                f"{neighbor.max_prefix}: further new prefixes refused, session kept")
+            effects.urgent = True
+
+    def _state(self, event: api.StateChange, now: float, effects: Effects) -> None:
+        session = self.sessions.get(event.peer)
+        if session is None:
+            return
+        neighbor = self.neighbors[event.peer]
+        previous = session.state
+        if event.state == previous:
+            return
+        session.state = event.state
+        session.since = now
+        if event.state == "down":
+            session.reason = event.reason
+        if event.state == "up":
+            effects.notices.append(self._notice(neighbor, "up", event, now))
+            effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) up")
+        elif previous == "up":
+            session.flaps += 1
+            self._queue(self.rib.peer_down(event.peer))
+            effects.notices.append(self._notice(neighbor, "down", event, now))
+            effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) down: {event.reason or event.state}")
+        effects.urgent = True
+
+    def _notice(self, neighbor, state: str, event, now: float) -> dict:
+        notice = {"slice": self.config.slice, "node": self.config.node, "neighbor": neighbor.name,
+                  "address": neighbor.address, "state": state, "time": event.time or now}
+        if state == "down":
+            notice["reason"] = event.reason
+        return notice
+
+    def stop(self, now: float, reason: str = "speaker stopped") -> Effects:
+        """The helper is exiting: every session counts as down, every route is withdrawn."""
+        effects = Effects(urgent=True)
+        for address, session in self.sessions.items():
+            self._state(api.StateChange(address, "down", reason, now), now, effects)
+        for prefix in list(self.installed):
+            self._pending[prefix] = None
+        return effects
+
+    # -- FIB ---------------------------------------------------------------------------
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def take_fib_ops(self) -> list[tuple[str, str | None]]:
+        """Coalesced operations that bring the kernel to the RIB's best routes."""
+        pending, self._pending = self._pending, {}
+        installed = self.installed
+        ops = []
+        for prefix, best in pending.items():
+            current = installed.get(prefix)
+            if best != current and (best is not None or current is not None):
+                ops.append((prefix, best))
+        return ops
+
+    def fib_applied(self, ops, errors) -> list[str]:
+        """Record what the kernel now holds; returns log lines for the failures."""
+        failed = {error.prefix for error in errors}
+        installed, counts = self.installed, self.installed_by
+        for prefix, gateway in ops:
+            if prefix in failed:
+                continue
+            old = installed.get(prefix)
+            if old is not None:
+                counts[old] -= 1
+            if gateway is None:
+                installed.pop(prefix, None)
+            else:
+                installed[prefix] = gateway
+                counts[gateway] += 1
+        self.fib_errors += len(errors)
+        self.last_fib_errors.extend(str(error) for error in errors)
+        logs = [f"FIB: {error}" for error in errors[:5]]
+        if len(errors) > 5:
+            logs.append(f"FIB: {len(errors) - 5} more failures in this batch")
+        return logs
+
+    def resync(self, kernel_routes: dict) -> None:
+        """After a failed FIB write: take the kernel's word for what is installed and queue
+        whatever differs from the RIB's best routes."""
+        self.installed = {p: gw for p, gw in kernel_routes.items() if gw is not None}
+        self.installed_by = Counter(self.installed.values())
+        best = self.rib.best_routes()
+        pending = {p: None for p in self.installed if p not in best}
+        pending.update(best)
+        self._pending = pending
+
+    # -- status ------------------------------------------------------------------------
+    def status(self, now: float) -> dict:
+        neighbors = {}
+        for address, neighbor in self.neighbors.items():
+            session = self.sessions[address]
+            entry = {
+                "name": neighbor.name, "address": address, "peer_as": neighbor.peer_as,
+                "local_pref": neighbor.local_pref, "max_prefix": neighbor.max_prefix,
+                "state": session.state, "since": session.since,
+                "uptime": round(now - session.since, 3) if session.state == "up" else 0.0,
+                "last_down_reason": session.reason, "flaps": session.flaps,
+            }
+            entry.update(self.rib.stats(address))
+            entry["installed"] = self.installed_by.get(address, 0)
+            neighbors[neighbor.name] = entry
+
+        def described(a):
+            return {"prefix": a.prefix, "prepend": a.prepend, "communities": list(a.communities)}
+
+        refused = [r.as_dict() for r in self.refused]
+        refused += [{**described(a), "reason": "ExaBGP rejected the command"} for a in self.rejected_by_exabgp]
+        return {
+            "slice": self.config.slice, "node": self.config.node, "local_as": self.config.local_as,
+            "router_id": self.config.router_id, "started": self.started,
+            "updated": now,
+            "neighbors": neighbors,
+            "announced": [described(a) for a in self.announced],
+            "announce_pending": [described(a) for a in self._awaiting_ack if a is not None],
+            "refused": refused,
+            "fib": {"installed": len(self.installed), "errors": self.fib_errors,
+                    "last_errors": list(self.last_fib_errors),
+                    "stale_routes_removed": self.stale_routes_removed,
+                    "rt_proto": self.config.rt_proto, "table": self.config.table,
+                    "metric": self.config.metric},
+        }

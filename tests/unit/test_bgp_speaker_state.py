@@ -1,0 +1,153 @@
+"""The speaker's state machine (bgp.speaker), driven with parsed events, no I/O: announcements
+screened and acked, routes coalesced into FIB operations, session notices, status document."""
+from __future__ import annotations
+
+from bgp import api
+from bgp.config import parse_config
+from bgp.fib import FibError
+from bgp.speaker import Speaker
+
+EAST, WEST = "192.0.2.0", "192.0.2.2"
+CONFIG = {
+    "slice": "plb", "node": "washington", "local_as": 64512, "router_id": "198.18.0.9",
+    "allowed_prefixes": ["198.18.0.0/22"],
+    "announce": [{"prefix": "198.18.0.0/22"}, {"prefix": "10.0.0.0/24"},
+                 {"prefix": "198.18.1.0/24", "prepend": 1, "communities": ["64512:7"]}],
+    "neighbors": [{"name": "mae-east", "address": EAST, "local_address": "192.0.2.1", "peer_as": 65101,
+                   "max_prefix": 3},
+                  {"name": "mae-west", "address": WEST, "local_address": "192.0.2.3", "peer_as": 65102,
+                   "local_pref": 50}],
+}
+
+
+def speaker() -> Speaker:
+    return Speaker(parse_config(CONFIG), now=100.0)
+
+
+def update(peer, prefixes=(), path=(65101,), withdrawn=()):
+    event = api.Update(peer=peer, time=1.0)
+    if prefixes:
+        event.announced.append((list(prefixes), tuple(path), len(path)))
+    event.withdrawn.extend(withdrawn)
+    return event
+
+
+def applied(s: Speaker, errors=()):
+    ops = s.take_fib_ops()
+    s.fib_applied(ops, list(errors))
+    return ops
+
+
+def test_startup_sends_only_safe_announcements_and_acks_settle_them():
+    s = speaker()
+    commands, logs = s.startup()
+    assert commands == ["announce route 198.18.0.0/22 next-hop self origin igp as-path [ 64512 ]",
+                        "announce route 198.18.1.0/24 next-hop self origin igp as-path [ 64512 64512 ] "
+                        "community [ 64512:7 ]"]
+    assert logs[0].startswith("announcement refused: 10.0.0.0/24: 10.0.0.0/24 is outside")
+    status = s.status(101.0)
+    assert status["announced"] == [] and len(status["announce_pending"]) == 2
+    assert s.handle(api.Ack(True), 101.0).urgent
+    effects = s.handle(api.Ack(False), 101.0)
+    assert "ExaBGP answered error" in effects.logs[0]
+    status = s.status(102.0)
+    assert [a["prefix"] for a in status["announced"]] == ["198.18.0.0/22"]
+    assert {r["prefix"] for r in status["refused"]} == {"10.0.0.0/24", "198.18.1.0/24"}
+
+
+def test_session_up_routes_down_with_notices_and_coalesced_fib_ops():
+    s = speaker()
+    effects = s.handle(api.StateChange(EAST, "up", "", 5.0), 100.5)
+    assert effects.urgent and effects.notices == [
+        {"slice": "plb", "node": "washington", "neighbor": "mae-east", "address": EAST, "state": "up", "time": 5.0}]
+    s.handle(update(EAST, ["10.1.0.0/24", "10.2.0.0/24"]), 101.0)
+    s.handle(update(EAST, withdrawn=["10.2.0.0/24"]), 101.0)        # gone before the flush: no op
+    assert applied(s) == [("10.1.0.0/24", EAST)]
+    assert s.take_fib_ops() == []
+    status = s.status(103.0)["neighbors"]["mae-east"]
+    assert status["state"] == "up" and status["uptime"] == 2.5 and status["installed"] == 1
+    effects = s.handle(api.StateChange(EAST, "down", "notification received (6,2)", 6.0), 104.0)
+    assert effects.notices[0]["state"] == "down" and effects.notices[0]["reason"] == "notification received (6,2)"
+    assert applied(s) == [("10.1.0.0/24", None)]
+    status = s.status(105.0)["neighbors"]["mae-east"]
+    assert status["state"] == "down" and status["installed"] == 0 and status["flaps"] == 1
+    # a second down (ExaBGP reports connected -> down while retrying) is not a new event
+    s.handle(api.StateChange(EAST, "connected"), 106.0)
+    assert s.handle(api.StateChange(EAST, "down", "closing connection"), 106.0).notices == []
+
+
+def test_failover_between_neighbors_replaces_the_gateway():
+    s = speaker()
+    for peer in (EAST, WEST):
+        s.handle(api.StateChange(peer, "up"), 100.0)
+    s.handle(update(EAST, ["10.1.0.0/24"]), 100.0)
+    s.handle(update(WEST, ["10.1.0.0/24"], path=(65102,)), 100.0)
+    assert applied(s) == [("10.1.0.0/24", EAST)]                    # west has local_pref 50
+    s.handle(api.StateChange(EAST, "down", "hold timer expired"), 101.0)
+    assert applied(s) == [("10.1.0.0/24", WEST)]
+    assert s.status(102.0)["neighbors"]["mae-west"]["installed"] == 1
+
+
+def test_max_prefix_is_logged_once_and_reported():
+    s = speaker()
+    s.handle(api.StateChange(EAST, "up"), 100.0)
+    effects = s.handle(update(EAST, [f"10.{i}.0.0/24" for i in range(5)]), 100.0)
+    assert effects.urgent and "exceeded max-prefix 3" in effects.logs[0]
+    assert s.handle(update(EAST, ["10.9.0.0/24"]), 100.0).logs == []
+    east = s.status(100.0)["neighbors"]["mae-east"]
+    assert east["max_prefix_exceeded"] is True and east["accepted"] == 3 and east["received"] == 6
+    assert east["state"] == "up"
+
+
+def test_fib_failures_are_not_counted_as_installed():
+    s = speaker()
+    s.handle(api.StateChange(EAST, "up"), 100.0)
+    s.handle(update(EAST, ["10.1.0.0/24", "10.2.0.0/24"]), 100.0)
+    ops = s.take_fib_ops()
+    logs = s.fib_applied(ops, [FibError("10.2.0.0/24", "replace", 101, "Network is unreachable")])
+    assert logs == ["FIB: replace 10.2.0.0/24: Network is unreachable"]
+    status = s.status(100.0)
+    assert status["fib"]["installed"] == 1 and status["fib"]["errors"] == 1
+    assert status["neighbors"]["mae-east"]["installed"] == 1
+
+
+def test_stop_reports_sessions_down_and_removes_every_route():
+    s = speaker()
+    s.handle(api.StateChange(EAST, "up"), 100.0)
+    s.handle(update(EAST, ["10.1.0.0/24"]), 100.0)
+    applied(s)
+    effects = s.stop(101.0)
+    assert [n["state"] for n in effects.notices] == ["down"]
+    assert applied(s) == [("10.1.0.0/24", None)]
+    assert s.status(101.0)["fib"]["installed"] == 0
+
+
+def test_a_respawned_helper_learns_that_a_session_is_up_from_its_updates():
+    s = speaker()                              # ExaBGP respawned us: no "up" will come
+    commands, _ = s.startup(respawned=True)
+    assert commands[-1] == "announce route-refresh ipv4 unicast"
+    s.handle(api.Ack(True), 100.0)
+    s.handle(api.Ack(True), 100.0)
+    assert s.handle(api.Ack(False), 100.0).logs == []     # the refresh's ack settles nothing
+    assert len(s.status(100.0)["announced"]) == 2
+    effects = s.handle(update(EAST, ["10.1.0.0/24"]), 100.0)
+    assert [n["state"] for n in effects.notices] == ["up"]
+    assert applied(s) == [("10.1.0.0/24", EAST)]
+    s.handle(api.StateChange(EAST, "down", "hold timer expired"), 101.0)
+    assert applied(s) == [("10.1.0.0/24", None)]
+
+
+def test_resync_takes_the_kernels_word_and_queues_the_difference():
+    s = speaker()
+    s.handle(update(EAST, ["10.1.0.0/24", "10.2.0.0/24"]), 100.0)
+    s.take_fib_ops()                                   # lost: the netlink write failed
+    s.resync({"10.2.0.0/24": EAST, "10.9.0.0/24": EAST})
+    assert sorted(applied(s)) == [("10.1.0.0/24", EAST), ("10.9.0.0/24", None)]
+    assert s.installed == {"10.1.0.0/24": EAST, "10.2.0.0/24": EAST}
+    assert s.status(100.0)["neighbors"]["mae-east"]["installed"] == 2
+
+
+def test_updates_from_unknown_peers_are_ignored():
+    s = speaker()
+    assert s.handle(update("203.0.113.1", ["10.1.0.0/24"]), 100.0).logs == []
+    assert s.take_fib_ops() == []
