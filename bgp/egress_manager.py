@@ -2,9 +2,10 @@
 
 One process per topology (started by `vispd up`, stopped by PID on `down`). It listens
 on a UNIX datagram socket for session events from the ExaBGP helpers
-(`{"slice", "node", "neighbor", "state": "up"|"down"}`), and re-reads the helpers'
-status files every few seconds as a safety net. For each slice, an egress node is *live*
-while at least one of its provider sessions is up. Each sliver that is not itself a live
+(`{"slice", "node", "neighbor", "state": "up"|"down"}`) and re-reads the helpers' status
+files four times a second. For each slice, an egress node is *live* while one of its
+provider sessions is up *and* has routes installed (a session without routes carries
+nothing); a "down" event acts at once, ahead of the status file. Each sliver that is not itself a live
 egress gets `default via <first hop toward the nearest live egress>` (least IGP cost, ties
 by name), with route protocol 79 and its loopback as source; a live egress relies on the
 routes its helper installed from BGP. With no live egress the default is removed.
@@ -21,7 +22,7 @@ import socket
 import sys
 import time
 
-RECHECK_SECONDS = 2.0
+RECHECK_SECONDS = 0.25
 
 
 def choose_defaults(slice_config: dict, live: set[str]) -> dict[str, tuple[str, str, str] | None]:
@@ -40,19 +41,35 @@ def choose_defaults(slice_config: dict, live: set[str]) -> dict[str, tuple[str, 
     return result
 
 
-def live_from_status(slice_config: dict) -> set[str]:
-    """Egress nodes whose helper status file shows at least one session up."""
-    live = set()
+def _is_up(neighbor: dict) -> bool:
+    return str(neighbor.get("state", "")).lower() in ("up", "established")
+
+
+def read_sessions(slice_config: dict) -> dict[str, dict[str, dict]]:
+    """{egress node: {provider: neighbour status}} from the helpers' status files."""
+    sessions = {}
     for node, path in slice_config["status_files"].items():
         try:
             with open(path) as handle:
-                status = json.load(handle)
+                neighbors = json.load(handle).get("neighbors", {})
         except (OSError, ValueError):
-            continue
-        neighbors = status.get("neighbors", {})
+            neighbors = {}
         items = neighbors.values() if isinstance(neighbors, dict) else neighbors
-        if any(str(n.get("state", "")).lower() in ("up", "established") for n in items):
-            live.add(node)
+        sessions[node] = {n.get("name", "?"): n for n in items}
+    return sessions
+
+
+def live_egress(sessions: dict[str, dict[str, dict]], down: dict[tuple[str, str], float]) -> set[str]:
+    """Egress nodes with a session that is up, has routes installed, and has not been
+    reported down by an event newer than the status file's last change for it."""
+    live = set()
+    for node, neighbors in sessions.items():
+        for provider, neighbor in neighbors.items():
+            reported_down = down.get((node, provider))
+            if reported_down is not None and neighbor.get("since", 0) <= reported_down:
+                continue
+            if _is_up(neighbor) and neighbor.get("installed", 0) > 0:
+                live.add(node)
     return live
 
 
@@ -60,7 +77,8 @@ class Manager:
     def __init__(self, config: dict):
         self.config = config
         self.rt_proto = config["rt_proto"]
-        self.sessions: dict[str, dict[str, set[str]]] = {s: {} for s in config["slices"]}
+        self.down: dict[str, dict[tuple[str, str], float]] = {s: {} for s in config["slices"]}
+        self.live_now: dict[str, set[str]] = {s: set() for s in config["slices"]}
         self.applied: dict[str, tuple | None] = {}
         self._sockets: dict = {}
         self.changes = 0
@@ -77,68 +95,56 @@ class Manager:
             self._sockets[ns] = sock
         return sock
 
-    def live(self, slice_name: str) -> set[str]:
-        return {node for node, up in self.sessions[slice_name].items() if up}
-
-    def seed_from_status(self) -> None:
-        for slice_name, slice_config in self.config["slices"].items():
-            for node in live_from_status(slice_config):
-                self.sessions[slice_name].setdefault(node, set()).add("*status*")
-
-    def resync_from_status(self) -> None:
-        """Trust the helpers' status files over missed events (e.g. a helper restart)."""
-        for slice_name, slice_config in self.config["slices"].items():
-            live = live_from_status(slice_config)
-            for node in slice_config["egress"]:
-                up = self.sessions[slice_name].setdefault(node, set())
-                if node in live and not up:
-                    up.add("*status*")
-                elif node not in live and up:
-                    up.clear()
-
     def event(self, message: dict) -> None:
-        slice_name, node = message.get("slice"), message.get("node")
-        if slice_name not in self.sessions:
+        """A helper's session event: a 'down' takes effect at once, before any status file."""
+        slice_name = message.get("slice")
+        if slice_name not in self.down:
             return
-        up = self.sessions[slice_name].setdefault(node, set())
-        up.discard("*status*")
-        if message.get("state") == "up":
-            up.add(message.get("neighbor", "?"))
+        key = (message.get("node"), message.get("neighbor", "?"))
+        if message.get("state") == "down":
+            self.down[slice_name][key] = float(message.get("time") or time.time())
         else:
-            up.discard(message.get("neighbor", "?"))
+            self.down[slice_name].pop(key, None)
+
+    def refresh(self) -> None:
+        for slice_name, slice_config in self.config["slices"].items():
+            self.live_now[slice_name] = live_egress(read_sessions(slice_config), self.down[slice_name])
 
     def reconcile(self) -> None:
         for slice_name, slice_config in self.config["slices"].items():
-            defaults = choose_defaults(slice_config, self.live(slice_name))
+            defaults = choose_defaults(slice_config, self.live_now[slice_name])
             loopbacks = {s["ns"]: s["loopback"] for s in slice_config["slivers"]}
             for ns, choice in defaults.items():
                 if self.applied.get(ns, "unset") == choice:
                     continue
-                self._install(ns, choice, loopbacks[ns])
-                self.applied[ns] = choice
-                self.changes += 1
+                if self._install(ns, choice, loopbacks[ns]):
+                    self.applied[ns] = choice
+                    self.changes += 1
 
-    def _install(self, ns: str, choice, loopback: str) -> None:
+    def _install(self, ns: str, choice, loopback: str) -> bool:
         from pyroute2.netlink.exceptions import NetlinkError
 
-        ipr = self.ipr(ns)
         try:
+            ipr = self.ipr(ns)
             if choice is None:
                 with contextlib.suppress(NetlinkError):
                     ipr.route("del", dst="0.0.0.0/0", proto=self.rt_proto, table=254)
-                return
+                return True
             gateway, ifname, _ = choice
             index = ipr.link("get", ifname=ifname)[0]["index"]
             ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, prefsrc=loopback,
                       proto=self.rt_proto, table=254)
+            return True
         except (NetlinkError, OSError) as exc:
             print(f"egress-manager: {ns}: {exc}", file=sys.stderr, flush=True)
+            self._sockets.pop(ns, None)
+            return False
 
     def write_status(self) -> None:
         status = {"time": time.time(), "changes": self.changes, "slices": {}}
         for slice_name, slice_config in self.config["slices"].items():
             status["slices"][slice_name] = {
-                "live_egress": sorted(self.live(slice_name)),
+                "live_egress": sorted(self.live_now[slice_name]),
                 "defaults": {s["node"]: (self.applied.get(s["ns"]) or [None, None, None])[2]
                              for s in slice_config["slivers"]},
             }
@@ -157,21 +163,22 @@ def serve(config: dict) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     manager = Manager(config)
-    manager.seed_from_status()  # after binding: no event between the two is lost
-    manager.reconcile()
-    manager.write_status()
-    next_resync = time.monotonic() + RECHECK_SECONDS
+    next_refresh = 0.0
     while True:
-        sock.settimeout(max(0.05, next_resync - time.monotonic()))
+        # Events act at once; status files are re-read every RECHECK_SECONDS.
+        if time.monotonic() >= next_refresh:
+            manager.refresh()
+            next_refresh = time.monotonic() + RECHECK_SECONDS
+        manager.reconcile()
+        manager.write_status()
+        sock.settimeout(max(0.01, next_refresh - time.monotonic()))
         try:
             data = sock.recv(65536)
             with contextlib.suppress(ValueError):
                 manager.event(json.loads(data))
+                manager.refresh()
         except socket.timeout:
-            manager.resync_from_status()
-            next_resync = time.monotonic() + RECHECK_SECONDS
-        manager.reconcile()
-        manager.write_status()
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

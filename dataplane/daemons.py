@@ -41,11 +41,10 @@ def _netns_inode_of(pid: int) -> int | None:
         return None
 
 
-def _expected_inode(ns: str) -> int | None:
-    if not ns:
-        return os.stat("/proc/1/ns/net").st_ino if os.path.exists("/proc/1/ns/net") else None
+def _namespace_inode(ns: str) -> int | None:
+    """Inode of namespace `ns` ("" is the one vispd itself runs in)."""
     try:
-        return netns.inode(ns)
+        return netns.inode(ns) if ns else os.stat("/proc/thread-self/ns/net").st_ino
     except FileNotFoundError:
         return None
 
@@ -53,6 +52,37 @@ def _expected_inode(ns: str) -> int | None:
 def _alive(pid: int) -> bool:
     stat = _read(f"/proc/{pid}/stat")
     return stat is not None and stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _terminate(pid: int, grace: float = 3.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def same_command_in(ns: str, argv: list[str]) -> list[int]:
+    """PIDs running exactly `argv` in namespace `ns` (configs live in vispd's own run
+    directory, so an exact command line is vispd's own daemon)."""
+    wanted = _namespace_inode(ns)
+    target = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if handle.read() != target:
+                    continue
+        except OSError:
+            continue
+        if _netns_inode_of(int(entry)) == wanted:
+            found.append(int(entry))
+    return found
 
 
 class DaemonDirectory:
@@ -65,10 +95,10 @@ class DaemonDirectory:
     def running(self, name: str) -> Running | None:
         """The daemon `name` if its recorded PID is alive in the namespace it was started in."""
         lines = (_read(self.path(f"{name}.pid")) or "").split("\n")
-        if not lines[0].isdigit():
+        if len(lines) < 3 or not lines[0].isdigit() or not lines[2].isdigit():
             return None
-        pid, ns = int(lines[0]), (lines[1] if len(lines) > 1 else "")
-        if not _alive(pid) or _netns_inode_of(pid) != _expected_inode(ns):
+        pid, ns, inode = int(lines[0]), lines[1], int(lines[2])
+        if not _alive(pid) or _netns_inode_of(pid) != inode:
             return None
         return Running(name, ns, pid, _read(self.path(f"{name}.digest")) or "")
 
@@ -86,6 +116,8 @@ class DaemonDirectory:
     def start(self, name: str, ns: str, argv: list[str], files: dict[str, str],
               env: dict[str, str], digest: str) -> int:
         os.makedirs(self.run_dir, exist_ok=True)
+        for pid in same_command_in(ns, argv):
+            _terminate(pid)  # an instance whose PID file was lost: same argv, same namespace
         for leaf, content in files.items():
             with open(self.path(leaf), "w") as handle:
                 handle.write(content)
@@ -99,7 +131,7 @@ class DaemonDirectory:
         finally:
             log.close()
         with open(self.path(f"{name}.pid"), "w") as handle:
-            handle.write(f"{proc.pid}\n{ns}\n")
+            handle.write(f"{proc.pid}\n{ns}\n{_namespace_inode(ns)}\n")
         with open(self.path(f"{name}.digest"), "w") as handle:
             handle.write(digest + "\n")
         return proc.pid
@@ -108,14 +140,7 @@ class DaemonDirectory:
         """Stop the daemon by its recorded PID (TERM, then KILL), then forget it."""
         running = self.running(name)
         if running is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running.pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while _alive(running.pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if _alive(running.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(running.pid, signal.SIGKILL)
+            _terminate(running.pid, grace)
         for leaf in (f"{name}.pid", f"{name}.digest"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path(leaf))

@@ -119,6 +119,32 @@ def cmd_exec(args) -> int:
     return EXIT_FAILED  # not reached: exec replaces the process
 
 
+def cmd_bgp(args) -> int:
+    from .bgpstatus import render_bgp_status, speaker_statuses
+    from .engine import resolve, topology_plan
+
+    if args.action != "status":
+        raise VispdError(f"unknown bgp action '{args.action}' (try: vispd bgp status TOPOLOGY)")
+    topo, _ = resolve(args.topology)
+    statuses = speaker_statuses(topology_plan(topo))
+    print(json.dumps(statuses, indent=1) if args.json else render_bgp_status(statuses))
+    return EXIT_OK
+
+
+def cmd_routes(args) -> int:
+    from .bgpstatus import render_routes, sliver_routes
+    from .engine import resolve, topology_plan
+
+    topo, _ = resolve(args.topology)
+    try:
+        info = topology_plan(topo).sliver(args.slice, args.node)
+    except KeyError:
+        raise VispdError(f"slice '{args.slice}' has no sliver on node '{args.node}'") from None
+    routes = sliver_routes(info.ns)
+    print(json.dumps(routes, indent=1) if args.json else render_routes(routes))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vispd", description="virtual ISPs on a shared substrate")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -140,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each probe")
     p = command("status", cmd_status, "what is up, per node and sliver")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("bgp", help="BGP egress: `vispd bgp status TOPOLOGY`")
+    p.add_argument("action", choices=["status"])
+    p.add_argument("topology")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bgp)
+    p = command("routes", cmd_routes, "the routes of a slice's sliver on a node, by origin")
+    p.add_argument("slice")
+    p.add_argument("node")
     p.add_argument("--json", action="store_true")
     p = command("exec", cmd_exec, "run a command in a slice's sliver, as the slice's user")
     p.add_argument("slice")
@@ -169,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `vispd routes ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -111,21 +111,30 @@ def is_substrate(resource: Resource) -> bool:
 
 
 def schedule(steps: list[Step]) -> list[tuple[str, list[Step]]]:
-    """Group ordered steps into batches: each node's removals, then the substrate's
-    removals and creations, then each node's creations and updates. A batch named after a
-    node holds only that node's part of the plan, as a node agent would apply it."""
+    """Group ordered steps into batches: the controller's removals (host-namespace daemons),
+    each node's removals, the substrate's removals and creations, each node's creations and
+    updates, then the controller's creations. A batch named after a node holds only that
+    node's part of the plan, as a node agent would apply it."""
     def per_node(selected: list[Step]) -> list[tuple[str, list[Step]]]:
         nodes: dict[str, list[Step]] = {}
         for step in selected:
             nodes.setdefault(step.resource.node, []).append(step)
         return [(f"node {node}", batch) for node, batch in sorted(nodes.items())]
 
+    def controller(step: Step) -> bool:
+        return step.resource.node == ""  # e.g. the egress manager: needs every node ready
+
     removals = [s for s in steps if s.action == "delete"]
     changes = [s for s in steps if s.action != "delete"]
     substrate = [s for s in removals if is_substrate(s.resource)] + [
         s for s in changes if is_substrate(s.resource)]
-    batches = per_node([s for s in removals if not is_substrate(s.resource)])
+    batches: list[tuple[str, list[Step]]] = []
+    if any(controller(s) for s in removals):
+        batches.append(("controller", [s for s in removals if controller(s)]))
+    batches += per_node([s for s in removals if not is_substrate(s.resource) and not controller(s)])
     if substrate:
         batches.append(("substrate", substrate))
-    batches += per_node([s for s in changes if not is_substrate(s.resource)])
+    batches += per_node([s for s in changes if not is_substrate(s.resource) and not controller(s)])
+    if any(controller(s) for s in changes):
+        batches.append(("controller", [s for s in changes if controller(s)]))
     return batches

@@ -214,12 +214,13 @@ def _exabgp_daemon(topo, slice_name, node, sessions, prefix, loopback, run_dir, 
     config = speaker_config(topo, slice_name, node, sessions, prefix, loopback, run_dir, sock_dir)
     config_path = os.path.join(run_dir, f"{stem}.json")
     conf_path = os.path.join(run_dir, f"{stem}.conf")
-    argv, env = exabgp_conf.command(config_path, conf_path, os.path.join(run_dir, f"{stem}.exapid"),
-                                    os.path.join(run_dir, f"{stem}.exabgp.log"))
+    argv, full_env = exabgp_conf.command(config_path, conf_path, os.path.join(run_dir, f"{stem}.exapid"),
+                                         os.path.join(run_dir, f"{stem}.exabgp.log"))
+    env = {k: v for k, v in full_env.items() if os.environ.get(k) != v}  # only what it adds
     return Daemon(node=node, ns=sliver_ns(topo.name, node, slice_name), name=stem, argv=tuple(argv),
                   env=tuple(sorted(env.items())),
                   files=((f"{stem}.json", json.dumps(config, indent=1, sort_keys=True)),
-                         (f"{stem}.conf", exabgp_conf.render(config))))
+                         (f"{stem}.conf", exabgp_conf.render(config, config_path))))
 
 
 def manager_config(topo, sessions, loopbacks, slice_routes, run_dir, sock_dir) -> dict:

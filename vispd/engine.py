@@ -7,6 +7,7 @@ the name of a topology that is up) into a loaded topology.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,6 +80,8 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
         raise TopologyError(problems)
     plan = topology_plan(topo)
     backend, state = _backend(topo.name)
+    paths = DaemonPaths.for_topology(state.dir, topo.name)
+    os.makedirs(paths.sock_dir, exist_ok=True)
     with state.locked():
         state.set_source(source)
         try:
@@ -120,6 +123,7 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
     if remaining:
         raise VispdError(f"could not remove: {', '.join(remaining)}")
     state.forget()
+    shutil.rmtree(DaemonPaths.for_topology(state.dir, name).sock_dir, ignore_errors=True)
     from dataplane.tundev import restore_access
 
     restore_access()
