@@ -47,6 +47,7 @@ class SpeakerConfig:
     table: int = TABLE_MAIN
     metric: int = METRIC_DEFAULT      # our routes' priority: never replaces a metric-0 route
     hold_time: int | None = None      # None: ExaBGP's default
+    prefsrc: str | None = None        # source address for locally sent packets (the loopback)
     status_file: str | None = None
     event_socket: str | None = None
     log_file: str | None = None
@@ -116,7 +117,7 @@ def _announcement(raw, index: int) -> Announcement:
 
 
 KNOWN_KEYS = {"slice", "node", "local_as", "router_id", "neighbors", "allowed_prefixes", "announce",
-              "rt_proto", "table", "metric", "hold_time", "status_file", "event_socket", "log_file",
+              "rt_proto", "table", "metric", "hold_time", "prefsrc", "status_file", "event_socket", "log_file",
               "config_file"}
 
 
@@ -151,6 +152,7 @@ def parse_config(raw: dict) -> SpeakerConfig:
         table=_optional_int(raw, "table", TABLE_MAIN, where, 1),
         metric=_optional_int(raw, "metric", METRIC_DEFAULT, where),
         hold_time=hold_time,
+        prefsrc=_ipv4(raw["prefsrc"], "prefsrc", where) if raw.get("prefsrc") else None,
         status_file=raw.get("status_file"),
         event_socket=raw.get("event_socket"),
         log_file=raw.get("log_file"),

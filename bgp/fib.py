@@ -28,12 +28,14 @@ NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_DUMP, NLM_F_REPLACE, NLM_F_CREATE = 0x300, 0x100, 0x400
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
 NLMSGERR_ATTR_MSG = 1
-RTA_DST, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 5, 6, 15
+RTA_DST, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 5, 6, 7, 15
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_NOWHERE = 0, 255
 
 # nlmsghdr | rtmsg | RTA_DST | RTA_GATEWAY | RTA_TABLE | RTA_PRIORITY
 _NEW = struct.Struct("=IHHII BBBBBBBBI HH4s HH4s HHI HHI")
+# the same with RTA_PREFSRC: packets the sliver sends itself leave from its loopback
+_NEW_SRC = struct.Struct("=IHHII BBBBBBBBI HH4s HH4s HHI HHI HH4s")
 # nlmsghdr | rtmsg | RTA_DST | RTA_TABLE | RTA_PRIORITY
 _DEL = struct.Struct("=IHHII BBBBBBBBI HH4s HHI HHI")
 _HDR = struct.Struct("=IHHII")
@@ -65,8 +67,10 @@ def _force_buffer(sock: socket.socket, force: int, plain: int, size: int) -> Non
 class Fib:
     """Routes of protocol `proto`, metric `metric`, in routing table `table`."""
 
-    def __init__(self, proto: int = 78, table: int = 254, metric: int = 20, batch: int = DEFAULT_BATCH):
+    def __init__(self, proto: int = 78, table: int = 254, metric: int = 20, batch: int = DEFAULT_BATCH,
+                 prefsrc: str | None = None):
         self.proto, self.table, self.metric, self.batch = proto, table, metric, batch
+        self.prefsrc = socket.inet_aton(prefsrc) if prefsrc else None
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
         _force_buffer(self._sock, 32, socket.SO_SNDBUF, _SOCKET_BUFFER)   # SO_SNDBUFFORCE
         _force_buffer(self._sock, 33, socket.SO_RCVBUF, _SOCKET_BUFFER)   # SO_RCVBUFFORCE
@@ -107,7 +111,7 @@ class Fib:
         return errors
 
     def _send(self, batch: list[tuple[str, str | None]]) -> list[FibError]:
-        new_pack, del_pack = _NEW.pack, _DEL.pack
+        new_pack, new_src_pack, del_pack, prefsrc = _NEW.pack, _NEW_SRC.pack, _DEL.pack, self.prefsrc
         aton, gateways = socket.inet_aton, self._gateways
         proto, table, table_byte, metric = self.proto, self.table, self._table_byte, self.metric
         new_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
@@ -123,11 +127,18 @@ class Fib:
                 gw = gateways.get(gateway)
                 if gw is None:
                     gw = gateways[gateway] = aton(gateway)
-                append(new_pack(60, RTM_NEWROUTE, new_flags | flags_extra, seq, 0,
-                                socket.AF_INET, int(length), 0, 0, table_byte, proto,
-                                RT_SCOPE_UNIVERSE, RTN_UNICAST, 0,
-                                8, RTA_DST, aton(address), 8, RTA_GATEWAY, gw,
-                                8, RTA_TABLE, table, 8, RTA_PRIORITY, metric))
+                if prefsrc is None:
+                    append(new_pack(60, RTM_NEWROUTE, new_flags | flags_extra, seq, 0,
+                                    socket.AF_INET, int(length), 0, 0, table_byte, proto,
+                                    RT_SCOPE_UNIVERSE, RTN_UNICAST, 0,
+                                    8, RTA_DST, aton(address), 8, RTA_GATEWAY, gw,
+                                    8, RTA_TABLE, table, 8, RTA_PRIORITY, metric))
+                else:
+                    append(new_src_pack(68, RTM_NEWROUTE, new_flags | flags_extra, seq, 0,
+                                        socket.AF_INET, int(length), 0, 0, table_byte, proto,
+                                        RT_SCOPE_UNIVERSE, RTN_UNICAST, 0,
+                                        8, RTA_DST, aton(address), 8, RTA_GATEWAY, gw,
+                                        8, RTA_TABLE, table, 8, RTA_PRIORITY, metric, 8, RTA_PREFSRC, prefsrc))
             else:
                 append(del_pack(52, RTM_DELROUTE, NLM_F_REQUEST | flags_extra, seq, 0,
                                 socket.AF_INET, int(length), 0, 0, table_byte, proto,

@@ -47,7 +47,8 @@ class Helper:
         self.speaker = Speaker(self.config, time.time())
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
-        self.fib = Fib(self.config.rt_proto, self.config.table, self.config.metric)
+        self.fib = Fib(self.config.rt_proto, self.config.table, self.config.metric,
+                       prefsrc=self.config.prefsrc)
         self.stopping = False
 
     # -- effects -----------------------------------------------------------------------

@@ -200,7 +200,7 @@ def speaker_config(topo: Topology, slice_name: str, node: str, sessions: list[Se
         "neighbors": [{"name": s.provider, "address": s.provider_address, "local_address": s.slice_address,
                        "peer_as": s.provider_asn, "local_pref": s.local_pref, "max_prefix": s.max_prefix}
                       for s in sessions],
-        "rt_proto": BGP_RTPROTO, "table": 254,
+        "rt_proto": BGP_RTPROTO, "table": 254, "prefsrc": loopback, "hold_time": 9,
         "status_file": os.path.join(run_dir, f"{stem}.status.json"),
         "event_socket": os.path.join(sock_dir, "egress.sock"),
         "log_file": os.path.join(run_dir, f"{stem}.helper.log"),

@@ -40,3 +40,34 @@ def test_abilene_plan_matches_golden():
         shown = "\n".join(lines[:80]) + (f"\n... ({len(lines) - 80} more diff lines)" if len(lines) > 80 else "")
         raise AssertionError("the plan of abilene.yaml differs from the golden file "
                              "(VISPD_UPDATE_GOLDEN=1 regenerates it):\n" + shown)
+
+
+DAEMONS_GOLDEN = os.path.join(HERE, "abilene.daemons.txt")
+
+
+def render_daemons(path: str) -> str:
+    """Every daemon's command line and files, with machine-specific paths normalised."""
+    import sys
+
+    from vispd.plan import Daemon
+
+    plan = compile_plan(load_topology(path))
+    parts = []
+    for daemon in sorted((r for r in plan.resources if isinstance(r, Daemon)), key=lambda d: d.name):
+        parts.append(f"=== {daemon.name} in {daemon.ns or 'the host namespace'}\n$ {' '.join(daemon.argv)}\n")
+        for leaf, content in daemon.files:
+            parts.append(f"--- {leaf}\n{content.rstrip()}\n")
+    return "".join(parts).replace(sys.executable, "<python>").replace(ROOT, "<repo>")
+
+
+def test_abilene_daemon_configs_match_golden():
+    actual = render_daemons(os.path.join(ROOT, "topologies", "abilene.yaml"))
+    if os.environ.get("VISPD_UPDATE_GOLDEN") == "1":
+        with open(DAEMONS_GOLDEN, "w") as handle:
+            handle.write(actual)
+    with open(DAEMONS_GOLDEN) as handle:
+        expected = handle.read()
+    if actual != expected:
+        delta = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                             "abilene.daemons.txt", "rendered now"))
+        raise AssertionError(f"daemon configurations differ from the golden file:\n{delta}")

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from unit_helpers import ABILENE
+from unit_helpers import ABILENE, abilene_text
 from vispd.loader import load_topology
 from vispd.planner import compile_plan
 
 
 @pytest.fixture(scope="session")
 def abilene():
-    return load_topology(ABILENE)
+    return load_topology(ABILENE, abilene_text())
 
 
 @pytest.fixture(scope="session")

@@ -81,7 +81,7 @@ def test_abilene_addresses_are_the_documented_layout(abilene, abilene_plan):
 
 
 def test_same_yaml_gives_same_addresses(abilene_plan):
-    again = compile_plan(load_topology(ABILENE))
+    again = compile_plan(load_topology(ABILENE, abilene_text()))
     assert again.resources == abilene_plan.resources
     # The file name plays no part: the same text under another name plans identically.
     elsewhere = compile_plan(load_topology("/elsewhere/copy.yaml", abilene_text()))

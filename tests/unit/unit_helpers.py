@@ -16,9 +16,20 @@ def topology(text: str, path: str = "inline.yaml"):
     return load_topology(path, textwrap.dedent(text))
 
 
-def abilene_text() -> str:
+def abilene_full_text() -> str:
     with open(ABILENE, encoding="utf-8") as handle:
         return handle.read()
+
+
+def abilene_text() -> str:
+    """abilene.yaml without its providers and egress: the core data path these tests are
+    about (egress planning has tests of its own, on the full file)."""
+    text = abilene_full_text()
+    start, end = text.index("# The seed's exchange points"), text.index("slices:")
+    text = text[:start] + text[end:]
+    egress = "    egress: [mae-east, mae-west]\n"
+    assert text.count(egress) == 1
+    return text.replace(egress, "")
 
 
 def edited_abilene(old: str, new: str, count: int = 1):
