@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -74,7 +75,7 @@ def live_egress(sessions: dict[str, dict[str, dict]], down: dict[tuple[str, str]
 
 
 class Manager:
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, previous: "Manager | None" = None):
         self.config = config
         self.rt_proto = config["rt_proto"]
         self.down: dict[str, dict[tuple[str, str], float]] = {s: {} for s in config["slices"]}
@@ -82,6 +83,10 @@ class Manager:
         self.applied: dict[str, tuple | None] = {}
         self._sockets: dict = {}
         self.changes = 0
+        if previous is not None:  # a reload: keep sockets, routes in place and session news
+            for name in self.down:
+                self.down[name].update(previous.down.get(name, {}))
+            self.applied, self._sockets, self.changes = previous.applied, previous._sockets, previous.changes
 
     def ipr(self, ns: str):
         from pyroute2 import IPRoute
@@ -155,7 +160,11 @@ class Manager:
         os.replace(tmp, path)
 
 
-def serve(config: dict) -> None:
+def serve(config: dict, config_path: str | None = None) -> None:
+    """Run until killed; SIGHUP re-reads the configuration (vispd sends it when the plan's
+    paths or costs change), keeping what events have taught."""
+    reload_requested = []
+    signal.signal(signal.SIGHUP, lambda *_: reload_requested.append(True))
     path = config["event_socket"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -165,6 +174,11 @@ def serve(config: dict) -> None:
     manager = Manager(config)
     next_refresh = 0.0
     while True:
+        if reload_requested and config_path:
+            reload_requested.clear()
+            with open(config_path) as handle:
+                manager = Manager(json.load(handle), previous=manager)
+            next_refresh = 0.0
         # Events act at once; status files are re-read every RECHECK_SECONDS.
         if time.monotonic() >= next_refresh:
             manager.refresh()
@@ -177,7 +191,7 @@ def serve(config: dict) -> None:
             with contextlib.suppress(ValueError):
                 manager.event(json.loads(data))
                 manager.refresh()
-        except socket.timeout:
+        except (socket.timeout, InterruptedError):
             pass
 
 
@@ -188,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.config) as handle:
         config = json.load(handle)
     try:
-        serve(config)
+        serve(config, args.config)
     except KeyboardInterrupt:
         pass
     return 0

@@ -23,7 +23,8 @@ class Running:
     name: str
     ns: str
     pid: int
-    digest: str
+    digest: str  # of the whole planned daemon
+    launch: str  # of its namespace, command line and environment
 
 
 def _read(path: str) -> str | None:
@@ -100,7 +101,8 @@ class DaemonDirectory:
         pid, ns, inode = int(lines[0]), lines[1], int(lines[2])
         if not _alive(pid) or _netns_inode_of(pid) != inode:
             return None
-        return Running(name, ns, pid, _read(self.path(f"{name}.digest")) or "")
+        digest, _, launch = (_read(self.path(f"{name}.digest")) or "").partition(" ")
+        return Running(name, ns, pid, digest, launch)
 
     def namespace_of(self, name: str) -> str:
         lines = (_read(self.path(f"{name}.pid")) or "").split("\n")
@@ -113,14 +115,34 @@ class DaemonDirectory:
         except FileNotFoundError:
             return []
 
+    def write_files(self, files: dict[str, str]) -> None:
+        os.makedirs(self.run_dir, exist_ok=True)
+        for leaf, content in files.items():
+            tmp = self.path(leaf + ".tmp")
+            with open(tmp, "w") as handle:
+                handle.write(content)
+            os.replace(tmp, self.path(leaf))
+
+    def reload(self, name: str, files: dict[str, str], sig: int, digest: str, launch: str) -> bool:
+        """Rewrite the files and signal the running daemon; False if it is not running."""
+        running = self.running(name)
+        if running is None:
+            return False
+        self.write_files(files)
+        os.kill(running.pid, sig)
+        self._write_digest(name, digest, launch)
+        return True
+
+    def _write_digest(self, name: str, digest: str, launch: str) -> None:
+        with open(self.path(f"{name}.digest"), "w") as handle:
+            handle.write(f"{digest} {launch}\n")
+
     def start(self, name: str, ns: str, argv: list[str], files: dict[str, str],
-              env: dict[str, str], digest: str) -> int:
+              env: dict[str, str], digest: str, launch: str = "") -> int:
         os.makedirs(self.run_dir, exist_ok=True)
         for pid in same_command_in(ns, argv):
             _terminate(pid)  # an instance whose PID file was lost: same argv, same namespace
-        for leaf, content in files.items():
-            with open(self.path(leaf), "w") as handle:
-                handle.write(content)
+        self.write_files(files)
         log = open(self.path(f"{name}.log"), "ab")
         full_env = {**os.environ, **env}
         try:
@@ -132,8 +154,7 @@ class DaemonDirectory:
             log.close()
         with open(self.path(f"{name}.pid"), "w") as handle:
             handle.write(f"{proc.pid}\n{ns}\n{_namespace_inode(ns)}\n")
-        with open(self.path(f"{name}.digest"), "w") as handle:
-            handle.write(digest + "\n")
+        self._write_digest(name, digest, launch)
         return proc.pid
 
     def stop(self, name: str, grace: float = 3.0) -> None:

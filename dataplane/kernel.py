@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from pyroute2 import IPRoute
@@ -182,8 +183,10 @@ class KernelBackend:
             want = desired.get(("daemon", name))
             if want is not None and running.digest == want.digest() and want.ns == running.ns:
                 found.append(want)
+            elif want is not None and running.launch == want.launch_digest() and want.ns == running.ns:
+                found.append(replace(want, files=(("?", running.digest),)))  # same process, other files
             else:
-                found.append(Daemon(node=want.node if want else "", ns=running.ns, name=name))
+                found.append(Daemon(node=want.node if want else "", ns=running.ns, name=name, argv=("?",)))
         return found
 
     def _observe_ns(self, ns: str, node: str, slice_name: str | None,
@@ -483,7 +486,16 @@ class KernelBackend:
     def _create_daemon(self, step: Step) -> None:
         res: Daemon = step.resource
         self.daemons.stop(res.name)  # a stale one from an earlier run, if any
-        self.daemons.start(res.name, res.ns, list(res.argv), dict(res.files), dict(res.env), res.digest())
+        self.daemons.start(res.name, res.ns, list(res.argv), dict(res.files), dict(res.env), res.digest(),
+                           res.launch_digest())
+
+    def _update_daemon(self, step: Step) -> None:
+        res: Daemon = step.resource
+        old: Daemon = step.old
+        same_process = old.launch_digest() == res.launch_digest()
+        if not (same_process and res.reload_signal and self.daemons.reload(
+                res.name, dict(res.files), res.reload_signal, res.digest(), res.launch_digest())):
+            self._create_daemon(step)
 
     def _delete_daemon(self, step: Step) -> None:
         self.daemons.stop(step.resource.name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def _bird_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run
     return Daemon(node="+" + provider.name, ns=pns, name=name,
                   argv=("bird", "-f", "-c", os.path.join(run_dir, f"{name}.conf"),
                         "-s", os.path.join(sock_dir, f"{name}.ctl"), "-P", os.path.join(run_dir, f"{name}.birdpid")),
-                  files=((f"{name}.conf", conf),))
+                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP)
 
 
 def _internet_daemon(topo, inet_ns, peers, run_dir, sock_dir) -> Daemon:
@@ -183,7 +184,7 @@ def _internet_daemon(topo, inet_ns, peers, run_dir, sock_dir) -> Daemon:
     return Daemon(node="+" + INTERNET, ns=inet_ns, name=name,
                   argv=("bird", "-f", "-c", os.path.join(run_dir, f"{name}.conf"),
                         "-s", os.path.join(sock_dir, f"{name}.ctl"), "-P", os.path.join(run_dir, f"{name}.birdpid")),
-                  files=((f"{name}.conf", render_internet_bird(topo, peers)),))
+                  files=((f"{name}.conf", render_internet_bird(topo, peers)),), reload_signal=signal.SIGHUP)
 
 
 def speaker_config(topo: Topology, slice_name: str, node: str, sessions: list[Session],
@@ -252,5 +253,5 @@ def _egress_manager(topo, sessions, loopbacks, slice_routes, run_dir, sock_dir) 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return Daemon(node="", ns="", name="egress-manager",
                   argv=(_python(), "-m", "bgp.egress_manager", "--config", config_path),
-                  env=(("PYTHONPATH", repo),),
+                  env=(("PYTHONPATH", repo),), reload_signal=signal.SIGHUP,
                   files=(("egress-manager.json", json.dumps(config, indent=1, sort_keys=True)),))

@@ -228,15 +228,24 @@ class IsolationFilter(Resource):
 @dataclass(frozen=True)
 class Daemon(Resource):
     """A process vispd runs (BIRD, ExaBGP, the egress manager) in namespace `ns` ("" is the
-    host's), with its configuration files; started without daemonising, stopped by PID."""
+    host's), with its configuration files; started without daemonising, stopped by PID.
+    When only its files change and it has a `reload_signal`, the files are rewritten and
+    the daemon is signalled (BIRD and the egress manager reload on SIGHUP); otherwise it
+    is restarted."""
 
     KIND: ClassVar[str] = "daemon"
     PHASE: ClassVar[int] = 6
-    MODE: ClassVar[str] = "recreate"
+    MODE: ClassVar[str] = "update"
     name: str = ""
     argv: tuple[str, ...] = ()
     files: tuple[tuple[str, str], ...] = ()  # (file name in the run directory, content)
     env: tuple[tuple[str, str], ...] = ()
+    reload_signal: int = 0  # 0: restart on any change
+
+    def launch_digest(self) -> str:
+        """Hash of what a reload cannot change: namespace, command line, environment."""
+        blob = json.dumps([self.ns, self.argv, self.env], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
 
     @property
     def key(self) -> tuple:

@@ -38,22 +38,24 @@ def test_check_passes_on_a_fresh_abilene(deployed):
     report = json.loads(vispd("check", path, "--json").stdout)
     assert report["ok"] is True and report["errors"] == []
     plb = report["spray"]["plb"]["sent"]
-    # every vector was really exercised: 28 plb interfaces + its TUN and TAP, one TAP frame each
-    assert plb["broadcast"] == plb["multicast"] == 30 and plb["control"] == 28
+    # every vector was really exercised: 28 plb link interfaces, its 2 provider access
+    # interfaces, its TUN and TAP; one TAP frame each; controls go to the 28 link neighbours
+    assert plb["broadcast"] == plb["multicast"] == 32 and plb["control"] == 28
     assert plb["tap-broadcast"] == plb["tap-multicast"] == 1, report["warnings"]
 
 
 def test_check_names_the_pair_a_missing_route_cuts(deployed):
     path = deployed(prefix="hc")
     name = name_of(path)
-    seattle, new_york = loopback(name, "plb", "seattle"), loopback(name, "plb", "new-york")
-    subprocess.run(["ip", "-n", f"vispd.{name}.seattle.plb", "route", "del", f"{new_york}/32"], check=True)
+    # research has no egress, hence no default route to fall back on (plb's would carry it)
+    denver, new_york = loopback(name, "research", "denver"), loopback(name, "research", "new-york")
+    subprocess.run(["ip", "-n", f"vispd.{name}.denver.research", "route", "del", f"{new_york}/32"], check=True)
     result = vispd("check", path, "--timeout", "1", check=False)
     lines = result.stdout.splitlines()
     assert result.returncode == 1, result.stdout
-    assert (f"  unreachable: plb seattle ({seattle}) -> new-york ({new_york}): Network is unreachable"
+    assert (f"  unreachable: research denver ({denver}) -> new-york ({new_york}): Network is unreachable"
             in lines), result.stdout
-    assert "reach research: 56/56 pairs ok" in lines
+    assert "reach plb: 110/110 pairs ok" in lines
     assert "isolation plb -> research: ok (0 frames leaked, 46 controls seen)" in lines
     assert lines[-1] == f"{name}: FAILED"
 

@@ -81,7 +81,7 @@ def test_tun_packet_written_on_seattle_reaches_new_york_and_back(deployed):
     assert denied.returncode != 0
 
 
-def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path):
+def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path, state_dir):
     path = deployed(prefix="tn")
     name = name_of(path)
     text = open(path).read()
@@ -89,11 +89,15 @@ def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path):
                           "{between: [seattle, denver],           bandwidth: 1G, cost: 60}")
     assert edited != text
     open(path, "w").write(edited)
+    manager_pid = (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0]
     planned = vispd("plan", path).stdout.strip().split("\n")
     changes, summary = planned[:-1], planned[-1]
-    assert changes and all(line.startswith("~ route ") for line in changes), changes
+    # routes, and the egress manager's copy of the path costs (reloaded in place, not restarted)
+    assert changes and all(line.startswith("~ route ") for line in changes[:-1]), changes
+    assert changes[-1] == "~ daemon egress-manager in the host namespace"
     assert summary == f"{len(changes)} to update"
     assert "to update" in vispd("up", path).stdout
+    assert (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0] == manager_pid
     # seattle now reaches denver through sunnyvale, not over the direct link
     status = json.loads(vispd("status", name, "--json").stdout)
     denver = next(s for s in status["slivers"] if s["slice"] == "plb" and s["node"] == "denver")
