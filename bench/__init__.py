@@ -1,0 +1,1 @@
+"""Benchmarks of vispd (run bench/dataplane.py as root); helpers live beside it."""

@@ -1,0 +1,72 @@
+"""Diagnostic variants of the sliced path (`--variants`), to see where its cost goes.
+
+Each variant changes the bench's own `hbline` topology for one run and puts it back
+after, from the plan, exactly as vispd renders it:
+
+* `sliced-noguard`: the nftables ingress guard removed from the four node namespaces;
+* `sliced-noguard-plainhtb`: that, and each substrate device's HTB replaced by the plain
+  path's (no u32 source-MAC filters, `default 10` into a single guarantee class).
+
+What is left in the last one is macvlan demultiplexing alone.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from bench import plainpath
+from dataplane import netns, nft, tc
+from vispd.plan import IsolationFilter, Shaping, owner_marker
+
+
+def _run(argv: list[str], stdin: str, ns: str | None = None) -> None:
+    if ns is None:
+        subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
+        return
+    with netns.entered(ns):
+        subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
+
+
+def _guards(plan) -> list[IsolationFilter]:
+    return [r for r in plan.resources if isinstance(r, IsolationFilter)]
+
+
+def _shapings(plan) -> list[Shaping]:
+    return [r for r in plan.resources if isinstance(r, Shaping)]
+
+
+def drop_guard(plan) -> None:
+    for guard in _guards(plan):
+        _run(["nft", "-f", "-"], nft.render_delete(), guard.ns)
+
+
+def restore_guard(plan) -> None:
+    for guard in _guards(plan):
+        _run(["nft", "-f", "-"], nft.render(guard, owner_marker(plan.topology)), guard.ns)
+
+
+def plain_shaping(plan, capacity: int, rate: int) -> None:
+    for s in _shapings(plan):
+        lines = [f"qdisc del dev {s.ifname} root"] + plainpath.shaping_lines(s.ifname, capacity, rate)
+        _run(["tc", "-n", s.ns, "-batch", "-"], "\n".join(lines) + "\n")
+
+
+def restore_shaping(plan) -> None:
+    for s in _shapings(plan):
+        lines = [f"qdisc del dev {s.ifname} root"] + tc.render(s)
+        _run(["tc", "-n", s.ns, "-batch", "-"], "\n".join(lines) + "\n")
+
+
+def hooks(plan, capacity: int, rate: int) -> dict[str, tuple]:
+    """name -> (prepare, restore) callables."""
+    def strip_all() -> None:
+        drop_guard(plan)
+        plain_shaping(plan, capacity, rate)
+
+    def restore_all() -> None:
+        restore_shaping(plan)
+        restore_guard(plan)
+
+    return {
+        "sliced-noguard": (lambda: drop_guard(plan), lambda: restore_guard(plan)),
+        "sliced-noguard-plainhtb": (strip_all, restore_all),
+    }
