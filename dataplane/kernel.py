@@ -42,10 +42,14 @@ from vispd.plan import (
     owner_marker,
 )
 
+from bgp.fib import Fib
+
 from . import netns, nft, tc
 from .daemons import DaemonDirectory
+from .rtnl import RawLinks
 
 VISPD_RTPROTO = 77  # route protocol number that marks vispd's routes
+MAIN_TABLE = 254
 NUD_PERMANENT = 0x80
 IFF_UP = 0x1
 IFF_NOARP = 0x80
@@ -74,17 +78,19 @@ def _alias(marker: str, tokens: dict[str, str]) -> str:
 class KernelBackend:
     """Observes and changes the kernel for one topology, on this machine."""
 
-    def __init__(self, topology: str, journal: Callable[[str], None] | None = None,
+    def __init__(self, topology: str, journal: Callable[[list[str]], None] | None = None,
                  known_namespaces: Iterable[str] = (), run_dir: str | None = None):
         self.topology = topology
         self.marker = owner_marker(topology)
-        self._journal = journal or (lambda name: None)
+        self._journal = journal or (lambda names: None)
         self._known = set(known_namespaces)
         self._sockets: dict[str, IPRoute] = {}
+        self._raw: dict[str, RawLinks] = {}
         self._aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.unowned: list[str] = []
         self._broken: set[str] = set()
         self._indexes: dict[tuple[str, str], int] = {}
+        self._fresh: set[str] = set()  # namespaces created by this run: nothing stale inside
         self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")  # journaled names that are not (yet) a namespace
 
     # -- sockets -----------------------------------------------------------------------
@@ -96,26 +102,35 @@ class KernelBackend:
             self._sockets[ns] = sock
         return sock
 
+    def raw(self, ns: str) -> RawLinks:
+        """A raw rtnetlink socket in `ns` for the frequent link lookups and settings."""
+        sock = self._raw.get(ns)
+        if sock is None:
+            with netns.entered(ns):
+                sock = RawLinks()
+            self._raw[ns] = sock
+        return sock
+
     def close(self) -> None:
-        for sock in self._sockets.values():
+        for sock in [*self._sockets.values(), *self._raw.values()]:
             with contextlib.suppress(Exception):
                 sock.close()
         self._sockets.clear()
+        self._raw.clear()
 
     def _drop_socket(self, ns: str) -> None:
-        sock = self._sockets.pop(ns, None)
-        if sock is not None:
-            with contextlib.suppress(Exception):
-                sock.close()
+        for sock in (self._sockets.pop(ns, None), self._raw.pop(ns, None)):
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    sock.close()
 
     def _index(self, ns: str, ifname: str) -> int:
         """ifindex of a device, cached (one netlink GET per device per run)."""
         index = self._indexes.get((ns, ifname))
         if index is None:
-            try:
-                index = self.ipr(ns).link("get", ifname=ifname)[0]["index"]
-            except NetlinkError:
-                raise VispdError(f"no device {ifname} in {ns}") from None
+            index = self.raw(ns).index(ifname)
+            if index is None:
+                raise VispdError(f"no device {ifname} in {ns}")
             self._indexes[(ns, ifname)] = index
         return index
 
@@ -237,15 +252,25 @@ class KernelBackend:
                 continue
             found.append(Neighbour(node=node, ns=ns, ifname=ifname, ip=msg.get_attr("NDA_DST"),
                                    mac=msg.get_attr("NDA_LLADDR") or ""))
-        for msg in ipr.get_routes(family=socket.AF_INET, table=254):
-            if msg["proto"] != VISPD_RTPROTO:
-                continue
-            found.append(Route(
-                node=node, ns=ns, dst=f"{msg.get_attr('RTA_DST')}/{msg['dst_len']}",
-                gateway=msg.get_attr("RTA_GATEWAY") or "",
-                ifname=owned.get(msg.get_attr("RTA_OIF"), "?"),
-                prefsrc=msg.get_attr("RTA_PREFSRC") or "",
-                metric=msg.get_attr("RTA_PRIORITY") or 0))
+        found.extend(self._observe_routes(ns, node, desired))
+        return found
+
+    def _observe_routes(self, ns: str, node: str, desired: dict[tuple, Resource]) -> list[Resource]:
+        """Our static routes (protocol 77, metric 0), read with one filtered raw dump; a route
+        whose destination and gateway match the plan is reported as planned."""
+        with netns.entered(ns):
+            fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0)
+        try:
+            present = fib.routes()
+        finally:
+            fib.close()
+        found: list[Resource] = []
+        for dst, gateway in present.items():
+            want = desired.get(("route", ns, dst))
+            if want is not None and want.gateway == (gateway or "") and want.metric == 0:
+                found.append(want)
+            else:
+                found.append(Route(node=node, ns=ns, dst=dst, gateway=gateway or "", ifname="?"))
         return found
 
     def _guard_present(self, ns: str) -> bool:
@@ -288,8 +313,13 @@ class KernelBackend:
 
     # -- apply -------------------------------------------------------------------------
     def apply(self, steps: list[Step], progress: Callable[[Step], None] | None = None) -> None:
-        """Carry out steps in order; shaping and filters are batched per namespace."""
+        """Carry out steps in order; shaping is batched per namespace (one `tc -batch`), and
+        routes per namespace (raw netlink messages sent together, see bgp/fib.py)."""
         pending_tc: dict[str, list[Step]] = {}
+        pending_routes: dict[tuple[str, str], list[Step]] = {}
+        creating = [s.resource.ns for s in steps if isinstance(s.resource, Netns) and s.action == "create"]
+        if creating:
+            self._journal(creating)  # before any is made: one write, one fsync
         for step in steps:
             resource = step.resource
             if isinstance(resource, Shaping) and step.action != "delete":
@@ -297,6 +327,12 @@ class KernelBackend:
                 continue
             if pending_tc and resource.PHASE > Shaping.PHASE:
                 self._flush_tc(pending_tc, progress)
+            if isinstance(resource, Route) and resource.metric == 0 and (
+                    step.old is None or step.old.metric == 0):
+                pending_routes.setdefault((resource.ns, resource.prefsrc), []).append(step)
+                continue
+            if pending_routes and resource.PHASE > Route.PHASE:
+                self._flush_routes(pending_routes, progress)
             try:
                 getattr(self, f"_{step.action}_{resource.KIND}")(step)
             except (OSError, NetlinkError, subprocess.CalledProcessError, VispdError) as exc:
@@ -304,6 +340,24 @@ class KernelBackend:
             if progress:
                 progress(step)
         self._flush_tc(pending_tc, progress)
+        self._flush_routes(pending_routes, progress)
+
+    def _flush_routes(self, pending: dict[tuple[str, str], list[Step]], progress) -> None:
+        for (ns, prefsrc), steps in sorted(pending.items()):
+            with netns.entered(ns):
+                fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0, prefsrc=prefsrc or None)
+            try:
+                errors = fib.apply((s.resource.dst, None if s.action == "delete" else s.resource.gateway)
+                                   for s in steps)
+            finally:
+                fib.close()
+            if errors:
+                failed = next(s for s in steps if s.resource.dst == errors[0].prefix)
+                raise ApplyError(failed, OSError(errors[0].errno, str(errors[0])))
+            if progress:
+                for s in steps:
+                    progress(s)
+        pending.clear()
 
     def _flush_tc(self, pending: dict[str, list[Step]], progress) -> None:
         for ns, steps in sorted(pending.items()):
@@ -337,17 +391,18 @@ class KernelBackend:
         else:
             tokens[key] = value
         self._aliases[(ns, ifname)] = tokens
-        self.ipr(ns).link("set", index=self._index(ns, ifname), ifalias=_alias(self.marker, tokens),
-                          **link_attrs)
+        state = link_attrs.pop("state", None)
+        self.raw(ns).set(self._index(ns, ifname), alias=_alias(self.marker, tokens),
+                         up=None if state is None else state == "up", **link_attrs)
 
     # netns
     def _create_netns(self, step: Step) -> None:
         res: Netns = step.resource
-        self._journal(res.ns)
         if netns.exists(res.ns):
             # Ours (journal says so) but unmarked or half-made: start it afresh.
             self._delete_netns(Step("delete", res))
         netns.create(res.ns)
+        self._fresh.add(res.ns)
         self._aliases[(res.ns, "lo")] = {}
         self._update_netns(step)
 
@@ -413,6 +468,8 @@ class KernelBackend:
     def _clear_name(self, ns: str, ifname: str) -> None:
         """Remove a device left unmarked by a run that died between creating and marking it.
         Only called inside namespaces vispd owns, where slice programs cannot create devices."""
+        if ns in self._fresh:
+            return
         stale = self._lookup(ns, ifname)
         if stale is not None:
             self.ipr(ns).link("del", index=stale)

@@ -51,10 +51,11 @@ class TopologyState:
         with open(self._path("source"), "w") as handle:
             handle.write(os.path.abspath(path) + "\n")
 
-    def journal(self, namespace: str) -> None:
+    def journal(self, namespaces: list[str]) -> None:
+        """Record namespaces about to be created (durably, before they exist)."""
         os.makedirs(self.dir, exist_ok=True)
         with open(self._path("namespaces"), "a") as handle:
-            handle.write(namespace + "\n")
+            handle.write("".join(n + "\n" for n in namespaces))
             handle.flush()
             os.fsync(handle.fileno())
 
