@@ -10,7 +10,8 @@ indexed by the *topology-wide* position of the node or link, so adding nodes or 
 renumbers what already exists (append new links at the end of `links:` to keep that):
 
     [ loopbacks: first quarter, one /32 per node | links: middle half, one /31 per link |
-      pseudo-devices: last quarter, one /30 each ]
+      last quarter: /30s for pseudo-devices and local sockets (its lower half), then /28
+      client pools for remote access points (its upper half) ]
 """
 from __future__ import annotations
 
@@ -62,7 +63,10 @@ class SliceAddressing:
     prefix: IPv4Network
     node_count: int
     link_count: int
-    pseudo_device_count: int
+    pseudo_device_count: int  # TUN/TAP pseudo-devices and local-socket relays: a /30 each
+    pool_count: int = 0  # remote-access client pools: a /28 each
+
+    POOL_SIZE = 16
 
     @property
     def loopback_block(self) -> int:
@@ -75,13 +79,16 @@ class SliceAddressing:
     @property
     def needed(self) -> int:
         """Addresses this prefix size would need for the counts (each block has a quarter/half)."""
-        quarters = max(self.node_count, self.link_count, self.pseudo_device_count * 4)
+        quarters = max(self.node_count, self.link_count, self.pseudo_device_count * 8,
+                       self.pool_count * self.POOL_SIZE * 2)
         return 4 * quarters
 
     def fits(self) -> bool:
+        eighth = self.prefix.num_addresses // 8
         return (self.node_count <= self.loopback_block
                 and 2 * self.link_count <= self.link_block
-                and 4 * self.pseudo_device_count <= self.prefix.num_addresses // 4)
+                and 4 * self.pseudo_device_count <= eighth
+                and self.POOL_SIZE * self.pool_count <= eighth)
 
     def loopback(self, node_index: int) -> IPv4Address:
         return self.prefix.network_address + node_index
@@ -95,12 +102,32 @@ class SliceAddressing:
         base = self.prefix.network_address + self.loopback_block + self.link_block + 4 * index
         return IPv4Network(f"{base}/30")
 
+    def access_pool(self, index: int) -> IPv4Network:
+        """The index-th client pool (/28) of the slice's remote access points."""
+        base = (self.prefix.network_address + self.loopback_block + self.link_block
+                + self.prefix.num_addresses // 8 + self.POOL_SIZE * index)
+        return IPv4Network(f"{base}/28")
+
+
+def access_points(topology: Topology, slice_name: str) -> list[tuple[int, object, str]]:
+    """(entry index, access entry, node) for each of a slice's access points, in file order."""
+    points = []
+    members = topology.slice_nodes(topology.slice(slice_name))
+    for index, entry in enumerate(topology.access):
+        if entry.slice != slice_name:
+            continue
+        nodes = members if entry.nodes == "all" else [n for n in members if n in entry.nodes]
+        points.extend((index, entry, node) for node in nodes)
+    return points
+
 
 def slice_addressing(topology: Topology, slice_name: str, prefix: IPv4Network) -> SliceAddressing:
     sl = topology.slice(slice_name)
+    points = access_points(topology, slice_name)
     return SliceAddressing(
         prefix=prefix,
         node_count=len(topology.nodes),
         link_count=len(topology.links),
-        pseudo_device_count=len(sl.pseudo_devices),
+        pseudo_device_count=len(sl.pseudo_devices) + sum(1 for _, e, _ in points if e.type == "socket"),
+        pool_count=sum(1 for _, e, _ in points if e.type != "socket" and e.pool is None),
     )

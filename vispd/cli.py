@@ -145,6 +145,26 @@ def cmd_routes(args) -> int:
     return EXIT_OK
 
 
+def cmd_access(args) -> int:
+    from . import access_cli
+    from .engine import resolve, topology_plan
+
+    topo, _ = resolve(args.topology)
+    plan = topology_plan(topo)
+    if args.action == "profile":
+        text = access_cli.profile(topo, plan, args.slice, args.user, args.type, args.node)
+        if args.output:
+            with open(os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                handle.write(text)
+            print(f"wrote {args.output}")
+        else:
+            sys.stdout.write(text)
+    else:
+        for line in access_cli.revoke(topo, plan, args.slice, args.user):
+            print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vispd", description="virtual ISPs on a shared substrate")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -172,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bgp)
+    p = sub.add_parser("access", help="remote access: `vispd access profile|revoke TOPOLOGY SLICE USER`")
+    p.add_argument("action", choices=["profile", "revoke"])
+    p.add_argument("topology")
+    p.add_argument("slice")
+    p.add_argument("user")
+    p.add_argument("--type", choices=["openvpn", "wireguard"], help="which access point, if several")
+    p.add_argument("--node", help="which access point, if several")
+    p.add_argument("-o", "--output", help="write the profile to this file (mode 0600)")
+    p.set_defaults(func=cmd_access)
     p = command("routes", cmd_routes, "the routes of a slice's sliver on a node, by origin")
     p.add_argument("slice")
     p.add_argument("node")

@@ -32,12 +32,10 @@ def resolve(argument: str) -> tuple[Topology, str]:
 
 
 def unsupported_sections(topo: Topology) -> list[Problem]:
-    """Parts of the topology that `up` cannot build yet (access points)."""
+    """Parts of the topology that `up` cannot build yet."""
     smap = topo.source
-    problems = []
-    for i, _ in enumerate(topo.access):
-        problems.append(smap.problem(("access", i), "access points are validated but not yet supported by `up`"))
-    return problems
+    return [smap.problem(("access", i, "type"), "pptp access is not yet supported by `up` (its PPP engine is pending)")
+            for i, entry in enumerate(topo.access) if entry.type == "pptp"]
 
 
 @dataclass
@@ -56,9 +54,14 @@ def _backend(topology: str):
     return backend, state
 
 
-def topology_plan(topo: Topology) -> Plan:
-    """The plan of `topo`, with daemon files under its state directory."""
-    return compile_plan(topo, DaemonPaths.for_topology(TopologyState(topo.name).dir, topo.name))
+def topology_plan(topo: Topology, create_credentials: bool = False) -> Plan:
+    """The plan of `topo`, with daemon files and credentials under its state directory
+    (credentials are made only when `create_credentials`: `up` does, the others read)."""
+    from .credentials import gather
+
+    state_dir = TopologyState(topo.name).dir
+    credentials = gather(topo, state_dir, create_credentials)
+    return compile_plan(topo, DaemonPaths.for_topology(state_dir, topo.name), credentials)
 
 
 def plan_changes(topo: Topology) -> Outcome:
@@ -78,10 +81,10 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
     problems = unsupported_sections(topo)
     if problems:
         raise TopologyError(problems)
-    plan = topology_plan(topo)
+    plan = topology_plan(topo, create_credentials=True)
     backend, state = _backend(topo.name)
     paths = DaemonPaths.for_topology(state.dir, topo.name)
-    os.makedirs(paths.sock_dir, exist_ok=True)
+    os.makedirs(os.path.join(paths.sock_dir, "sockets"), exist_ok=True)
     with state.locked():
         state.set_source(source)
         try:

@@ -189,6 +189,12 @@ class Internet(Strict):
     transit: Prefix = IPv4Network("198.51.100.0/24")
 
 
+class Public(Strict):
+    """The lab's public underlay, on which remote clients reach the access points."""
+
+    prefix: Prefix = IPv4Network("100.64.0.0/16")
+
+
 class AccessUser(Strict):
     name: Name
     credential: str | None = None
@@ -214,6 +220,7 @@ class Topology(Strict):
     slices: list[Slice] = []
     providers: list[Provider] = []
     internet: Internet = Internet()
+    public: Public = Public()
     access: list[Access] = []
 
     _source: Any = PrivateAttr(default=None)

@@ -279,6 +279,7 @@ class Plan:
     topology: str
     resources: list[Resource] = field(default_factory=list)
     slivers: list[SliverInfo] = field(default_factory=list)
+    access_points: list = field(default_factory=list)  # vispd.access_plan.AccessPoint
 
     def by_key(self) -> dict[tuple, Resource]:
         return {r.key: r for r in self.resources}

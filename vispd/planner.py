@@ -44,6 +44,7 @@ from .plan import (
     TunTap,
     Veth,
 )
+from .access_plan import access_subnets, plan_access
 from .egress import plan_egress
 from .routing import distances, next_hops, slice_graph
 
@@ -83,13 +84,16 @@ class DaemonPaths:
 
     run_dir: str
     sock_dir: str
+    state_dir: str = ""  # where credentials live (PKI, keys, passwords)
 
     @classmethod
     def for_topology(cls, state_dir: str, topology: str) -> "DaemonPaths":
-        return cls(os.path.join(state_dir, "run"), f"/run/vispd/{topology}")
+        return cls(os.path.join(state_dir, "run"), f"/run/vispd/{topology}", state_dir)
 
 
-def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
+def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: dict | None = None) -> Plan:
+    """The plan of `topo`. `credentials` (from vispd.credentials) supplies generated public
+    keys; without it, placeholders stand in (the plan stays computable anywhere)."""
     paths = paths or DaemonPaths.for_topology(f"/var/lib/vispd/{topo.name}", topo.name)
     plan = Plan(topology=topo.name)
     add = plan.resources.append
@@ -116,6 +120,7 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
     all_loopbacks: dict[tuple[str, str], str] = {}
     uids: dict[str, int] = {}
     slice_paths: dict[str, dict[str, dict[str, tuple[str, str, int]]]] = {}
+    layouts: dict[str, object] = {}
 
     explicit_uids = {sl.uid for sl in topo.slices if sl.uid is not None}
     default_uids = spread_by_name([sl.name for sl in topo.slices if sl.uid is None], DEFAULT_UID_BASE,
@@ -162,6 +167,10 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
             add(TunTap(node=dev.node, ns=ns, ifname=ifname, mode=dev.type, uid=uid, gid=uid))
             add(Address(node=dev.node, ns=ns, ifname=ifname, cidr=f"{subnet.network_address + 1}/30"))
             devices_at[dev.node].append((ifname, subnet, dev.type))
+        layouts[sl.name] = layout
+        access_at: dict[str, list[IPv4Network]] = defaultdict(list)
+        for node, _, subnet in access_subnets(topo, sl.name, layout):
+            access_at[node].append(subnet)
 
         graph = slice_graph(members, links)
         hops = next_hops(graph)
@@ -179,7 +188,8 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
             for dest, hop in sorted(hops.get(x, {}).items()):
                 ifname, _, _ = ends[(x, hop)]
                 gateway = ends[(hop, x)][1].split("/")[0]
-                targets = [f"{loopback[dest]}/32"] + [str(s) for _, s, _ in devices_at[dest]]
+                targets = ([f"{loopback[dest]}/32"] + [str(s) for _, s, _ in devices_at[dest]]
+                           + [str(s) for s in access_at[dest]])
                 for dst in targets:
                     add(Route(node=x, ns=ns, dst=dst, gateway=gateway, ifname=ifname,
                               prefsrc=str(loopback[x])))
@@ -192,6 +202,9 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
     egress = plan_egress(topo, prefixes, all_loopbacks, class_ids, paths.run_dir, paths.sock_dir,
                          lambda name: slice_paths[name])
     plan.resources.extend(egress.resources)
+    access = plan_access(topo, layouts, uids, paths.run_dir, paths.sock_dir, paths.state_dir, credentials or {})
+    plan.resources.extend(access.resources)
+    plan.access_points = access.points
     for link in topo.links:
         a, b = link.key
         for x, y in ((a, b), (b, a)):
@@ -203,12 +216,13 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None) -> Plan:
                     capacity=provider.bandwidth, classes=tuple(egress.classes.get((provider.node, device), ()))))
         add(Shaping(node="+" + provider.name, ns=lab_ns(t, provider.name), ifname=sub_if(provider.node),
                     capacity=provider.bandwidth))
-    for node, pairs in egress.admitted.items():
+    for node, pairs in [*egress.admitted.items(), *access.admitted.items()]:
         admitted[node] |= pairs
     for node in topo.nodes:
         devices = tuple(sorted([
             sub_if(peer) for lk in topo.links if node.name in lk.key
-            for peer in lk.key if peer != node.name] + egress.devices.get(node.name, [])))
+            for peer in lk.key if peer != node.name]
+            + egress.devices.get(node.name, []) + access.devices.get(node.name, [])))
         if devices:
             add(IsolationFilter(node=node.name, ns=node_ns(t, node.name), devices=devices,
                                 pairs=tuple(sorted(admitted[node.name]))))

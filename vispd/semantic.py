@@ -159,6 +159,17 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
         if access.type == "pptp" and not access.insecure_legacy:
             say(("access", i, "type"), "pptp is unencrypted legacy: set 'insecure-legacy: true' to accept that")
         members = set(topo.slice_nodes(topo.slice(access.slice)))
+        own = prefixes.get(access.slice)
+        if access.pool is not None and own is not None and not access.pool.subnet_of(own):
+            say(("access", i, "pool"), f"pool {access.pool} is outside slice '{access.slice}''s prefix {own}")
+        if access.pool is not None and access.pool.prefixlen > 29:
+            say(("access", i, "pool"), f"pool {access.pool} is too small: give at least a /29")
+        if access.type != "socket" and not access.users:
+            say(("access", i), f"{access.type} access needs at least one user")
+        names = [u.name for u in access.users]
+        for j, user in enumerate(access.users):
+            if names.index(user.name) != j:
+                say(("access", i, "users", j, "name"), f"duplicate user '{user.name}'")
         if access.nodes != "all":
             for j, name in enumerate(access.nodes):
                 if name not in members:

@@ -193,7 +193,8 @@ def test_down_stops_every_daemon_and_leaves_no_namespace(tmp_path, state_dir):
     vispd("up", path)
     try:
         run = state_dir / name / "run"
-        pids = [int(p.read_text().split()[0]) for p in run.glob("*.pid")]
+        pids = [int(p.read_text().split()[0]) for p in run.glob("*.pid")
+                if p.name.startswith(("bird-", "exabgp-", "egress-"))]
         assert len(pids) == 6  # 3 BIRD, 2 ExaBGP, 1 egress manager
         assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
     finally:

@@ -63,8 +63,8 @@ def test_abilene_addresses_are_the_documented_layout(abilene, abilene_plan):
     assert prefixes == {"plb": IPv4Network("198.18.0.0/22"), "research": IPv4Network("198.18.8.0/22")}
     layout = slice_addressing(abilene, "plb", prefixes["plb"])
     # A /22: loopbacks in the first quarter, link /31s in the middle half, /30s in the last quarter.
-    # 11 nodes and 14 links need 4 x 14 = 56 addresses of prefix.
-    assert (layout.loopback_block, layout.link_block, layout.needed) == (256, 512, 56)
+    # 11 nodes, 14 links and 2 pseudo-devices (a /30 each in the eighth after the links) need 64.
+    assert (layout.loopback_block, layout.link_block, layout.needed) == (256, 512, 64)
     assert layout.loopback(0) == IPv4Address("198.18.0.0")
     assert layout.link_pair(1) == (IPv4Interface("198.18.1.2/31"), IPv4Interface("198.18.1.3/31"))
     assert layout.pseudo_device_subnet(1) == IPv4Network("198.18.3.4/30")
@@ -128,7 +128,7 @@ def test_too_small_prefix_is_an_error():
     with pytest.raises(TopologyError) as caught:
         edited_abilene("prefix: 198.18.0.0/22", "prefix: 198.18.0.0/27")
     (problem,) = caught.value.problems
-    assert problem.message == "prefix 198.18.0.0/27 is too small for slice 'plb': needs 56 addresses"
+    assert problem.message == "prefix 198.18.0.0/27 is too small for slice 'plb': needs 64 addresses"
     line = next(i for i, text in enumerate(abilene_text().splitlines(), 1) if "prefix: 198.18.0.0/22" in text)
     assert (problem.mark.line, problem.mark.column) == (line, 13)
 

@@ -22,11 +22,12 @@ def abilene_full_text() -> str:
 
 
 def abilene_text() -> str:
-    """abilene.yaml without its providers and egress: the core data path these tests are
-    about (egress planning has tests of its own, on the full file)."""
+    """abilene.yaml without its providers, egress and access: the core data path these tests
+    are about (egress and access planning have tests of their own, on the full file)."""
     text = abilene_full_text()
     start, end = text.index("# The seed's exchange points"), text.index("slices:")
     text = text[:start] + text[end:]
+    text = text[:text.index("# Ways into plb")]
     egress = "    egress: [mae-east, mae-west]\n"
     assert text.count(egress) == 1
     return text.replace(egress, "")
