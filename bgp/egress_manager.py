@@ -74,6 +74,14 @@ def live_egress(sessions: dict[str, dict[str, dict]], down: dict[tuple[str, str]
     return live
 
 
+def _namespace_sockets():
+    from pyroute2 import IPRoute
+
+    from dataplane.netns import SocketsByNamespace
+
+    return SocketsByNamespace(IPRoute)
+
+
 class Manager:
     def __init__(self, config: dict, previous: "Manager | None" = None):
         self.config = config
@@ -81,7 +89,7 @@ class Manager:
         self.down: dict[str, dict[tuple[str, str], float]] = {s: {} for s in config["slices"]}
         self.live_now: dict[str, set[str]] = {s: set() for s in config["slices"]}
         self.applied: dict[str, tuple | None] = {}
-        self._sockets: dict = {}
+        self._sockets = _namespace_sockets()
         self.changes = 0
         if previous is not None:  # a reload: keep sockets, routes in place and session news
             for name in self.down:
@@ -89,16 +97,7 @@ class Manager:
             self.applied, self._sockets, self.changes = previous.applied, previous._sockets, previous.changes
 
     def ipr(self, ns: str):
-        from pyroute2 import IPRoute
-
-        from dataplane import netns
-
-        sock = self._sockets.get(ns)
-        if sock is None:
-            with netns.entered(ns):
-                sock = IPRoute()
-            self._sockets[ns] = sock
-        return sock
+        return self._sockets.get(ns)
 
     def event(self, message: dict) -> None:
         """A helper's session event: a 'down' takes effect at once, before any status file."""
@@ -142,7 +141,7 @@ class Manager:
             return True
         except (NetlinkError, OSError) as exc:
             print(f"egress-manager: {ns}: {exc}", file=sys.stderr, flush=True)
-            self._sockets.pop(ns, None)
+            self._sockets.drop(ns)
             return False
 
     def write_status(self) -> None:

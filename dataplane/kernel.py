@@ -84,45 +84,30 @@ class KernelBackend:
         self.marker = owner_marker(topology)
         self._journal = journal or (lambda names: None)
         self._known = set(known_namespaces)
-        self._sockets: dict[str, IPRoute] = {}
-        self._raw: dict[str, RawLinks] = {}
+        self._sockets = netns.SocketsByNamespace(IPRoute)
+        self._raw = netns.SocketsByNamespace(RawLinks)
         self._aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.unowned: list[str] = []
         self._broken: set[str] = set()
         self._indexes: dict[tuple[str, str], int] = {}
         self._fresh: set[str] = set()  # namespaces created by this run: nothing stale inside
-        self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")  # journaled names that are not (yet) a namespace
+        self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")
 
     # -- sockets -----------------------------------------------------------------------
     def ipr(self, ns: str) -> IPRoute:
-        sock = self._sockets.get(ns)
-        if sock is None:
-            with netns.entered(ns):
-                sock = IPRoute()
-            self._sockets[ns] = sock
-        return sock
+        return self._sockets.get(ns)
 
     def raw(self, ns: str) -> RawLinks:
         """A raw rtnetlink socket in `ns` for the frequent link lookups and settings."""
-        sock = self._raw.get(ns)
-        if sock is None:
-            with netns.entered(ns):
-                sock = RawLinks()
-            self._raw[ns] = sock
-        return sock
+        return self._raw.get(ns)
 
     def close(self) -> None:
-        for sock in [*self._sockets.values(), *self._raw.values()]:
-            with contextlib.suppress(Exception):
-                sock.close()
-        self._sockets.clear()
-        self._raw.clear()
+        self._sockets.close()
+        self._raw.close()
 
     def _drop_socket(self, ns: str) -> None:
-        for sock in (self._sockets.pop(ns, None), self._raw.pop(ns, None)):
-            if sock is not None:
-                with contextlib.suppress(Exception):
-                    sock.close()
+        self._sockets.drop(ns)
+        self._raw.drop(ns)
 
     def _index(self, ns: str, ifname: str) -> int:
         """ifindex of a device, cached (one netlink GET per device per run)."""

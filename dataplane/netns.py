@@ -177,3 +177,30 @@ def write_sysctl(key: str, value: str) -> None:
 def read_sysctl(key: str) -> str:
     with open("/proc/sys/" + key.replace(".", "/")) as handle:
         return handle.read().strip()
+
+
+class SocketsByNamespace:
+    """Sockets opened inside named namespaces (a socket stays in the namespace it was
+    opened in), one per namespace, kept for reuse; `factory()` opens one."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._open: dict[str, object] = {}
+
+    def get(self, name: str):
+        sock = self._open.get(name)
+        if sock is None:
+            with entered(name):
+                sock = self._factory()
+            self._open[name] = sock
+        return sock
+
+    def drop(self, name: str) -> None:
+        sock = self._open.pop(name, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+
+    def close(self) -> None:
+        for name in list(self._open):
+            self.drop(name)

@@ -6,6 +6,7 @@ several `Problem`s so that one run reports every mistake it found, not just the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -53,3 +54,18 @@ class TopologyError(Exception):
 
 class VispdError(Exception):
     """A failure the user can act on (missing state, kernel refusal); printed without traceback."""
+
+
+def describe_value(value: Any) -> str:
+    """How a YAML value reads in an error message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)

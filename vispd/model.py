@@ -22,6 +22,7 @@ from pydantic import (
     Strict as StrictType,
 )
 
+from .errors import describe_value
 from .units import parse_bandwidth
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -80,21 +81,6 @@ def _parse_pair(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         raise ValueError(f"must name exactly two nodes, [a, b], got {len(value)}")
     raise ValueError(f"must be a pair of node names such as [seattle, denver], got {describe_value(value)}")
-
-
-def describe_value(value: Any) -> str:
-    """How a YAML value reads in an error message."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
 
 
 Prefix = Annotated[IPv4Network, BeforeValidator(_parse_prefix)]

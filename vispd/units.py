@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .errors import describe_value
+
 _BANDWIDTH = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:bit|bps|b)?(?:/s)?$")
 _BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:B|Bps|B/s|byte|bytes)$")
 _FACTOR = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -22,7 +24,7 @@ def parse_bandwidth(text: object) -> int:
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise ValueError(f"must be a rate with a unit such as '1G' or '100M', got "
-                         f"{_show(text)}")
+                         f"{describe_value(text)}")
     if not isinstance(text, str):
         raise ValueError(_no_unit(str(text)))
     stripped = text.strip()
@@ -49,18 +51,6 @@ def parse_bandwidth(text: object) -> int:
 def _no_unit(number: str) -> str:
     return (f"{number} has no unit: write e.g. '{number}M' "
             "(k, M, G, T: 10^3, 10^6, 10^9, 10^12 bits/s)")
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return repr(value)
 
 
 def format_bandwidth(bits_per_second: int) -> str:
