@@ -288,9 +288,22 @@ class Isolation:
 
 
 @dataclass
+class EgressReach:
+    slice: str
+    host: str
+    slivers: int
+    failures: list[dict]
+
+    def lines(self) -> list[str]:
+        head = f"egress {self.slice}: {self.slivers - len(self.failures)}/{self.slivers} slivers reach {self.host}"
+        return [head] + _capped([f"  no way out: {self.slice} {f['from']}: {f['error']}" for f in self.failures])
+
+
+@dataclass
 class Report:
     topology: str
     reach: list[Reach] = field(default_factory=list)
+    egress: list[EgressReach] = field(default_factory=list)
     cross: list[CrossPing] = field(default_factory=list)
     isolation: list[Isolation] = field(default_factory=list)
     spray: dict[str, dict] = field(default_factory=dict)
@@ -299,12 +312,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and all(not r.failures for r in self.reach)
+        return (not self.errors and all(not r.failures for r in (*self.reach, *self.egress))
                 and all(not c.answered for c in self.cross) and all(i.ok for i in self.isolation))
 
     def lines(self) -> list[str]:
         lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
-        for part in (*self.reach, *self.cross, *self.isolation):
+        for part in (*self.reach, *self.egress, *self.cross, *self.isolation):
             lines += part.lines()
         lines += [_spray_line(name, tally) for name, tally in sorted(self.spray.items())]
         lines.append(f"{self.topology}: {'ok' if self.ok else 'FAILED'}")
@@ -314,6 +327,7 @@ class Report:
         return {
             "topology": self.topology, "ok": self.ok, "errors": self.errors, "warnings": self.warnings,
             "reach": [vars(r) for r in self.reach],
+            "egress": [vars(e) for e in self.egress],
             "cross_ping": [vars(c) for c in self.cross],
             "isolation": [{**vars(i), "ok": i.ok} for i in self.isolation],
             "spray": self.spray,
@@ -368,6 +382,33 @@ def judge_pings(layout: Layout, report: Report, results: dict[str, dict | None])
         answered = [{"from": s.node, "src": s.loopback, "dst": dst}
                     for s, dst in tried if outcome(s, dst)["ok"]]
         report.cross.append(CrossPing(source, target, len(tried), answered))
+
+
+def egress_phase(plan: Plan, layout: Layout, report: Report, timeout: float, converge: float) -> None:
+    """Every sliver of a slice with egress reaches the Internet host, as the slice's user.
+    Right after `up` the BGP sessions may still be converging: slivers that fail are tried
+    again until `converge` seconds have passed."""
+    if not plan.internet_host:
+        return
+    pending = [info for info in layout.slivers if info.slice in plan.egress_slices]
+    failures: dict[str, dict] = {}
+    give_up = time.monotonic() + converge
+    while pending:
+        with Probes() as probes:
+            pingers = [probes.start(info, ["ping", "--targets", plan.internet_host, "--timeout", str(timeout)])
+                       for info in pending]
+            collect(pingers, time.monotonic() + timeout + STARTUP_GRACE)
+            results = {p.info.ns: (p.result() or {}).get("results", {}).get(plan.internet_host, {}) for p in pingers}
+        failures = {ns: r for ns, r in results.items() if not r.get("ok")}
+        pending = [info for info in pending if info.ns in failures]
+        if not pending or time.monotonic() > give_up:
+            break
+        time.sleep(1.0)
+    for name in plan.egress_slices:
+        members = layout.members(name)
+        failed = [{"from": s.node, "error": failures[s.ns].get("error", "no reply")}
+                  for s in members if s.ns in failures]
+        report.egress.append(EgressReach(name, plan.internet_host, len(members), failed))
 
 
 # --- phase 3: isolation ------------------------------------------------------------------
@@ -468,7 +509,7 @@ def _leak(info: SliverInfo, frame: dict, sender: dict) -> dict:
 
 # --- entry point -------------------------------------------------------------------------
 
-def run_checks(plan: Plan, timeout: float = 2.0) -> Report:
+def run_checks(plan: Plan, timeout: float = 2.0, converge: float = 30.0) -> Report:
     """Run every check against the live slivers of `plan` (needs root)."""
     report = Report(plan.topology)
     missing = [s.ns for s in plan.slivers if not netns.exists(s.ns)]
@@ -477,5 +518,6 @@ def run_checks(plan: Plan, timeout: float = 2.0) -> Report:
         return report
     layout = Layout.of(plan)
     ping_phase(layout, report, timeout)
+    egress_phase(plan, layout, report, timeout, converge)
     isolation_phase(layout, report, timeout)
     return report

@@ -83,7 +83,7 @@ def cmd_check(args) -> int:
     from .engine import resolve, topology_plan
 
     topo, _ = resolve(args.topology)
-    report = run_checks(topology_plan(topo), timeout=args.timeout)
+    report = run_checks(topology_plan(topo), timeout=args.timeout, converge=args.converge)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("check", cmd_check, "all-pairs reachability per slice and isolation between slices")
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each probe")
+    p.add_argument("--converge", type=float, default=30.0,
+                   help="seconds to let BGP converge before a sliver's way out counts as failed")
     p = command("status", cmd_status, "what is up, per node and sliver")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("bgp", help="BGP egress: `vispd bgp status TOPOLOGY`")

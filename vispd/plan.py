@@ -280,6 +280,8 @@ class Plan:
     resources: list[Resource] = field(default_factory=list)
     slivers: list[SliverInfo] = field(default_factory=list)
     access_points: list = field(default_factory=list)  # vispd.access_plan.AccessPoint
+    internet_host: str | None = None  # the lab's host behind the providers, when there are any
+    egress_slices: list[str] = field(default_factory=list)
 
     def by_key(self) -> dict[tuple, Resource]:
         return {r.key: r for r in self.resources}

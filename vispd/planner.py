@@ -202,6 +202,9 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
     egress = plan_egress(topo, prefixes, all_loopbacks, class_ids, paths.run_dir, paths.sock_dir,
                          lambda name: slice_paths[name])
     plan.resources.extend(egress.resources)
+    if topo.providers:
+        plan.internet_host = str(topo.internet.host)
+        plan.egress_slices = [sl.name for sl in topo.slices if sl.egress]
     access = plan_access(topo, layouts, uids, paths.run_dir, paths.sock_dir, paths.state_dir, credentials or {})
     plan.resources.extend(access.resources)
     plan.access_points = access.points

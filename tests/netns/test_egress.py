@@ -153,6 +153,17 @@ def test_failover_between_providers_and_back(abilene_up):
     assert carried(before, egress_bytes(name)) == (True, False)
 
 
+def test_check_reports_slivers_cut_off_from_the_internet(abilene_up):
+    name = abilene_up
+    assert "egress plb: 11/11 slivers reach 203.0.113.10" in vispd("check", name).stdout
+    for provider in ("mae-east", "mae-west"):
+        assert "disabled" in birdc(name, provider, "disable", "slice_plb")
+    result = vispd("check", name, "--converge", "0", "--timeout", "1", check=False)
+    assert result.returncode == 1
+    assert "egress plb: 0/11 slivers reach 203.0.113.10" in result.stdout
+    assert "reach plb: 110/110 pairs ok" in result.stdout  # inside the vISP all is well
+
+
 def test_max_prefix_caps_one_provider_and_spares_the_other(deployed):
     def flood_west(text: str) -> str:
         return text.replace("peering: 192.0.2.16/28, max-prefix: 100000}",
