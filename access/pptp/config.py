@@ -1,0 +1,164 @@
+"""The engine's JSON configuration: defaults, validation, the address pool, the TUN names.
+
+Server keys (`--role server`; the JSON that `server_files` renders as engine.json):
+  slice          str   the slice this access point serves (logs only)
+  listen         str   the address pptpd listens on (TCP 1723 and GRE)
+  pool           str   client address pool, e.g. "198.18.2.0/26" (a part of the slice prefix)
+  local_address  str   the server's end of every link (default: the pool's first host);
+                       clients get the other hosts of the pool (pptpd hands one to each
+                       engine as LOCAL:REMOTE)
+  users_file     str   JSON credential store {"users": {"bob": "secret", ...}}, read at each
+                       authentication (users can be added without a restart)
+  tun_prefix     str   server TUN name = prefix + the client's index in the pool, so names are
+                       unique in the namespace (default "pptp"; prefix + digits <= 15 chars)
+  auth           list  CHAP methods in order of preference (default ["mschapv2", "chap-md5"])
+  mtu            int   our MRU and the TUN's MTU at most (default 1400: GRE + IP fit in 1500)
+  dns            list  DNS servers given to clients that ask (default none: rejected)
+  connections    int   pptpd's limit of simultaneous clients (default: the pool's size)
+  log_file       str   where the engines log (default stderr; under pptpd always set it)
+  python         str   interpreter for the engine under pptpd (default: the current one)
+Client keys (`--role client`):
+  server         str   the PPTP server's address
+  user, password str   credentials (or password_file: a file holding the password)
+  tun            str   the client's TUN name (default "pptp0")
+  routes         list  prefixes routed into the tunnel, e.g. the slice prefix
+  auth           list  CHAP methods the client accepts (default both)
+  mtu            int   as above
+  status_file    str   JSON written when the link is up and when the engine ends
+  connect_timeout float seconds until the link must be up (default 30)
+  pptp           str   the pptp program (default "pptp")
+  private_callmgr bool run pptp in a private mount namespace (default true): its call
+                       manager socket /var/run/pptp/SERVER is machine-wide, so two clients of
+                       the same server address would otherwise share one control connection
+Both: restart (LCP/IPCP retransmit seconds, default 1), echo_interval (default 10),
+echo_failures (default 4), log_file.
+Pure except `load` and `read_users`/`read_password`, which read files.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import sys
+
+from . import auth
+
+IFNAMSIZ = 15
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+SERVER_DEFAULTS = {"tun_prefix": "pptp", "auth": list(auth.METHODS), "mtu": 1400, "dns": [],
+                   "restart": 1.0, "echo_interval": 10.0, "echo_failures": 4, "log_file": None}
+CLIENT_DEFAULTS = {"tun": "pptp0", "routes": [], "auth": list(auth.METHODS), "mtu": 1400,
+                   "restart": 1.0, "echo_interval": 10.0, "echo_failures": 4, "log_file": None,
+                   "status_file": None, "connect_timeout": 30.0, "pptp": "pptp",
+                   "private_callmgr": True}
+
+
+def load(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def pool_hosts(config: dict) -> tuple[ipaddress.IPv4Address, list[ipaddress.IPv4Address]]:
+    """(server's address, the client addresses in pool order)."""
+    pool = ipaddress.IPv4Network(config["pool"], strict=True)
+    hosts = list(pool.hosts())
+    local = ipaddress.IPv4Address(config["local_address"]) if config.get("local_address") else hosts[0]
+    return local, [h for h in hosts if h != local]
+
+
+def tun_name(config: dict, client: str) -> str:
+    """The server TUN for the client at `client`: tun_prefix + its index in the pool."""
+    _, clients = pool_hosts(config)
+    address = ipaddress.IPv4Address(client)
+    if address not in clients:
+        raise ConfigError(f"client address {client} is not in the pool {config['pool']}")
+    return f"{config.get('tun_prefix', SERVER_DEFAULTS['tun_prefix'])}{clients.index(address)}"
+
+
+def validate_server(config: dict) -> dict:
+    """The config with defaults filled in; ConfigError naming the bad key otherwise."""
+    merged = {**SERVER_DEFAULTS, **config}
+    for key in ("pool", "users_file"):
+        if not merged.get(key):
+            raise ConfigError(f"server config needs {key!r}")
+    try:
+        local, clients = pool_hosts(merged)
+    except ValueError as error:
+        raise ConfigError(f"pool/local_address: {error}") from None
+    if not clients:
+        raise ConfigError(f"pool {merged['pool']} has no address left for clients")
+    if local not in ipaddress.IPv4Network(merged["pool"]) and not merged.get("local_address"):
+        raise ConfigError("local_address is outside the pool")
+    merged["local_address"] = str(local)
+    longest = f"{merged['tun_prefix']}{len(clients) - 1}"
+    if not _IFNAME.match(longest):
+        raise ConfigError(f"tun_prefix {merged['tun_prefix']!r} makes names like {longest!r}, "
+                          f"longer than {IFNAMSIZ} characters or with bad characters")
+    _check_common(merged)
+    for address in merged["dns"]:
+        ipaddress.IPv4Address(address)
+    return merged
+
+
+def validate_client(config: dict) -> dict:
+    merged = {**CLIENT_DEFAULTS, **config}
+    for key in ("server", "user"):
+        if not merged.get(key):
+            raise ConfigError(f"client config needs {key!r}")
+    if merged.get("password") is None and not merged.get("password_file"):
+        raise ConfigError("client config needs 'password' or 'password_file'")
+    if not _IFNAME.match(merged["tun"]):
+        raise ConfigError(f"tun {merged['tun']!r} is not a valid interface name (<= {IFNAMSIZ} chars)")
+    try:
+        ipaddress.IPv4Address(merged["server"])
+        merged["routes"] = [str(ipaddress.IPv4Network(r, strict=False)) for r in merged["routes"]]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    _check_common(merged)
+    return merged
+
+
+def _check_common(merged: dict) -> None:
+    bad = [m for m in merged["auth"] if m not in auth.METHODS]
+    if bad or not merged["auth"]:
+        raise ConfigError(f"auth must be a non-empty list of {list(auth.METHODS)}, not {merged['auth']}")
+    if not 576 <= int(merged["mtu"]) <= 1500:
+        raise ConfigError(f"mtu {merged['mtu']} outside 576..1500")
+
+
+def read_users(path: str) -> dict[str, str]:
+    with open(path) as handle:
+        data = json.load(handle)
+    users = data.get("users", {}) if isinstance(data, dict) else {}
+    return {str(k): str(v) for k, v in users.items()}
+
+
+def read_password(config: dict) -> str:
+    if config.get("password") is not None:
+        return str(config["password"])
+    with open(config["password_file"]) as handle:
+        return handle.read().rstrip("\n")
+
+
+def remoteip_spec(config: dict) -> str:
+    """pptpd.conf's `remoteip` for the pool: comma-separated ranges a.b.c.x-y per /24."""
+    _, clients = pool_hosts(config)
+    parts, run = [], []
+    for address in clients:
+        if run and (int(address) != int(run[-1]) + 1 or address.packed[:3] != run[0].packed[:3]):
+            parts.append(run)
+            run = []
+        run.append(address)
+    if run:
+        parts.append(run)
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1].packed[3]}" for r in parts)
+
+
+def interpreter(config: dict) -> str:
+    return config.get("python") or sys.executable or "python3"
