@@ -4,9 +4,9 @@ Server keys (`--role server`; the JSON that `server_files` renders as engine.jso
   slice          str   the slice this access point serves (logs only)
   listen         str   the address pptpd listens on (TCP 1723 and GRE)
   pool           str   client address pool, e.g. "198.18.2.0/26" (a part of the slice prefix)
-  local_address  str   the server's end of every link (default: the pool's first host);
-                       clients get the other hosts of the pool (pptpd hands one to each
-                       engine as LOCAL:REMOTE)
+  local_address  str   the server's end of every link (default: the pool's first host; it
+                       may also lie outside the pool); clients get the other hosts of the
+                       pool (pptpd hands one to each engine as LOCAL:REMOTE)
   users_file     str   JSON credential store {"users": {"bob": "secret", ...}}, read at each
                        authentication (users can be added without a restart)
   tun_prefix     str   server TUN name = prefix + the client's index in the pool, so names are
@@ -93,8 +93,6 @@ def validate_server(config: dict) -> dict:
         raise ConfigError(f"pool/local_address: {error}") from None
     if not clients:
         raise ConfigError(f"pool {merged['pool']} has no address left for clients")
-    if local not in ipaddress.IPv4Network(merged["pool"]) and not merged.get("local_address"):
-        raise ConfigError("local_address is outside the pool")
     merged["local_address"] = str(local)
     longest = f"{merged['tun_prefix']}{len(clients) - 1}"
     if not _IFNAME.match(longest):

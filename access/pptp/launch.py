@@ -11,7 +11,10 @@ shipped in this package: pptpd runs it once per call as
 `pppd-engine local file RUN_DIR/options.pptp 115200 LOCAL:REMOTE ipparam CLIENT remotenumber CLIENT`
 with the call's pty on fd 0, and it starts `python -m access.pptp.engine --role server`
 with RUN_DIR/engine.json. Run pptpd inside the sliver's namespace and stop it by PID
-(SIGTERM): its children (pptpctrl, engines) see the pty close and exit.
+(SIGTERM). pptpd itself leaves its call processes running when it ends, so each engine
+watches its pptpd (pidfd) and ends its call then: LCP Terminate to the client, TUN gone,
+and pptpd's call process exits when the engine's pty closes (about 0.1 s).
+The sliver needs IPv4 forwarding on for clients to reach beyond the server itself.
 `client_command(server_ip, config_path)` is the client engine (for tests and benches): it
 starts `pptp SERVER --nolaunchpppd --nobuffer` itself on a pty and stops it on exit.
 """

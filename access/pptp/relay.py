@@ -240,7 +240,15 @@ class Relay:
             elif kind == "auth-failed":
                 log.warning("authentication failed for %r: %s", event[1], event[2])
             elif kind == "up":
-                self._on_up(*event[1:])
+                try:
+                    self._on_up(*event[1:])
+                except OSError as error:  # e.g. the TUN name is taken in this namespace
+                    log.error("cannot set up TUN %s: %s", self.tun_name, error)
+                    if self.tun is not None:
+                        os.close(self.tun)
+                        self.tun = None
+                    self.session.close(time.monotonic(), f"cannot set up TUN {self.tun_name}: {error}",
+                                       session.EXIT_CONFIG)
         self.session.events.clear()
 
     # ---- loop --------------------------------------------------------------------------

@@ -225,6 +225,11 @@ def test_clients_connect_ping_and_a_wrong_password_is_refused(lab):
     assert status_of(mallory_status)["state"] == "down" and time.monotonic() - started < 20
     assert "pptp-bad" not in links(lab.client_ns)
 
+    # a TUN name already taken in the namespace: a clear configuration error, nothing hurt
+    clash, _ = lab.start_client("clash", "carol", USERS["carol"], "pptp-bob")
+    assert clash.wait(30) == 1
+    assert "cannot set up TUN pptp-bob" in clash.stderr.read()
+
     # the others are unaffected
     assert ping(lab.client_ns, BEHIND_SERVER)
     assert run("ip", "netns", "exec", lab.client_ns, "ping", "-c", "2", "-i", "0.2", "-W", "2",
