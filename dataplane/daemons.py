@@ -118,6 +118,7 @@ class DaemonDirectory:
     def write_files(self, files: dict[str, str]) -> None:
         os.makedirs(self.run_dir, exist_ok=True)
         for leaf, content in files.items():
+            os.makedirs(os.path.dirname(self.path(leaf)), exist_ok=True)
             tmp = self.path(leaf + ".tmp")
             with open(tmp, "w") as handle:
                 handle.write(content)

@@ -413,7 +413,6 @@ class KernelBackend:
     def _create_veth(self, step: Step) -> None:
         res: Veth = step.resource
         ipr = self.ipr(res.ns)
-        peer_ipr = self.ipr(res.peer_ns)
         self._clear_name(res.ns, res.ifname)
         self._clear_name(res.peer_ns, res.peer_ifname)
         peer_fd = open(netns.path(res.peer_ns))

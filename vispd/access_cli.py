@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .access_plan import keys_dir, openvpn_server, pki_dir, wireguard_server
+from .access_plan import client_routes, keys_dir, openvpn_server, pki_dir, wireguard_server
 from .credentials import gather
 from .errors import VispdError
 from .model import Topology
@@ -46,6 +46,19 @@ def profile(topo: Topology, plan, slice_name: str, user: str, kind: str | None, 
         if not os.path.exists(os.path.join(key_dir, f"client-{user}.key")):
             raise VispdError(f"'{user}' brings their own WireGuard key, or `vispd up` has not run yet")
         return wireguard.client_profile(key_dir, cfg, user)
+    if point.type == "pptp":
+        import json
+
+        from .access_plan import pptp_users_file
+
+        try:
+            with open(pptp_users_file(state_dir, slice_name)) as handle:
+                password = json.load(handle)["users"][user]
+        except (OSError, KeyError, ValueError):
+            raise VispdError(f"no PPTP password for '{user}' yet: run `vispd up` first") from None
+        return (f"# vispd: PPTP for {user} in slice {slice_name} (UNENCRYPTED legacy access)\n"
+                f"server {point.public_address}\nuser {user}\npassword {password}\n"
+                f"routes {' '.join(client_routes(topo, sl))}\n")
     raise VispdError(f"{point.type} access has no profile to hand out")
 
 

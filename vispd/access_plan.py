@@ -243,7 +243,22 @@ def _server_daemon(topo, sl, node, ns, point, subnet, run_dir, state_dir, creden
 
         cfg = wireguard_server(topo, sl, node, point, state_dir, credentials)
         return _daemon_from_spec(wireguard.daemon(cfg, run_dir), node, ns)
-    return None  # pptp: built once the PPP engine lands
+    if point.type == "pptp":
+        from access.pptp import launch
+
+        name = f"pptp-{sl.name}-{node}"
+        config = {"slice": sl.name, "listen": point.public_address, "pool": point.pool,
+                  "users_file": pptp_users_file(state_dir, sl.name), "tun_prefix": "ppp",
+                  "log_file": os.path.join(run_dir, f"{name}.engine.log")}
+        files = tuple(sorted((f"{name}/{leaf}", text) for leaf, text in launch.server_files(config).items()))
+        return Daemon(node=node, ns=ns, name=name, argv=tuple(launch.server_command(os.path.join(run_dir, name))),
+                      files=files, env=tuple(sorted(launch.engine_env().items())))
+    return None
+
+
+def pptp_users_file(state_dir: str, slice_name: str) -> str:
+    """The slice's PPTP credential store ({"users": {name: password}}, mode 0600)."""
+    return os.path.join(keys_dir(state_dir, slice_name), "pptp-users.json")
 
 
 def client_routes(topo, sl) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ def cmd_up(args) -> int:
     topo, source = resolve(args.topology)
     progress = (lambda s: print(s.describe())) if args.verbose else None
     outcome = up(topo, source, progress)
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{topo.name}: " + (_summary(outcome.steps) or "no changes"))
     return EXIT_OK
 
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     p.add_argument("slice")
     p.add_argument("user")
-    p.add_argument("--type", choices=["openvpn", "wireguard"], help="which access point, if several")
+    p.add_argument("--type", choices=["openvpn", "wireguard", "pptp"], help="which access point, if several")
     p.add_argument("--node", help="which access point, if several")
     p.add_argument("-o", "--output", help="write the profile to this file (mode 0600)")
     p.set_defaults(func=cmd_access)

@@ -28,7 +28,38 @@ def gather(topo: Topology, state_dir: str, create: bool) -> dict:
         wireguard = [(e, n) for _, e, n in points if e.type == "wireguard"]
         if wireguard:
             credentials.update(_wireguard(sl.name, wireguard, state_dir, create))
+        pptp_users = {u.name: u.credential for _, e, _ in points if e.type == "pptp" for u in e.users}
+        if pptp_users and create:
+            _pptp(sl.name, pptp_users, state_dir)
     return credentials
+
+
+def _pptp(slice_name: str, users: dict[str, str | None], state_dir: str) -> None:
+    """The slice's PPTP passwords: `credential: file:PATH` reads one, else one is generated
+    once and kept (0600) for `vispd access profile` to show."""
+    import json
+    import secrets
+
+    from access.spec import atomic_write
+
+    from .access_plan import pptp_users_file
+
+    path = pptp_users_file(state_dir, slice_name)
+    try:
+        with open(path) as handle:
+            known = json.load(handle).get("users", {})
+    except (OSError, ValueError):
+        known = {}
+    store = {}
+    for user, reference in sorted(users.items()):
+        if reference and reference.startswith("file:"):
+            with open(reference[5:]) as handle:
+                store[user] = handle.read().strip()
+        else:
+            store[user] = known.get(user) or secrets.token_urlsafe(12)
+    if store != known:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write(path, json.dumps({"users": store}, indent=1, sort_keys=True) + "\n", 0o600)
 
 
 def _openvpn(topo: Topology, slice_name: str, points, state_dir: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .diff import Step, diff, schedule
-from .errors import Problem, TopologyError, VispdError
+from .errors import VispdError
 from .loader import load_topology
 from .model import Topology
 from .plan import Plan
@@ -31,11 +31,10 @@ def resolve(argument: str) -> tuple[Topology, str]:
     return load_topology(source), source
 
 
-def unsupported_sections(topo: Topology) -> list[Problem]:
-    """Parts of the topology that `up` cannot build yet."""
-    smap = topo.source
-    return [smap.problem(("access", i, "type"), "pptp access is not yet supported by `up` (its PPP engine is pending)")
-            for i, entry in enumerate(topo.access) if entry.type == "pptp"]
+def warnings_for(topo: Topology) -> list[str]:
+    """What `up` says about choices that work but deserve a second thought."""
+    return [f"PPTP access for slice '{a.slice}' is unencrypted legacy (MS-CHAPv2, no MPPE): "
+            "anyone on the path reads its traffic" for a in topo.access if a.type == "pptp"]
 
 
 @dataclass
@@ -43,6 +42,7 @@ class Outcome:
     plan: Plan
     steps: list[Step] = field(default_factory=list)
     unowned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _backend(topology: str):
@@ -78,9 +78,6 @@ def plan_changes(topo: Topology) -> Outcome:
 
 
 def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = None) -> Outcome:
-    problems = unsupported_sections(topo)
-    if problems:
-        raise TopologyError(problems)
     plan = topology_plan(topo, create_credentials=True)
     backend, state = _backend(topo.name)
     paths = DaemonPaths.for_topology(state.dir, topo.name)
@@ -100,7 +97,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             rewrite_journal(state, backend.namespaces())
         finally:
             backend.close()
-    return Outcome(plan, steps, list(backend.unowned))
+    return Outcome(plan, steps, list(backend.unowned), warnings_for(topo))
 
 
 def _refuse_unowned(unowned: list[str], plan: Plan) -> None:

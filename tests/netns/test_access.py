@@ -230,6 +230,32 @@ def test_wireguard_right_key_reaches_the_vispd_and_wrong_key_does_not(lab):
     bad.terminate()
 
 
+def pptp_client(lab: _Lab, ns: str, server: str, user: str, password: str, tun: str, routes: list[str]):
+    from access.pptp import launch
+
+    config = os.path.join(lab.tmp, f"{tun}.json")
+    with open(config, "w") as handle:
+        json.dump({"user": user, "password": password, "tun": tun, "routes": routes,
+                   "status_file": os.path.join(lab.tmp, f"{tun}.status")}, handle)
+    return lab.start(ns, launch.client_command(server, config), f"{tun}.log")
+
+
+def test_pptp_client_gets_in_with_the_right_password_only(lab):
+    fields = dict(line.split(" ", 1) for line in vispd("access", "profile", lab.name, "plb", "bob", "--type", "pptp")
+                  .stdout.splitlines() if not line.startswith("#"))
+    ns = lab.client_ns("pptp", "plb", "chicago")
+    client = pptp_client(lab, ns, fields["server"], "bob", fields["password"], "tpptp", fields["routes"].split())
+    address = wait_for(lambda: tun_address(ns, "tpptp"), timeout=20)
+    assert address and address.startswith("198.18.3."), lab.log("tpptp.log")
+    assert lab.pings(ns, lab.loopback("plb", "denver"), via="tpptp")
+    assert wait_for(lambda: lab.pings(ns, INTERNET_HOST, 1, via="tpptp"), timeout=20)
+    assert "UNENCRYPTED" in lab.log("tpptp.log")
+    wrong = pptp_client(lab, ns, fields["server"], "bob", "not-" + fields["password"], "tpptq", [])
+    assert wrong.wait(timeout=30) == 2  # the engine's "authentication failed"
+    assert tun_address(ns, "tpptq") is None
+    assert client.poll() is None and lab.pings(ns, lab.loopback("plb", "chicago"), via="tpptp")
+
+
 def test_local_socket_serves_its_slice_user_only(lab):
     point = next(s for s in lab.status["slivers"] if s["slice"] == "plb" and s["node"] == "seattle")
     sock = f"/run/vispd/{lab.name}/sockets/plb.seattle.sock"
@@ -259,7 +285,7 @@ def test_down_stops_every_access_daemon(tmp_path, state_dir):
     run = state_dir / name / "run"
     pids = {p.name[:-4]: int(p.read_text().split()[0]) for p in run.glob("*.pid")}
     kinds = sorted({n.split("-")[0] for n in pids})
-    assert kinds == ["bird", "egress", "exabgp", "openvpn", "socket", "wireguard"], kinds
+    assert kinds == ["bird", "egress", "exabgp", "openvpn", "pptp", "socket", "wireguard"], kinds
     assert sum(n.startswith("socket-") for n in pids) == 11
     vispd("down", path)
     time.sleep(0.2)

@@ -39,9 +39,9 @@ def test_check_passes_on_a_fresh_abilene(deployed):
     assert report["ok"] is True and report["errors"] == []
     plb = report["spray"]["plb"]["sent"]
     # every vector was really exercised: out of 28 plb link interfaces, its 2 provider access
-    # interfaces, its TUN and TAP, 2 public interfaces, 11 local-socket TUNs, the OpenVPN
+    # interfaces, its TUN and TAP, 3 public interfaces, 11 local-socket TUNs, the OpenVPN
     # and WireGuard servers' interfaces; one TAP frame each; controls to the 28 link neighbours
-    assert plb["broadcast"] == plb["multicast"] == 47 and plb["control"] == 28
+    assert plb["broadcast"] == plb["multicast"] == 48 and plb["control"] == 28
     assert plb["tap-broadcast"] == plb["tap-multicast"] == 1, report["warnings"]
 
 

@@ -33,8 +33,8 @@ def test_up_builds_every_sliver_and_second_up_changes_nothing(deployed):
     name = name_of(path)
     found = namespaces(f"vispd.{name}.")
     # 11 node namespaces, 11 plb slivers, 8 research slivers, 2 providers and the Internet,
-    # the public underlay and a client host for each of plb's 2 remote access points
-    assert len(found) == 36
+    # the public underlay and a client host for each of plb's 3 remote access points
+    assert len(found) == 37
     assert f"vispd.{name}.seattle.plb" in found and f"vispd.{name}.seattle.research" not in found
     again = vispd("up", path)
     assert again.stdout.strip() == f"{name}: no changes"
@@ -124,7 +124,7 @@ def test_down_removes_exactly_what_vispd_created(deployed, tmp_path, state_dir):
     try:
         time.sleep(0.3)
         down = vispd("down", path)
-        assert "removed 36 namespaces" in down.stdout
+        assert "removed 37 namespaces" in down.stdout
         assert namespaces(f"vispd.{name}.") == [intruder]
         assert sleeper.wait(timeout=5) != 0  # terminated with its sliver
         assert _vispd_links_in_root_namespace(name) == []

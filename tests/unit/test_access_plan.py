@@ -24,7 +24,8 @@ def of(plan, kind):
 
 def test_access_points_get_pools_inside_the_slice_prefix(plan):
     points = {(p.type, p.node): p for p in plan.access_points}
-    assert {k for k in points if k[0] != "socket"} == {("openvpn", "new-york"), ("wireguard", "seattle")}
+    assert {k for k in points if k[0] != "socket"} == {("openvpn", "new-york"), ("wireguard", "seattle"),
+                                                       ("pptp", "chicago")}
     assert sum(1 for k in points if k[0] == "socket") == 11
     plb = IPv4Network("198.18.0.0/22")
     pools = [IPv4Network(p.pool) for p in plan.access_points]
@@ -64,5 +65,8 @@ def test_each_access_point_has_its_daemon_in_the_right_sliver(plan):
     assert "local 100.64.10.2" in conf and "server 198.18.3.128 255.255.255.240" in conf
     assert 'push "route 198.18.0.0 255.255.252.0"' in conf and "crl-verify" in conf
     assert daemons["wireguard-plb-seattle"].ns == "vispd.abilene.seattle.plb"
+    pptp = daemons["pptp-plb-chicago"]
+    assert pptp.ns == "vispd.abilene.chicago.plb" and pptp.argv[:2] == ("pptpd", "--fg")
+    assert "listen 100.64.6.2" in dict(pptp.files)["pptp-plb-chicago/pptpd.conf"]
     socket = daemons["socket-plb-chicago"]
     assert socket.ns == "vispd.abilene.chicago.plb" and socket.argv[1:3] == ("-m", "access.localsock")

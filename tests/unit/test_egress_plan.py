@@ -50,7 +50,8 @@ def test_peering_addresses_and_static_neighbours_both_ways(plan):
 
 
 def test_speaker_config_announces_the_slice_prefix_to_its_providers(plan):
-    daemons = {d.name: d for d in of(plan, Daemon) if not d.name.startswith(("socket-", "openvpn-", "wireguard-"))}
+    daemons = {d.name: d for d in of(plan, Daemon)
+               if not d.name.startswith(("socket-", "openvpn-", "wireguard-", "pptp-"))}
     assert set(daemons) == {"bird-internet", "bird-mae-east", "bird-mae-west", "egress-manager",
                             "exabgp-plb-sunnyvale", "exabgp-plb-washington"}
     speaker = daemons["exabgp-plb-washington"]
