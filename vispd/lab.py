@@ -36,14 +36,14 @@ protocol bgp {{ symbol("slice", s.slice) }} {
   description "vISP {{ topology }} slice {{ s.slice }}";
   local {{ s.provider_address }} as {{ provider.asn }};
   neighbor {{ s.slice_address }} as {{ vasn }};
-  hold time 9; keepalive time 3; connect retry time 1;
+  hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
   ipv4 { import all; export where proto = "internet" || proto = "gen"; next hop self; };
 }
 {% endfor %}
 protocol bgp internet {
   local {{ transit_local }} as {{ provider.asn }};
   neighbor {{ transit_remote }} as {{ internet.asn }};
-  hold time 9; keepalive time 3; connect retry time 1;
+  hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
   ipv4 { import all; export where proto ~ "slice_*"; next hop self; };
 }
 """)
@@ -59,7 +59,7 @@ protocol static host { ipv4; route {{ internet.prefix }} blackhole; }
 protocol bgp {{ symbol("prov", provider.name) }} {
   local {{ local }} as {{ internet.asn }};
   neighbor {{ remote }} as {{ provider.asn }};
-  hold time 9; keepalive time 3; connect retry time 1;
+  hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
   ipv4 { import all; export where proto = "host"; };
 }
 {% endfor %}

@@ -528,24 +528,3 @@ def test_frr_provider(lab):
                                  else None)(lab.status(config)), 5, what="our own prefix refused")
     assert status["neighbors"]["frr"]["accepted"] == 3
     assert ALLOCATION not in lab.fib()
-
-
-# -- one measurement, not a test (VISPD_BGP_SCALE=100000 to run) ----------------------------
-@pytest.mark.skipif(not os.environ.get("VISPD_BGP_SCALE"), reason="measurement: set VISPD_BGP_SCALE=N")
-def test_measure_ingestion_from_bird(lab):
-    count = int(os.environ["VISPD_BGP_SCALE"])
-    ns, provider, ours = lab.provider_link()
-    sock = lab.bird(ns, provider, ours, 65101, bird_static(generated(count, first_octet=11)), "bird1")
-    wait_until(lambda: f"{count} imported" in birdc(sock, "show", "protocols", "all", "announce"), 120,
-               what="BIRD's static table loaded")
-    started = time.monotonic()
-    config = lab.speaker([neighbor("big", provider, ours, 65101, max_prefix=count + 10)],
-                         [{"prefix": ALLOCATION, "prepend": 0, "communities": []}])
-    up = wait_until(lambda: session_state(lab, config, "big") == "up" and time.monotonic(), 30, interval=0.01,
-                    what="session up")
-    done = wait_until(lambda: (lambda s: s.get("neighbors", {}).get("big", {}).get("installed") == count
-                               and time.monotonic())(lab.status(config)), 300, interval=0.05,
-                      what=f"{count} routes installed")
-    assert lab.fib_count() == count
-    print(f"\n{count} routes: session up {up - started:.2f} s after start, all in the FIB "
-          f"{done - up:.2f} s after session up ({count / (done - up):.0f} routes/s)")
