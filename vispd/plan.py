@@ -167,7 +167,6 @@ class Route(Resource):
     gateway: str = ""
     ifname: str = ""
     prefsrc: str = ""
-    metric: int = 0
 
     @property
     def key(self) -> tuple:
