@@ -131,6 +131,11 @@ def kill_inside(name: str, grace: float = 2.0) -> list[int]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:  # gone, not just signalled
+        pids = [p for p in pids if _alive(p)]
+        if pids:
+            time.sleep(0.02)
     return pids
 
 
