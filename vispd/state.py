@@ -71,13 +71,6 @@ class TopologyState:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def known_topologies() -> list[str]:
-    try:
-        return sorted(d for d in os.listdir(state_root()) if os.path.isdir(os.path.join(state_root(), d)))
-    except FileNotFoundError:
-        return []
-
-
 def rewrite_journal(state: TopologyState, namespaces: list[str]) -> None:
     """After a complete apply, the journal is exactly the namespaces that exist now."""
     os.makedirs(state.dir, exist_ok=True)

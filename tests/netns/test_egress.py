@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TOPOLOGIES, renamed_topology, unique_name, vispd
+from conftest import TOPOLOGIES, renamed_topology, unique_name, vispd
 
 pytestmark = pytest.mark.root
 

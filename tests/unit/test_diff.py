@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 
 from unit_helpers import edited_abilene
 from vispd.diff import diff
-from vispd.plan import Address, Macvlan, Neighbour, Netns, Route, Shaping, IsolationFilter, Veth
+from vispd.plan import Address, Macvlan, Neighbour, Netns, Route, Veth
 from vispd.planner import compile_plan
 
 T = "vispd.abilene."

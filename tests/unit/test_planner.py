@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from ipaddress import IPv4Network, ip_address, ip_network
+from ipaddress import ip_address, ip_network
 
-import pytest
 
 from unit_helpers import topology
 from vispd.addressing import allocate_slice_prefixes

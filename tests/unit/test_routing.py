@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 
 import networkx as nx
-import pytest
 
 from vispd.model import Link
 from vispd.routing import next_hops, slice_graph
