@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -50,6 +51,17 @@ def renamed_topology(tmp_path, source: str, name: str, edit=None) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     return str(path)
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `predicate` until it returns something true or `timeout` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
 
 
 def unique_name(prefix: str) -> str:

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TOPOLOGIES, renamed_topology, unique_name, vispd
+from conftest import ROOT, TOPOLOGIES, renamed_topology, unique_name, vispd, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -117,15 +117,6 @@ class _Lab:
         vispd("access", "profile", self.name, slice_name, user, "--type", kind, "-o", leaf)
         return leaf
 
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def tun_address(ns: str, dev: str) -> str | None:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TOPOLOGIES, renamed_topology, unique_name, vispd
+from conftest import TOPOLOGIES, renamed_topology, unique_name, vispd, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -28,15 +28,6 @@ def birdc(name: str, router: str, *command: str) -> str:
     return subprocess.run(["birdc", "-s", f"/run/vispd/{name}/bird-{router}.ctl", *command],
                           capture_output=True, text=True, timeout=10).stdout
 
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def established(name: str) -> bool:
