@@ -167,6 +167,8 @@ def _python() -> str:
 
 
 def _bird_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir) -> Daemon:
+    if provider.lab_daemon == "frr":
+        return _frr_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir)
     from .lab import render_provider_bird
 
     name = f"bird-{provider.name}"
@@ -175,6 +177,20 @@ def _bird_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run
                   argv=("bird", "-f", "-c", os.path.join(run_dir, f"{name}.conf"),
                         "-s", os.path.join(sock_dir, f"{name}.ctl"), "-P", os.path.join(run_dir, f"{name}.birdpid")),
                   files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP)
+
+
+def _frr_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir) -> Daemon:
+    """An FRR provider: zebra + bgpd under one supervisor (dataplane/frr.py)."""
+    from .lab import render_provider_frr
+
+    name = f"frr-{provider.name}"
+    confs = render_provider_frr(topo, provider, sessions, local_transit, inet_transit)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return Daemon(node="+" + provider.name, ns=pns, name=name,
+                  argv=(_python(), "-m", "dataplane.frr", "--conf-dir", run_dir, "--name", name,
+                        "--vty-dir", os.path.join(sock_dir, name)),
+                  env=(("PYTHONPATH", repo),),
+                  files=tuple((f"{name}.{daemon}.conf", text) for daemon, text in sorted(confs.items())))
 
 
 def _internet_daemon(topo, inet_ns, peers, run_dir, sock_dir) -> Daemon:

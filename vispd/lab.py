@@ -48,6 +48,28 @@ protocol bgp internet {
 }
 """)
 
+PROVIDER_FRR_BGPD = _env.from_string("""\
+! vispd lab provider {{ provider.name }} (AS{{ provider.asn }}) on FRR, generated: do not edit
+hostname {{ provider.name }}
+router bgp {{ provider.asn }}
+ bgp router-id {{ router_id }}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ timers bgp 3 9
+{% for s in sessions %}
+ neighbor {{ s.slice_address }} remote-as {{ vasn }}
+ neighbor {{ s.slice_address }} description vISP {{ topology }} slice {{ s.slice }}
+ neighbor {{ s.slice_address }} timers connect 1
+{% endfor %}
+ neighbor {{ transit_remote }} remote-as {{ internet.asn }}
+ neighbor {{ transit_remote }} timers connect 1
+ address-family ipv4 unicast
+{% for prefix in generated %}
+  network {{ prefix }}
+{% endfor %}
+ exit-address-family
+""")
+
 INTERNET_BIRD = _env.from_string("""\
 # vispd lab Internet router (AS{{ internet.asn }}), generated: do not edit
 log stderr all;
@@ -97,6 +119,17 @@ def render_provider_bird(topo, provider, sessions, transit_local: str, transit_r
         provider=provider, router_id=transit_local, sessions=sessions, vasn=topo.asn,
         transit_local=transit_local, transit_remote=transit_remote, internet=topo.internet,
         generated=generated_prefixes(provider.lab_routes), symbol=symbol, topology=topo.name)
+
+
+def render_provider_frr(topo, provider, sessions, transit_local: str, transit_remote: str) -> dict[str, str]:
+    """zebra's and bgpd's configuration of an FRR provider (FRR's eBGP has no export policy
+    here: it offers everything to everyone, and sends slices their own prefix back, which
+    the vISP's speaker drops for carrying its own AS)."""
+    bgpd = PROVIDER_FRR_BGPD.render(
+        provider=provider, router_id=transit_local, sessions=sessions, vasn=topo.asn,
+        transit_remote=transit_remote, internet=topo.internet,
+        generated=generated_prefixes(provider.lab_routes), topology=topo.name)
+    return {"zebra": f"hostname {provider.name}-zebra\n", "bgpd": bgpd}
 
 
 def render_internet_bird(topo, peers) -> str:

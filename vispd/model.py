@@ -164,6 +164,7 @@ class Provider(Strict):
     local_pref: Annotated[Int, Field(ge=0, le=4294967295)] = 100
     max_prefix: Annotated[Int, Field(ge=1)] | None = None
     lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates
+    lab_daemon: Literal["bird", "frr"] = "bird"  # the router that emulates it in the lab
 
 
 class Internet(Strict):

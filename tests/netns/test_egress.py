@@ -155,6 +155,22 @@ def test_check_reports_slivers_cut_off_from_the_internet(abilene_up):
     assert "reach plb: 110/110 pairs ok" in result.stdout  # inside the vISP all is well
 
 
+def test_frr_works_as_the_alternative_provider(deployed, state_dir):
+    def west_on_frr(text: str) -> str:
+        return text.replace("peering: 192.0.2.16/28, max-prefix: 100000}",
+                            "peering: 192.0.2.16/28, max-prefix: 100000, lab-daemon: frr}")
+    path = deployed(prefix="te", edit=west_on_frr)
+    name = name_of(path)
+    assert wait_for(lambda: established(name)), vispd("bgp", "status", name).stdout
+    assert wait_for(lambda: live_egress(state_dir, name) == ["sunnyvale", "washington"], timeout=10)
+    vty = ["ip", "netns", "exec", f"vispd.{name}.+mae-west", "vtysh", "--vty_socket",
+           f"/run/vispd/{name}/frr-mae-west", "-c", "show ip bgp 198.18.0.0/22"]
+    assert "64512" in subprocess.run(vty, capture_output=True, text=True).stdout  # FRR learned the vISP
+    before = egress_bytes(name)
+    assert "3 received" in ping_internet(name, "seattle").stdout
+    assert carried(before, egress_bytes(name)) == (True, False)  # out through the FRR provider
+
+
 def test_max_prefix_caps_one_provider_and_spares_the_other(deployed):
     def flood_west(text: str) -> str:
         return text.replace("peering: 192.0.2.16/28, max-prefix: 100000}",

@@ -98,3 +98,16 @@ def test_manager_config_paths_follow_the_state_directory():
     topo = load_topology(ABILENE)
     config = manager_config(topo, [], {}, lambda name: {}, "/x/run", "/run/vispd/abilene")
     assert config["slices"] == {} and config["event_socket"] == "/run/vispd/abilene/egress.sock"
+
+
+def test_an_frr_provider_gets_zebra_and_bgpd_configs():
+    from unit_helpers import abilene_full_text
+
+    text = abilene_full_text().replace("max-prefix: 100000}", "max-prefix: 100000, lab-daemon: frr}", 1)
+    plan = compile_plan(load_topology(ABILENE, text))
+    frr = next(d for d in of(plan, Daemon) if d.name == "frr-mae-east")
+    assert frr.ns == "vispd.abilene.+mae-east" and frr.argv[1:3] == ("-m", "dataplane.frr")
+    bgpd = dict(frr.files)["frr-mae-east.bgpd.conf"]
+    assert "router bgp 65101" in bgpd and "neighbor 192.0.2.1 remote-as 64512" in bgpd
+    assert "no bgp ebgp-requires-policy" in bgpd and "neighbor 198.51.100.1 remote-as 65000" in bgpd
+    assert not [d for d in of(plan, Daemon) if d.name == "bird-mae-east"]
