@@ -16,10 +16,10 @@ from __future__ import annotations
 import hmac
 import os
 import re
-import struct
 from typing import Callable
 
 from . import mschap
+from .fsm import pack_packet, unpack_packet
 
 PROTOCOL = 0xC223
 CHALLENGE, RESPONSE, SUCCESS, FAILURE = 1, 2, 3, 4
@@ -27,17 +27,9 @@ MSCHAPV2, CHAP_MD5 = "mschapv2", "chap-md5"
 METHODS = (MSCHAPV2, CHAP_MD5)
 
 
-def pack(code: int, ident: int, data: bytes) -> bytes:
-    return struct.pack("!BBH", code, ident & 0xFF, 4 + len(data)) + data
-
-
-def unpack(packet: bytes) -> tuple[int, int, bytes] | None:
-    if len(packet) < 4:
-        return None
-    code, ident, length = struct.unpack_from("!BBH", packet)
-    if length < 4 or length > len(packet):
-        return None
-    return code, ident, packet[4:length]
+# CHAP packets share the LCP packet layout (code, identifier, length, data).
+pack = pack_packet
+unpack = unpack_packet
 
 
 def value_and_name(data: bytes) -> tuple[bytes, bytes] | None:
