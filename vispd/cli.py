@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 
 from .diff import Step
-from .errors import TopologyError, VispdError
+from .errors import TopologyError, UnknownTopology, VispdError
 from .planner import PlanningError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(exc.problems)
         print(f"{count} error{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except PlanningError as exc:
+    except (PlanningError, UnknownTopology) as exc:
         print(f"vispd: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except VispdError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .diff import Step, diff, schedule
-from .errors import VispdError
+from .errors import UnknownTopology, VispdError
 from .loader import load_topology
 from .model import Topology
 from .plan import Plan
@@ -27,7 +27,7 @@ def resolve(argument: str) -> tuple[Topology, str]:
         return load_topology(argument), argument
     source = TopologyState(argument).source()
     if source is None:
-        raise VispdError(f"'{argument}' is neither a topology file nor the name of a topology that is up")
+        raise UnknownTopology(f"'{argument}' is neither a topology file nor the name of a topology that is up")
     return load_topology(source), source
 
 

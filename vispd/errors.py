@@ -56,6 +56,10 @@ class VispdError(Exception):
     """A failure the user can act on (missing state, kernel refusal); printed without traceback."""
 
 
+class UnknownTopology(VispdError):
+    """The TOPOLOGY argument is neither a file nor a topology that is up (bad input: exit 2)."""
+
+
 def describe_value(value: Any) -> str:
     """How a YAML value reads in an error message."""
     if value is None:
