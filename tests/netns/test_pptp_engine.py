@@ -26,9 +26,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # conftest's helpers, also when run as a script
 
 from access.pptp import client_command, server_command  # noqa: E402
 from access.pptp.launch import write_server_files  # noqa: E402
+from conftest import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.root
 
@@ -40,16 +42,6 @@ USERS = {"bob": "s3cret", "carol": "pw-carol"}
 
 def run(*argv: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def stop(process: subprocess.Popen, timeout: float = 5.0) -> int:
