@@ -30,6 +30,7 @@ from vispd.plan import (
     Daemon,
     Device,
     IsolationFilter,
+    LinkDown,
     Macvlan,
     Neighbour,
     Netns,
@@ -288,6 +289,17 @@ class KernelBackend(Observer):
         self._indexes.clear()  # devices stacked on it (macvlans, the veth peer) went too
 
     _delete_veth = _delete_macvlan = _delete_tuntap = _delete_device
+
+    # administrative state of substrate links
+    def _create_linkdown(self, step: Step) -> None:
+        res: LinkDown = step.resource
+        self.raw(res.ns).set(self._index(res.ns, res.ifname), up=False)
+
+    def _delete_linkdown(self, step: Step) -> None:
+        res: LinkDown = step.resource
+        index = self._lookup(res.ns, res.ifname)
+        if index is not None:
+            self.raw(res.ns).set(index, up=True)
 
     # addresses, neighbours, routes
     def _create_address(self, step: Step) -> None:

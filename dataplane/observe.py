@@ -29,6 +29,7 @@ from vispd.plan import (
     Address,
     Daemon,
     IsolationFilter,
+    LinkDown,
     Macvlan,
     Neighbour,
     Netns,
@@ -196,12 +197,15 @@ class Observer:
         kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
         mtu = link.get_attr("IFLA_MTU")
         want = desired.get(("device", ns, ifname))
+        is_up = bool(link["flags"] & IFF_UP)
+        if kind == "veth" and not is_up:
+            found.append(LinkDown(node=node, ns=ns, ifname=ifname))  # a substrate link taken down
         if tokens.get("role") != "peer":
             healthy = (
                 want is not None
                 and tokens.get("d") == want.digest()
                 and mtu == want.mtu
-                and link["flags"] & IFF_UP
+                and (is_up or isinstance(want, Veth))  # a veth's admin state is LinkDown's business
                 and (not isinstance(want, Macvlan)
                      or (link.get_attr("IFLA_ADDRESS") == want.mac and link["flags"] & IFF_NOARP))
             )

@@ -171,7 +171,8 @@ def _attach_sliver(t, slice_name, node, base, slot, router_mac, topo, add, out) 
 
 def _client_host(t, client_ns, index, topo, add) -> None:
     """A lab host outside the vISP, on the public underlay (where a remote user sits)."""
-    net = list(IPv4Network(topo.public.prefix).subnets(new_prefix=30))[-1 - index]
+    public = IPv4Network(topo.public.prefix)
+    net = IPv4Network((int(public.broadcast_address) - 3 - 4 * index, 30))  # the index-th /30 from the top
     router_end, client_end = net.network_address + 1, net.network_address + 2
     host = client_ns.rsplit(".", 1)[-1]
     add(Netns(node=host, ns=client_ns, role="lab", sysctls=_LAB_SYSCTLS[:2]))

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 
 from .diff import Step
-from .errors import TopologyError, UnknownTopology, VispdError
+from .errors import BadRequest, TopologyError, UnknownTopology, VispdError
 from .planner import PlanningError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -167,6 +167,21 @@ def cmd_access(args) -> int:
     return EXIT_OK
 
 
+def cmd_link(args) -> int:
+    from .engine import resolve, set_link
+
+    topo, _ = resolve(args.topology)
+    change = set_link(topo, args.a, args.b, down=args.action == "down")
+    a, b = change.link
+    if not change.steps:
+        print(f"{topo.name}: link {a}-{b} was already {args.action}")
+        return EXIT_OK
+    took = (change.applied_at - change.changed_at) * 1000
+    print(f"{topo.name}: link {a}-{b} {args.action}; {change.routes_changed} routes changed, "
+          f"{len(change.steps)} objects, applied {took:.1f} ms after the link changed")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vispd", description="virtual ISPs on a shared substrate")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -205,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="which access point, if several")
     p.add_argument("-o", "--output", help="write the profile to this file (mode 0600)")
     p.set_defaults(func=cmd_access)
+    p = sub.add_parser("link", help="fail or restore a substrate link: `vispd link down|up TOPOLOGY A B`")
+    p.add_argument("action", choices=["down", "up"])
+    p.add_argument("topology")
+    p.add_argument("a", help="a node at one end")
+    p.add_argument("b", help="the node at the other end")
+    p.set_defaults(func=cmd_link)
     p = command("routes", cmd_routes, "the routes of a slice's sliver on a node, by origin")
     p.add_argument("slice")
     p.add_argument("node")
@@ -226,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(exc.problems)
         print(f"{count} error{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PlanningError, UnknownTopology) as exc:
+    except (PlanningError, UnknownTopology, BadRequest) as exc:
         print(f"vispd: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except VispdError as exc:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .diff import Step, diff, schedule
-from .errors import UnknownTopology, VispdError
+from .errors import BadRequest, UnknownTopology, VispdError
 from .loader import load_topology
 from .model import Topology
 from .plan import Plan
 from .planner import DaemonPaths, compile_plan
-from .plan import TunTap
+from .plan import LinkDown, TunTap
 from .state import TopologyState, rewrite_journal
 
 
@@ -54,14 +54,17 @@ def _backend(topology: str):
     return backend, state
 
 
-def topology_plan(topo: Topology, create_credentials: bool = False) -> Plan:
+def topology_plan(topo: Topology, create_credentials: bool = False,
+                  failed_links: frozenset[tuple[str, str]] | None = None) -> Plan:
     """The plan of `topo`, with daemon files and credentials under its state directory
-    (credentials are made only when `create_credentials`: `up` does, the others read)."""
+    (credentials are made only when `create_credentials`: `up` does, the others read),
+    and the substrate links taken down with `vispd link down` (or `failed_links`) down."""
     from .credentials import gather
 
-    state_dir = TopologyState(topo.name).dir
-    credentials = gather(topo, state_dir, create_credentials)
-    return compile_plan(topo, DaemonPaths.for_topology(state_dir, topo.name), credentials)
+    state = TopologyState(topo.name)
+    credentials = gather(topo, state.dir, create_credentials)
+    failed = state.failed_links() if failed_links is None else failed_links
+    return compile_plan(topo, DaemonPaths.for_topology(state.dir, topo.name), credentials, failed)
 
 
 def plan_changes(topo: Topology) -> Outcome:
@@ -128,3 +131,84 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
 
     restore_access()
     return Outcome(Plan(name), steps, list(backend.unowned))
+
+
+@dataclass
+class LinkChange:
+    """What `vispd link down|up` did: the steps applied and when (time.monotonic())."""
+
+    link: tuple[str, str]
+    down: bool
+    steps: list[Step] = field(default_factory=list)
+    changed_at: float = 0.0  # the link's state changed
+    applied_at: float = 0.0  # every changed route and daemon is in place
+
+    @property
+    def routes_changed(self) -> int:
+        return sum(1 for s in self.steps if s.resource.KIND == "route")
+
+
+def substrate_link(topo: Topology, a: str, b: str) -> tuple[str, str]:
+    """The sorted key of the substrate link between `a` and `b`, or a clear error."""
+    key = (a, b) if a <= b else (b, a)
+    if any(lk.key == key for lk in topo.links):
+        return key
+    nodes = {n.name for n in topo.nodes}
+    unknown = [n for n in (a, b) if n not in nodes]
+    if unknown:
+        raise BadRequest(f"no node {', '.join(repr(n) for n in unknown)} in topology '{topo.name}'")
+    neighbours = sorted(p for lk in topo.links if a in lk.key for p in lk.key if p != a)
+    raise BadRequest(f"no substrate link between '{a}' and '{b}' ('{a}' is linked to {', '.join(neighbours) or 'nothing'})")
+
+
+def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkChange:
+    """Take the substrate link a-b down (or bring it back up) for real, and apply only what
+    that changes: the link's two ends, the routes of `routing: static` slices that now take
+    other paths, and daemons whose configuration follows those paths (the egress manager).
+    The plan before and after are compared directly (the kernel is not re-read: `up`
+    reconciles everything). Taking a link down happens first, the way a failure would;
+    the new paths are computed after it."""
+    import time
+
+    key = substrate_link(topo, a, b)
+    state = TopologyState(topo.name)
+    if state.source() is None:
+        raise UnknownTopology(f"topology '{topo.name}' is not up")
+    own_backend = backend is None
+    if own_backend:
+        backend, _ = _backend(topo.name)
+    change = LinkChange(key, down)
+    try:
+        with state.locked():
+            before = state.failed_links()
+            after = (before | {key}) if down else (before - {key})
+            old_plan = topology_plan(topo, failed_links=before)
+            first: list[Step] = []
+            if down and key not in before:
+                ends = [r for r in compile_link_ends(old_plan, topo, key)]
+                first = [Step("create", r) for r in ends]
+                backend.apply(first)
+            change.changed_at = time.monotonic()  # down: the link is down; up: about to come up
+            new_plan = topology_plan(topo, failed_links=after)
+            done = {s.resource.key for s in first}
+            steps = [s for s in diff(old_plan.resources, new_plan.resources) if s.resource.key not in done]
+            for _, batch in schedule(steps):
+                backend.apply(batch)
+            change.applied_at = time.monotonic()
+            change.steps = first + steps
+            state.set_failed_links(after)
+    finally:
+        if own_backend:
+            backend.close()
+    return change
+
+
+def compile_link_ends(plan: Plan, topo: Topology, key: tuple[str, str]) -> list[LinkDown]:
+    """The two LinkDown resources of substrate link `key` (from the link's veth in `plan`)."""
+    from .naming import node_ns
+
+    a, b = key
+    veth = next(r for r in plan.resources if r.KIND == "veth" and r.ns == node_ns(topo.name, a)
+                and r.peer_ns == node_ns(topo.name, b))
+    return [LinkDown(node=a, ns=veth.ns, ifname=veth.ifname),
+            LinkDown(node=b, ns=veth.peer_ns, ifname=veth.peer_ifname)]

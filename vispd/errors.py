@@ -73,3 +73,7 @@ def describe_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+class BadRequest(VispdError):
+    """A command names something the topology does not have (exit status 2, like bad YAML)."""

@@ -130,6 +130,14 @@ class PseudoDevice(Strict):
     name: Annotated[str, Field(pattern=IFNAME_PATTERN)] | None = None
 
 
+class Ospf(Strict):
+    """OSPF timers of a slice that runs `routing: ospf` (BIRD 2 in every sliver)."""
+
+    hello: Annotated[Int, Field(ge=1, le=65535)] = 1  # seconds between hellos
+    dead: Annotated[Int, Field(ge=2, le=65535)] = 4  # seconds without hellos before a neighbour is down
+    retransmit: Annotated[Int, Field(ge=1, le=65535)] = 2
+
+
 class Slice(Strict):
     name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
     prefix: Prefix | None = None
@@ -138,6 +146,10 @@ class Slice(Strict):
     links: Literal["all"] | list[NodePair] = "all"
     bandwidth: Bandwidth
     datapath: Literal["kernel"] = "kernel"
+    # static: vispd installs least-cost routes (and recomputes them when a link fails);
+    # ospf: BIRD 2 runs OSPF in every sliver; none: the slice's own software routes.
+    routing: Literal["static", "ospf", "none"] = "static"
+    ospf: Ospf | None = None
     uid: Annotated[Int, Field(ge=1000, le=2**31 - 2)] | None = None
     pseudo_devices: list[PseudoDevice] = []
     egress: list[Name] = []

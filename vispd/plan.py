@@ -125,6 +125,23 @@ class TunTap(Device):
 
 
 @dataclass(frozen=True)
+class LinkDown(Resource):
+    """One end of a substrate link taken down on purpose (`vispd link down`): the device is
+    administratively down. Deleting it brings the device up again."""
+
+    KIND: ClassVar[str] = "linkdown"
+    PHASE: ClassVar[int] = 2
+    ifname: str = ""
+
+    @property
+    def key(self) -> tuple:
+        return (self.KIND, self.ns, self.ifname)
+
+    def describe(self) -> str:
+        return f"link down {self.ns}/{self.ifname}"
+
+
+@dataclass(frozen=True)
 class Address(Resource):
     KIND: ClassVar[str] = "address"
     PHASE: ClassVar[int] = 3
@@ -255,7 +272,7 @@ class Daemon(Resource):
 
 
 RESOURCE_TYPES: tuple[type[Resource], ...] = (
-    Netns, Veth, Macvlan, TunTap, Address, Neighbour, Shaping, IsolationFilter, Route, Daemon,
+    Netns, Veth, Macvlan, TunTap, LinkDown, Address, Neighbour, Shaping, IsolationFilter, Route, Daemon,
 )
 
 
@@ -281,6 +298,8 @@ class Plan:
     access_points: list = field(default_factory=list)  # vispd.access_plan.AccessPoint
     internet_host: str | None = None  # the lab's host behind the providers, when there are any
     egress_slices: list[str] = field(default_factory=list)
+    routing: dict[str, str] = field(default_factory=dict)  # slice -> static | ospf | none
+    failed_links: frozenset[tuple[str, str]] = frozenset()  # substrate links taken down
 
     def by_key(self) -> dict[tuple, Resource]:
         return {r.key: r for r in self.resources}

@@ -33,6 +33,7 @@ from .naming import (
 from .plan import (
     Address,
     IsolationFilter,
+    LinkDown,
     Macvlan,
     Neighbour,
     Netns,
@@ -91,11 +92,15 @@ class DaemonPaths:
         return cls(os.path.join(state_dir, "run"), f"/run/vispd/{topology}", state_dir)
 
 
-def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: dict | None = None) -> Plan:
+def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: dict | None = None,
+                 failed_links: frozenset[tuple[str, str]] = frozenset()) -> Plan:
     """The plan of `topo`. `credentials` (from vispd.credentials) supplies generated public
-    keys; without it, placeholders stand in (the plan stays computable anywhere)."""
+    keys; without it, placeholders stand in (the plan stays computable anywhere).
+    `failed_links` (sorted node pairs) are substrate links taken down: both ends are planned
+    administratively down and `routing: static` slices route around them."""
     paths = paths or DaemonPaths.for_topology(f"/var/lib/vispd/{topo.name}", topo.name)
-    plan = Plan(topology=topo.name)
+    plan = Plan(topology=topo.name, routing={sl.name: sl.routing for sl in topo.slices},
+                failed_links=frozenset(failed_links))
     add = plan.resources.append
     sites = {n.name: n.site for n in topo.nodes}
     node_index = {n.name: i for i, n in enumerate(topo.nodes)}
@@ -112,6 +117,9 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
         a, b = link.key
         add(Veth(node=a, ns=node_ns(t, a), ifname=sub_if(b), mtu=link.mtu,
                  peer_ns=node_ns(t, b), peer_ifname=sub_if(a)))
+        if link.key in failed_links:
+            add(LinkDown(node=a, ns=node_ns(t, a), ifname=sub_if(b)))
+            add(LinkDown(node=b, ns=node_ns(t, b), ifname=sub_if(a)))
 
     # (node, peer) -> list of ShapingClass; node -> [(src mac, dst mac)] admitted on ingress
     classes: dict[tuple[str, str], list[ShapingClass]] = defaultdict(list)
@@ -172,8 +180,10 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
         for node, _, subnet in access_subnets(topo, sl.name, layout):
             access_at[node].append(subnet)
 
-        graph = slice_graph(members, links)
-        hops = next_hops(graph)
+        graph = slice_graph(members, [lk for lk in links if lk.key not in failed_links])
+        # Only `routing: static` slices get vispd's routes; OSPF slices' BIRDs and `none`
+        # slices' own software fill their tables.
+        hops = next_hops(graph) if sl.routing == "static" else {}
         cost = distances(graph)
         uids[sl.name] = uid
         slice_paths[sl.name] = {
@@ -193,6 +203,18 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
                 for dst in targets:
                     add(Route(node=x, ns=ns, dst=dst, gateway=gateway, ifname=ifname,
                               prefsrc=str(loopback[x])))
+            if sl.routing == "ospf":
+                from .ospf import sliver_daemon
+
+                stubs = ([str(s) for _, s, _ in devices_at[x]] + [str(s) for s in access_at[x]])
+                neighbours = []
+                for (a, b), (ifname, addr, _) in sorted(ends.items()):
+                    if a != x:
+                        continue
+                    link = next(lk for lk in links if lk.key == tuple(sorted((a, b))))
+                    neighbours.append((ifname, addr, ends[(b, a)][1].split("/")[0], link.cost))
+                add(sliver_daemon(t, sl, x, ns, str(loopback[x]), neighbours, stubs,
+                                  paths.run_dir, paths.sock_dir))
             plan.slivers.append(SliverInfo(
                 slice=sl.name, node=x, ns=ns, loopback=str(loopback[x]), uid=uid, gid=uid,
                 interfaces=tuple(sorted(slivers_if[x])),

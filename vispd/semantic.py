@@ -143,6 +143,15 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
                 attach = next(p.node for p in topo.providers if p.name == provider)
                 if attach not in members:
                     say(base + ("egress", j), f"provider '{provider}' attaches to '{attach}', which slice '{sl.name}' does not span")
+        if sl.ospf is not None and sl.routing != "ospf":
+            say(base + ("ospf",), f"OSPF timers are set but slice '{sl.name}' has routing: {sl.routing}"
+                " (set 'routing: ospf')")
+        if sl.ospf is not None and sl.ospf.dead <= sl.ospf.hello:
+            say(base + ("ospf", "dead"), f"the OSPF dead interval ({sl.ospf.dead} s) must be longer than"
+                f" the hello interval ({sl.ospf.hello} s)")
+        if sl.routing != "static" and sl.egress:
+            say(base + ("routing",), f"slice '{sl.name}' has egress, which needs routing: static (the egress"
+                " manager steers default routes along vispd's paths)")
         if sl.uid is not None:
             if sl.uid in uids:
                 say(base + ("uid",), f"uid {sl.uid} is already the uid of slice '{uids[sl.uid]}'")

@@ -66,6 +66,21 @@ class TopologyState:
         except FileNotFoundError:
             return set()
 
+    def failed_links(self) -> frozenset[tuple[str, str]]:
+        """Substrate links taken down with `vispd link down` (sorted node pairs)."""
+        try:
+            with open(self._path("failed-links")) as handle:
+                return frozenset(tuple(sorted(line.split())) for line in handle if len(line.split()) == 2)
+        except FileNotFoundError:
+            return frozenset()
+
+    def set_failed_links(self, links: frozenset[tuple[str, str]]) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = self._path("failed-links.tmp")
+        with open(tmp, "w") as handle:
+            handle.write("".join(f"{a} {b}\n" for a, b in sorted(links)))
+        os.replace(tmp, self._path("failed-links"))
+
     def forget(self) -> None:
         """Remove the state of a topology that is fully down."""
         shutil.rmtree(self.dir, ignore_errors=True)
