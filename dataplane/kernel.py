@@ -43,6 +43,7 @@ from vispd.plan import (
 
 from . import netns, nft, tc
 from .daemons import DaemonDirectory
+from .shells import kill_recorded_shells
 from .observe import MAIN_TABLE, NUD_PERMANENT, VISPD_RTPROTO, Observer
 from .rtnl import RawLinks
 
@@ -61,8 +62,10 @@ class KernelBackend(Observer):
     """Observes and changes the kernel for one topology, on this machine."""
 
     def __init__(self, topology: str, journal: Callable[[list[str]], None] | None = None,
-                 known_namespaces: Iterable[str] = (), run_dir: str | None = None):
+                 known_namespaces: Iterable[str] = (), run_dir: str | None = None,
+                 shells_file: str | None = None):
         self.topology = topology
+        self.shells_file = shells_file  # lab host shells recorded by PID (see dataplane.shells)
         self.marker = owner_marker(topology)
         self._journal = journal or (lambda names: None)
         self._known = set(known_namespaces)
@@ -203,10 +206,14 @@ class KernelBackend(Observer):
         if netns.exists(res.ns):
             # Ours (journal says so) but unmarked or half-made: start it afresh.
             self._delete_netns(Step("delete", res))
-        netns.create(res.ns)
+        self._make_netns(res)
         self._fresh.add(res.ns)
         self._aliases[(res.ns, "lo")] = {}
         self._update_netns(step)
+
+    def _make_netns(self, res: Netns) -> None:
+        """Create the named namespace (a subclass may have another tool create it)."""
+        netns.create(res.ns)
 
     def _update_netns(self, step: Step) -> None:
         res: Netns = step.resource
@@ -221,6 +228,8 @@ class KernelBackend(Observer):
 
     def _delete_netns(self, step: Step) -> None:
         ns = step.resource.ns
+        if self.shells_file:
+            kill_recorded_shells(self.shells_file, ns)
         netns.kill_inside(ns)
         self._drop_socket(ns)
         self._forget_index(ns)
@@ -229,9 +238,14 @@ class KernelBackend(Observer):
     # devices
     def _create_veth(self, step: Step) -> None:
         res: Veth = step.resource
-        ipr = self.ipr(res.ns)
         self._clear_name(res.ns, res.ifname)
         self._clear_name(res.peer_ns, res.peer_ifname)
+        self._make_veth(res)
+        self._mark_veth(res)
+
+    def _make_veth(self, res: Veth) -> None:
+        """Create the pair (a subclass may have another tool create it, e.g. Mininet)."""
+        ipr = self.ipr(res.ns)
         peer_fd = open(netns.path(res.peer_ns))
         try:
             peer = {"ifname": res.peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": res.mtu}
@@ -241,10 +255,13 @@ class KernelBackend(Observer):
             ipr.link("add", ifname=res.ifname, kind="veth", mtu=res.mtu, peer=peer, **extra)
         finally:
             peer_fd.close()
+
+    def _mark_veth(self, res: Veth) -> None:
+        """Mark both ends as ours (and set MTU, ARP and bring them up)."""
         self._aliases[(res.ns, res.ifname)] = {"peer": f"{res.peer_ns}/{res.peer_ifname}"}
         self._aliases[(res.peer_ns, res.peer_ifname)] = {}
-        self._set_token(res.ns, res.ifname, "d", res.digest(), state="up", arp=res.arp)
-        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer", state="up", arp=res.arp)
+        self._set_token(res.ns, res.ifname, "d", res.digest(), state="up", arp=res.arp, mtu=res.mtu)
+        self._set_token(res.peer_ns, res.peer_ifname, "role", "peer", state="up", arp=res.arp, mtu=res.mtu)
 
     def _create_macvlan(self, step: Step) -> None:
         res: Macvlan = step.resource

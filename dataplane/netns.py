@@ -95,6 +95,22 @@ def create(name: str) -> None:
         os.close(home)
 
 
+def publish(name: str, pid: int) -> None:
+    """Give the network namespace of process `pid` the name `name` (as `ip netns attach`
+    does): a bind mount of /proc/PID/ns/net, so it outlives the process."""
+    _ensure_run_dir()
+    target = path(name)
+    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+    os.close(fd)
+    try:
+        _check(_libc.mount(f"/proc/{pid}/ns/net".encode(), target.encode(), b"none", MS_BIND, None),
+               f"bind-mount {target}")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+
+
 def inode(name: str) -> int:
     return os.stat(path(name)).st_ino
 

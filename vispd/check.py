@@ -3,13 +3,19 @@
 This module owns what is checked and how it is judged; `dataplane.probe` owns the packets.
 
 1. reachability: in each slice, every sliver pings every other sliver's loopback, as the
-   slice's unprivileged user (ICMP datagram sockets);
+   slice's unprivileged user (ICMP datagram sockets). It is judged on the slice's graph
+   without the substrate links taken down (`vispd link down`): pairs a failed link cuts
+   apart are unreachable by design, not failures. OSPF slices are given until `converge`
+   seconds to learn their routes (right after `up`, or after a link change), their failed
+   pairs pinged again every second; `routing: none` slices route themselves, so their
+   reach is not judged (isolation still is);
 2. cross-slice ping: from every sliver, the loopbacks of each slice sharing a node with it
    must not answer;
 3. isolation: sniffers (root, AF_PACKET, all multicast admitted) run in every sliver while
    each sliver, as its slice's user, sprays UDP unicast at the other slices' addresses,
    broadcast and multicast (224.0.0.5) out each interface, broadcast and multicast frames
-   into its TAPs, and control datagrams to its own neighbours. A frame of one slice seen in
+   into its TAPs, and control datagrams to its own neighbours (over live links only: a
+   failed link carries nothing). A frame of one slice seen in
    another slice's sliver is a leak; a control that nobody saw makes the run inconclusive
    (the sniffers would not have seen a leak either), which fails the check too.
 
@@ -22,6 +28,8 @@ import ipaddress
 import secrets
 import time
 from dataclasses import dataclass, field
+
+import networkx as nx
 
 from dataplane import netns
 
@@ -44,10 +52,12 @@ class Layout:
     slice_of_mac: dict[str, str] = field(default_factory=dict)
     owner: dict[str, SliverInfo] = field(default_factory=dict)  # address -> sliver holding it
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # ns -> peers' link addresses
+    routing: dict[str, str] = field(default_factory=dict)  # slice -> static | ospf | none
+    failed: frozenset[tuple[str, str]] = frozenset()  # substrate links taken down (sorted pairs)
 
     @classmethod
     def of(cls, plan: Plan) -> "Layout":
-        layout = cls(slivers=list(plan.slivers))
+        layout = cls(slivers=list(plan.slivers), routing=dict(plan.routing), failed=frozenset(plan.failed_links))
         by_network: dict[ipaddress.IPv4Network, list[str]] = {}
         for info in plan.slivers:
             layout._own(info.loopback, info)
@@ -91,42 +101,113 @@ class Layout:
         """Slices sharing a node with `slice_name`."""
         return [b for a, b in self.sharing_pairs() if a == slice_name]
 
+    def routing_of(self, slice_name: str) -> str:
+        return self.routing.get(slice_name, "static")
+
+    def live_neighbours(self, info: SliverInfo) -> list[str]:
+        """The link addresses of `info`'s neighbours over virtual links whose substrate link
+        is not down."""
+        return [peer for peer in self.neighbours[info.ns]
+                if tuple(sorted((info.node, self.owner[peer].node))) not in self.failed]
+
+    def reach_groups(self, slice_name: str) -> dict[str, int]:
+        """node -> connected component of the slice's graph without failed links."""
+        graph = nx.Graph()
+        for info in self.members(slice_name):
+            graph.add_node(info.node)
+            graph.add_edges_from((info.node, self.owner[peer].node) for peer in self.live_neighbours(info))
+        return {node: i for i, group in enumerate(sorted(nx.connected_components(graph), key=min))
+                for node in group}
+
+    def reach_targets(self, info: SliverInfo) -> list[str]:
+        """Loopbacks of its own slice `info` must reach: none for `routing: none`, and only
+        those on its side of any failed links."""
+        if self.routing_of(info.slice) == "none":
+            return []
+        group = self.reach_groups(info.slice)
+        return [s.loopback for s in self.members(info.slice)
+                if s is not info and group[s.node] == group[info.node]]
+
     def expected_controls(self) -> set[tuple[str, str, str]]:
-        """(slice, sending node, neighbour's link address) for every directed virtual link."""
-        return {(s.slice, s.node, peer) for s in self.slivers for peer in self.neighbours[s.ns]}
+        """(slice, sending node, neighbour's link address) for every directed virtual link
+        over a live substrate link."""
+        return {(s.slice, s.node, peer) for s in self.slivers for peer in self.live_neighbours(s)}
 
 
 # --- phase 1 and 2: ping -----------------------------------------------------------------
 
-def ping_phase(layout: Layout, report: Report, timeout: float) -> None:
+CONVERGING = ("ospf",)  # routing modes whose routes may still be on their way
+
+
+def ping_phase(layout: Layout, report: Report, timeout: float, converge: float = 0.0) -> None:
+    """Every sliver pings its own slice's loopbacks (those it must reach) and the other
+    slices' loopbacks on shared nodes. Pairs of a converging slice (OSPF) that fail are
+    pinged again, once a second, until `converge` seconds have passed since the start."""
+    start = time.monotonic()
+    own = {info.ns: layout.reach_targets(info) for info in layout.slivers}
+    first = {info.ns: own[info.ns] + [a for other in layout.sharing_with(info.slice) for a in layout.loopbacks(other)]
+             for info in layout.slivers}
+    results = _ping_round(layout, first, timeout, report)
+    pending = {name for name in layout.slices() if layout.routing_of(name) in CONVERGING}
+    retried: set[str] = set()
+    converged: dict[str, float] = {}  # slice that needed retries -> seconds until all pairs answered
+    while pending:
+        failing = {s.ns: [dst for dst in own[s.ns] if not _ok(results, s.ns, dst)]
+                   for s in layout.slivers if s.slice in pending}
+        failing = {ns: targets for ns, targets in failing.items() if targets}
+        for name in sorted(pending):
+            if not any(s.ns in failing for s in layout.members(name)):
+                pending.discard(name)
+                if name in retried:
+                    converged[name] = round(time.monotonic() - start, 1)
+        if not failing or time.monotonic() - start >= converge:
+            break
+        retried |= pending
+        time.sleep(1.0)
+        for ns, found in _ping_round(layout, failing, timeout, report).items():
+            results.setdefault(ns, {}).update(found)
+    judge_pings(layout, report, results, converged)
+
+
+def _ping_round(layout: Layout, targets: dict[str, list[str]], timeout: float,
+                report: Report) -> dict[str, dict[str, dict]]:
+    """ns -> target -> outcome of one round of pings from the slivers in `targets`."""
     deadline = time.monotonic() + timeout + STARTUP_GRACE
     with Probes() as probes:
-        pingers = []
-        for info in layout.slivers:
-            targets = [a for a in layout.loopbacks(info.slice) if a != info.loopback]
-            targets += [a for other in layout.sharing_with(info.slice) for a in layout.loopbacks(other)]
-            if targets:
-                pingers.append(probes.start(info, ["ping", "--targets", ",".join(targets),
-                                                   "--timeout", str(timeout)]))
+        pingers = [probes.start(info, ["ping", "--targets", ",".join(targets[info.ns]), "--timeout", str(timeout)])
+                   for info in layout.slivers if targets.get(info.ns)]
         collect(pingers, deadline)
-        results = {p.info.ns: p.result() for p in pingers}
         report.errors += [p.error for p in pingers if p.error]
-    judge_pings(layout, report, results)
+        return {p.info.ns: dict((p.result() or {}).get("results", {})) for p in pingers}
 
 
-def judge_pings(layout: Layout, report: Report, results: dict[str, dict | None]) -> None:
+def _ok(results: dict[str, dict[str, dict]], ns: str, dst: str) -> bool:
+    return bool(results.get(ns, {}).get(dst, {}).get("ok"))
+
+
+def judge_pings(layout: Layout, report: Report, results: dict[str, dict[str, dict]],
+                converged: dict[str, float] | None = None) -> None:
+    """Reach and cross-ping verdicts from `results` (ns -> target -> outcome); `converged`
+    gives, for slices that needed retries, after how many seconds all their pairs answered."""
     def outcome(info: SliverInfo, dst: str) -> dict:
-        found = (results.get(info.ns) or {}).get("results", {})
-        return found.get(dst, {"ok": False, "error": "no result from the probe"})
+        return (results.get(info.ns) or {}).get(dst, {"ok": False, "error": "no result from the probe"})
+
+    def pair(s: SliverInfo, dst: str) -> dict:
+        return {"from": s.node, "to": layout.owner[dst].node, "src": s.loopback, "dst": dst}
 
     for name in layout.slices():
         members = layout.members(name)
-        failures = [
-            {"from": s.node, "to": layout.owner[dst].node, "src": s.loopback, "dst": dst,
-             "error": outcome(s, dst).get("error", "")}
-            for s in members for dst in layout.loopbacks(name)
-            if dst != s.loopback and not outcome(s, dst)["ok"]]
-        report.reach.append(Reach(name, len(members) * (len(members) - 1), failures))
+        mode = layout.routing_of(name)
+        if mode == "none":
+            report.reach.append(Reach(name, 0, [], routing=mode, checked=False))
+            continue
+        expected = {s.ns: set(layout.reach_targets(s)) for s in members}
+        failures = [{**pair(s, dst), "error": outcome(s, dst).get("error", "")}
+                    for s in members for dst in layout.reach_targets(s) if not outcome(s, dst)["ok"]]
+        cut_off = [pair(s, dst) for s in members for dst in layout.loopbacks(name)
+                   if dst != s.loopback and dst not in expected[s.ns]]
+        report.reach.append(Reach(name, sum(map(len, expected.values())), failures, routing=mode,
+                                  cut_off=cut_off, converged_after=(converged or {}).get(name)))
     for source, target in layout.sharing_pairs():
         tried = [(s, dst) for s in layout.members(source) for dst in layout.loopbacks(target)]
         answered = [{"from": s.node, "src": s.loopback, "dst": dst}
@@ -196,7 +277,7 @@ def spray_args(layout: Layout, info: SliverInfo, marker: str) -> list[str]:
     taps = [f"{ifname}={ipaddress.ip_network(subnet).network_address + 2}"
             for ifname, mode, subnet in info.pseudo_devices if mode == "tap"]
     return ["spray", "--marker", marker, "--slice", info.slice, "--node", info.node,
-            "--unicast", ",".join(unicast), "--controls", ",".join(layout.neighbours[info.ns]),
+            "--unicast", ",".join(unicast), "--controls", ",".join(layout.live_neighbours(info)),
             "--taps", ",".join(taps)]
 
 
@@ -260,14 +341,15 @@ def _leak(info: SliverInfo, frame: dict, sender: dict) -> dict:
 # --- entry point -------------------------------------------------------------------------
 
 def run_checks(plan: Plan, timeout: float = 2.0, converge: float = 30.0) -> Report:
-    """Run every check against the live slivers of `plan` (needs root)."""
-    report = Report(plan.topology)
+    """Run every check against the live slivers of `plan` (needs root). `converge` bounds
+    how long OSPF slices and BGP egress are given to converge before a failure counts."""
+    report = Report(plan.topology, failed_links=sorted(plan.failed_links))
     missing = [s.ns for s in plan.slivers if not netns.exists(s.ns)]
     if missing:
         report.errors += [f"sliver {ns} does not exist: run `vispd up {plan.topology}` first" for ns in missing]
         return report
     layout = Layout.of(plan)
-    ping_phase(layout, report, timeout)
+    ping_phase(layout, report, timeout, converge)
     egress_phase(plan, layout, report, timeout, converge)
     isolation_phase(layout, report, timeout)
     return report

@@ -182,6 +182,17 @@ def cmd_link(args) -> int:
     return EXIT_OK
 
 
+def cmd_lab(args) -> int:
+    from .labnet import mininet_available
+
+    why = mininet_available()
+    if why:
+        raise VispdError(f"vispd lab needs Mininet: {why}")
+    from .lab_cli import run_lab
+
+    return run_lab(args.topology, script=args.script)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vispd", description="virtual ISPs on a shared substrate")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -220,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="which access point, if several")
     p.add_argument("-o", "--output", help="write the profile to this file (mode 0600)")
     p.set_defaults(func=cmd_access)
+    p = command("lab", cmd_lab, "build the topology in Mininet and open its CLI (vispd commands included)")
+    p.add_argument("--script", metavar="FILE", help="run the CLI commands in FILE instead of prompting")
     p = sub.add_parser("link", help="fail or restore a substrate link: `vispd link down|up TOPOLOGY A B`")
     p.add_argument("action", choices=["down", "up"])
     p.add_argument("topology")

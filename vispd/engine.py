@@ -45,13 +45,17 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
+def backend_options(state: TopologyState) -> dict:
+    """What every backend of a topology needs to know about its state directory."""
+    return {"journal": state.journal, "known_namespaces": state.journaled(),
+            "run_dir": os.path.join(state.dir, "run"), "shells_file": state.lab_shells_file()}
+
+
 def _backend(topology: str):
     from dataplane.kernel import KernelBackend  # imported late: the pure commands need no pyroute2
 
     state = TopologyState(topology)
-    backend = KernelBackend(topology, journal=state.journal, known_namespaces=state.journaled(),
-                            run_dir=os.path.join(state.dir, "run"))
-    return backend, state
+    return KernelBackend(topology, **backend_options(state)), state
 
 
 def topology_plan(topo: Topology, create_credentials: bool = False,
@@ -80,9 +84,16 @@ def plan_changes(topo: Topology) -> Outcome:
         backend.close()
 
 
-def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = None) -> Outcome:
+def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = None,
+       make_backend: Callable[[Plan, TopologyState], object] | None = None) -> Outcome:
+    """Build or reconcile `topo`; `make_backend(plan, state)` chooses another backend than
+    the kernel's own (the Mininet lab does)."""
     plan = topology_plan(topo, create_credentials=True)
-    backend, state = _backend(topo.name)
+    if make_backend is None:
+        backend, state = _backend(topo.name)
+    else:
+        state = TopologyState(topo.name)
+        backend = make_backend(plan, state)
     paths = DaemonPaths.for_topology(state.dir, topo.name)
     os.makedirs(os.path.join(paths.sock_dir, "sockets"), exist_ok=True)
     with state.locked():
@@ -99,7 +110,8 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
                 backend.apply(batch, progress)
             rewrite_journal(state, backend.namespaces())
         finally:
-            backend.close()
+            if make_backend is None:
+                backend.close()
     return Outcome(plan, steps, list(backend.unowned), warnings_for(topo))
 
 

@@ -83,3 +83,30 @@ def spread_by_name(names: list[str], base: int, span: int, taken: set[int] = fro
         result[name] = base + offset
         used.add(base + offset)
     return result
+
+
+def host_names(namespaces: list[str]) -> dict[str, str]:
+    """A short, readable host name for each vispd namespace (for Mininet and the lab CLI):
+    a node is its name (`seattle`), a sliver is `SLICE-NODE` (`plb-seattle`), a lab host
+    is its name (`mae-east`, `internet`). Names that would clash keep a distinguishing
+    prefix (`node-`, `lab-`) so every host stays addressable."""
+    wanted: dict[str, str] = {}
+    for ns in namespaces:
+        parsed = parse_ns(ns)
+        if parsed is None:
+            continue
+        _, node, slice_name = parsed
+        if slice_name:
+            wanted[ns] = f"{slice_name}-{node}"
+        else:
+            wanted[ns] = node[1:] if node.startswith("+") else node
+    counts: dict[str, int] = {}
+    for name in wanted.values():
+        counts[name] = counts.get(name, 0) + 1
+    names = {}
+    for ns, name in wanted.items():
+        if counts[name] > 1:
+            _, node, slice_name = parse_ns(ns)
+            name = name if slice_name else ("lab-" + node[1:] if node.startswith("+") else "node-" + node)
+        names[ns] = name
+    return names

@@ -81,6 +81,10 @@ class TopologyState:
             handle.write("".join(f"{a} {b}\n" for a, b in sorted(links)))
         os.replace(tmp, self._path("failed-links"))
 
+    def lab_shells_file(self) -> str:
+        """Where a Mininet lab records its host shells by PID (dataplane.shells)."""
+        return self._path("lab-shells")
+
     def forget(self) -> None:
         """Remove the state of a topology that is fully down."""
         shutil.rmtree(self.dir, ignore_errors=True)

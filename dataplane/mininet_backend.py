@@ -1,0 +1,117 @@
+"""The Mininet lab backend: namespaces are Mininet hosts, links are Mininet links.
+
+`MininetBackend` is the kernel backend with two decisions changed: how a namespace comes
+to exist (a Mininet host, i.e. a shell started by `mnexec -cdn`, whose namespace is then
+given its vispd name with a bind mount, exactly like `ip netns attach`) and how a veth
+pair comes to exist (`Mininet.addLink`, a `TCLink` shaped to the capacity the plan gives
+the device when Mininet can shape it, i.e. up to 1 Gbit/s). Everything else (marking,
+addresses, macvlans, HTB classes per slice, the guard, routes, daemons) is the same
+node-level apply code as `vispd up`. vispd's HTB then replaces Mininet's single class
+at the same capacity, adding the per-slice classes.
+
+Mininet's own cleanup (`mn -c`) is never used: it kills every mnexec and deletes every
+`*-eth*` link on the machine. Hosts are stopped by PID (`stop_hosts`), and each shell's
+PID is recorded in the topology's state (`lab-shells`) so `vispd down` can stop the shells
+of a lab whose process died.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from vispd.plan import Netns, Shaping, Veth
+
+from .kernel import KernelBackend
+from .shells import process_start
+
+MININET_MAX_BW = 1_000_000_000  # TCLink refuses bandwidths above 1000 Mbit/s
+
+
+class _QuietHtb(logging.Filter):
+    """Mininet logs tc's harmless 'quantum of class is big' warning as an error, per link."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "quantum of class" not in record.getMessage()
+
+
+def _mininet():
+    from mininet.log import lg, setLogLevel
+    from mininet.net import Mininet
+
+    setLogLevel(os.environ.get("VISPD_MININET_LOG", "output"))
+    if not any(isinstance(f, _QuietHtb) for f in lg.filters):
+        lg.addFilter(_QuietHtb())
+    return Mininet(topo=None, controller=None, build=False)
+
+
+class MininetBackend(KernelBackend):
+    def __init__(self, topology: str, plan, host_names: dict[str, str], **kwargs):
+        super().__init__(topology, **kwargs)
+        self.net = _mininet()
+        self.host_names = host_names
+        self.hosts: dict[str, object] = {}  # namespace -> mininet Host
+        self.capacity = {(r.ns, r.ifname): r.capacity for r in plan.resources
+                         if isinstance(r, Shaping) and r.capacity}
+        self.timings: dict[str, float] = {"hosts": 0.0, "links": 0.0}
+
+    def _make_netns(self, res: Netns) -> None:
+        from dataplane import netns
+
+        started = time.perf_counter()
+        stale = self.hosts.pop(res.ns, None)
+        if stale is not None:
+            self._terminate(stale)
+        host = self.net.addHost(self.host_names.get(res.ns, res.ns), ip=None)
+        self._record_shell(res.ns, host.pid)
+        netns.publish(res.ns, host.pid)
+        self.hosts[res.ns] = host
+        self.timings["hosts"] += time.perf_counter() - started
+
+    def _make_veth(self, res: Veth) -> None:
+        from mininet.link import Link, TCLink
+
+        one, other = self.hosts.get(res.ns), self.hosts.get(res.peer_ns)
+        if one is None or other is None:  # a namespace made by an earlier `vispd up`
+            super()._make_veth(res)
+            return
+        started = time.perf_counter()
+        capacity = self.capacity.get((res.ns, res.ifname))
+        params = {}
+        cls = Link
+        if capacity and capacity <= MININET_MAX_BW:
+            cls, params = TCLink, {"bw": capacity / 1e6}
+        self.net.addLink(one, other, intfName1=res.ifname, intfName2=res.peer_ifname, cls=cls,
+                         addr1=res.mac or None, addr2=res.peer_mac or None, **params)
+        self._forget_index(res.ns, res.ifname)
+        self._forget_index(res.peer_ns, res.peer_ifname)
+        self.timings["links"] += time.perf_counter() - started
+
+    def _delete_netns(self, step) -> None:
+        host = self.hosts.pop(step.resource.ns, None)
+        if host is not None:
+            self._terminate(host)
+        super()._delete_netns(step)
+
+    def _record_shell(self, ns: str, pid: int) -> None:
+        with open(self.shells_file, "a") as handle:
+            handle.write(f"{ns} {pid} {process_start(pid)}\n")
+
+    @staticmethod
+    def _terminate(host) -> None:
+        shell = host.shell
+        if shell is not None and shell.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGHUP)  # what Mininet's Node.terminate sends
+            with contextlib.suppress(Exception):
+                shell.wait(timeout=5)
+        host.shell = None
+
+    def stop_hosts(self) -> None:
+        """Stop every Mininet host shell this backend started (by PID)."""
+        for ns in list(self.hosts):
+            self._terminate(self.hosts.pop(ns))
+
+
