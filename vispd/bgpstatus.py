@@ -14,7 +14,7 @@ import time
 from .egress import BGP_RTPROTO, EGRESS_RTPROTO
 from .errors import VispdError
 
-ROUTE_ORIGIN = {77: "static", BGP_RTPROTO: "bgp", EGRESS_RTPROTO: "egress", 2: "kernel"}
+ROUTE_ORIGIN = {77: "static", BGP_RTPROTO: "bgp", EGRESS_RTPROTO: "egress", 2: "kernel", 12: "ospf (bird)"}
 
 
 def speaker_statuses(plan) -> list[dict]:
