@@ -163,8 +163,11 @@ class Pinger:
                     self._probes.setdefault(seq, Sample(seq, when)).sent = when
                 elif kind == "E":
                     self._probes[seq] = Sample(seq, when, error=int(words[3]))
-                elif kind == "R" and seq in self._probes:
-                    probe = self._probes[seq]
+                elif kind == "R":
+                    # the prober's receiving thread can print a reply before its sending
+                    # thread has printed the request (RTTs here are ~0.1 ms): keep it, the
+                    # S line then fills in the send time
+                    probe = self._probes.setdefault(seq, Sample(seq, when))
                     probe.received, probe.ttl = when, int(words[3])
                 self._new.notify_all()
 
@@ -213,36 +216,36 @@ def steady_ttl(trace: list[Sample], before: float, count: int = 20) -> int | Non
 
 
 def event_figures(trace: list[Sample], event: float, interval: float, ttl: int | None = None,
-                  lookback: float = 0.5, settle: float = 0.25) -> dict:
-    """What the probes saw around an event at monotonic time `event` (times in ms).
+                  lookback: float = 0.05) -> dict:
+    """What the probes saw around an event at monotonic time `event` (times in ms from it).
 
     `recovered`: the first request sent at or after the event that got a reply (with `ttl`,
     when given: over the expected path again). `reconverge_ms`: from the event to that
-    reply's arrival. `loss_window_ms`: from the first lost request of the run of lost
-    requests just before it to its own send time (0 when the request before it was
-    answered): how long the path was broken, to within one probe spacing. `lost`: the
-    requests sent from `lookback` s before the event up to the recovery that got no reply
-    (a request still unanswered `settle` s after it was sent counts as lost).
+    reply's arrival (traffic flowing again). `lost`: requests sent from `lookback` s before
+    the event (a link is down a moment before its LinkChange is stamped) up to that one that
+    got no reply; `loss_window_ms`: lost x the probe spacing, how long probes were being
+    lost (0 when none was); `loss_started_ms` / `loss_ended_ms`: the first and the last lost
+    request's send time. A request not answered by the time of the call counts as lost.
     """
     step = spacing(trace, interval)
     after = [s for s in trace if s.sent >= event and s.answered and (ttl is None or s.ttl == ttl)]
     if not after:
         return {"recovered": False, "reconverge_ms": None, "loss_window_ms": None, "lost": None}
     first = after[0]
-    index = next(i for i, s in enumerate(trace) if s.seq == first.seq)
-    run_start = index
-    while run_start > 0 and not trace[run_start - 1].answered:
-        run_start -= 1
-    window = first.sent - trace[run_start].sent if run_start < index else 0.0
-    lost = [s for s in trace[:index] if s.sent >= event - lookback and not s.answered]
+    lost = [s for s in trace if event - lookback <= s.sent < first.sent and not s.answered]
+
+    def ms(t: float) -> float:
+        return round((t - event) * 1000, 3)
+
     return {
         "recovered": True,
-        "reconverge_ms": round((first.received - event) * 1000, 3),
-        "first_probe_sent_ms": round((first.sent - event) * 1000, 3),
-        "loss_window_ms": round(window * 1000, 3),
+        "reconverge_ms": ms(first.received),
+        "first_probe_sent_ms": ms(first.sent),
+        "loss_window_ms": round(len(lost) * step * 1000, 3),
         "lost": len(lost),
         "lost_unsendable": sum(1 for s in lost if s.error is not None),
-        "loss_started_ms": round((trace[run_start].sent - event) * 1000, 3) if run_start < index else None,
+        "loss_started_ms": ms(lost[0].sent) if lost else None,
+        "loss_ended_ms": ms(lost[-1].sent) if lost else None,
         "ttl_after": first.ttl,
         "probe_spacing_ms": round(step * 1000, 3),
     }
@@ -386,29 +389,25 @@ def rate_between(intervals: list[Interval], start: float, end: float) -> list[fl
     return [iv.bps for iv in intervals if iv.start >= start - 1e-3 and iv.end <= end + 1e-3]
 
 
-def throughput_dip(intervals: list[Interval], event: float, baseline_from: float,
-                   threshold: float = 0.5, horizon: float = 10.0) -> dict:
-    """How a flow's rate fell after an event: baseline = median rate of the intervals in
-    [baseline_from, event]; `dip_ms` = from the event to the end of the last interval
-    below threshold x baseline, within the first run of such intervals after the event
-    (0 when none); `min_mbps` the lowest rate in [event, event + horizon]."""
-    base = rate_between(intervals, baseline_from, event)
-    baseline = statistics.median(base) if base else None
-    after = [iv for iv in intervals if iv.end > event and iv.start < event + horizon]
-    dip_end = None
-    if baseline:
-        low_seen = False
-        for iv in after:
-            if iv.bps < threshold * baseline:
-                low_seen = True
-                dip_end = iv.end
-            elif low_seen:
-                break
+def throughput_dip(intervals: list[Interval], event: float, until: float, baseline: float | None,
+                   threshold: float = 0.5) -> dict:
+    """How a flow's received rate fell after an event, against `baseline` (bit/s, e.g. the
+    median before the first failure): `below_half_ms`, the total time of the intervals in
+    [event, until] whose rate was below threshold x baseline; `min_mbps`, the lowest rate
+    there; `max_mbps`, the highest (a sender with a backlog catches up after a stall)."""
+    after = [iv for iv in intervals if iv.end > event and iv.start < until]
+    below = sum(iv.end - iv.start for iv in after if baseline and iv.bps < threshold * baseline)
     return {
-        "baseline_mbps": round(baseline / 1e6, 2) if baseline else None,
+        "below_half_ms": round(below * 1000, 1),
         "min_mbps": round(min(iv.bps for iv in after) / 1e6, 2) if after else None,
-        "dip_ms": round(max(0.0, dip_end - event) * 1000, 1) if dip_end is not None else 0.0,
+        "max_mbps": round(max(iv.bps for iv in after) / 1e6, 2) if after else None,
     }
+
+
+def baseline_rate(intervals: list[Interval], start: float, end: float) -> float | None:
+    """The median received rate (bit/s) of the intervals wholly in [start, end]."""
+    rates = rate_between(intervals, start, end)
+    return statistics.median(rates) if rates else None
 
 
 # -- reports -----------------------------------------------------------------------------
