@@ -10,6 +10,12 @@ egress gets `default via <first hop toward the nearest live egress>` (least IGP 
 by name), with route protocol 79 and its loopback as source; a live egress relies on the
 routes its helper installed from BGP. With no live egress the default is removed.
 
+In a slice with `routing: ospf` the slivers' BIRDs carry the default instead: each egress
+sliver's BIRD has a static protocol `egress_default` (0.0.0.0/0, exported into OSPF as a
+type-1 external route, so each sliver picks the nearest egress by OSPF cost) that the
+manager enables while that egress is live and disables when it is not, over BIRD's
+control socket (re-asserted every few seconds, so a restarted BIRD is set right again).
+
 `choose_defaults` is the pure decision; the rest is I/O.
 """
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import time
 
 RECHECK_SECONDS = 0.25
+REASSERT_SECONDS = 5.0  # OSPF slices: re-send the egress default's state this often
 
 
 def choose_defaults(slice_config: dict, live: set[str]) -> dict[str, tuple[str, str, str] | None]:
@@ -89,12 +96,14 @@ class Manager:
         self.down: dict[str, dict[tuple[str, str], float]] = {s: {} for s in config["slices"]}
         self.live_now: dict[str, set[str]] = {s: set() for s in config["slices"]}
         self.applied: dict[str, tuple | None] = {}
+        self.ospf_applied: dict[tuple[str, str], tuple[bool, float]] = {}  # (slice, node) -> (on, when)
         self._sockets = _namespace_sockets()
         self.changes = 0
         if previous is not None:  # a reload: keep sockets, routes in place and session news
             for name in self.down:
                 self.down[name].update(previous.down.get(name, {}))
             self.applied, self._sockets, self.changes = previous.applied, previous._sockets, previous.changes
+            self.ospf_applied = previous.ospf_applied
 
     def ipr(self, ns: str):
         return self._sockets.get(ns)
@@ -116,6 +125,9 @@ class Manager:
 
     def reconcile(self) -> None:
         for slice_name, slice_config in self.config["slices"].items():
+            if slice_config.get("routing") == "ospf":
+                self._reconcile_ospf(slice_name, slice_config)
+                continue
             defaults = choose_defaults(slice_config, self.live_now[slice_name])
             loopbacks = {s["ns"]: s["loopback"] for s in slice_config["slivers"]}
             for ns, choice in defaults.items():
@@ -124,6 +136,25 @@ class Manager:
                 if self._install(ns, choice, loopbacks[ns]):
                     self.applied[ns] = choice
                     self.changes += 1
+
+    def _reconcile_ospf(self, slice_name: str, slice_config: dict) -> None:
+        from bgp import birdctl
+
+        now = time.monotonic()
+        for node, path in sorted(slice_config["bird_sockets"].items()):
+            want = node in self.live_now[slice_name]
+            done = self.ospf_applied.get((slice_name, node))
+            if done is not None and done[0] == want and now - done[1] < REASSERT_SECONDS:
+                continue
+            try:
+                birdctl.set_protocol(path, slice_config["default_protocol"], want)
+            except (OSError, birdctl.BirdError) as exc:  # BIRD starting or restarting: next round
+                if done is None or done[0] != want:
+                    print(f"egress-manager: {slice_name}@{node}: {exc}", file=sys.stderr, flush=True)
+                continue
+            if done is None or done[0] != want:
+                self.changes += 1
+            self.ospf_applied[(slice_name, node)] = (want, now)
 
     def _install(self, ns: str, choice, loopback: str) -> bool:
         from pyroute2.netlink.exceptions import NetlinkError
@@ -147,6 +178,13 @@ class Manager:
     def write_status(self) -> None:
         status = {"time": time.time(), "changes": self.changes, "slices": {}}
         for slice_name, slice_config in self.config["slices"].items():
+            if slice_config.get("routing") == "ospf":
+                status["slices"][slice_name] = {
+                    "live_egress": sorted(self.live_now[slice_name]),
+                    "originating": sorted(node for (name, node), (on, _) in self.ospf_applied.items()
+                                          if name == slice_name and on),
+                }
+                continue
             status["slices"][slice_name] = {
                 "live_egress": sorted(self.live_now[slice_name]),
                 "defaults": {s["node"]: (self.applied.get(s["ns"]) or [None, None, None])[2]

@@ -258,7 +258,13 @@ def manager_config(topo, sessions, loopbacks, slice_routes, run_dir, sock_dir) -
                        for e in egress_nodes},
             "status_files": {e: os.path.join(run_dir, f"exabgp-{sl.name}-{e}.status.json") for e in egress_nodes},
             "slivers": slivers,
+            "routing": sl.routing,
         }
+        if sl.routing == "ospf":  # the slivers' BIRDs carry the default (see bgp/egress_manager.py)
+            from .ospf import EGRESS_DEFAULT_PROTOCOL, control_socket
+
+            slices[sl.name]["bird_sockets"] = {e: control_socket(sock_dir, sl.name, e) for e in egress_nodes}
+            slices[sl.name]["default_protocol"] = EGRESS_DEFAULT_PROTOCOL
     return {"topology": topo.name, "rt_proto": EGRESS_RTPROTO, "event_socket": os.path.join(sock_dir, "egress.sock"),
             "status_file": os.path.join(run_dir, "egress-manager.status.json"), "slices": slices}
 

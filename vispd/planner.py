@@ -61,7 +61,17 @@ NODE_SYSCTLS = (
 )
 
 
-def sliver_sysctls(gid: int) -> tuple[tuple[str, str], ...]:
+# Slivers whose routes come from a routing daemon (OSPF) or the slice's own software keep
+# the kernel from using a route whose next hop's interface lost its carrier (a failed
+# substrate link): a multipath route then uses its live next hops at once, before the
+# daemon recomputes (vispd's static routes are replaced within milliseconds anyway).
+LINKDOWN_SYSCTLS = (
+    ("net.ipv4.conf.all.ignore_routes_with_linkdown", "1"),
+    ("net.ipv4.conf.default.ignore_routes_with_linkdown", "1"),
+)
+
+
+def sliver_sysctls(gid: int, routing: str = "static") -> tuple[tuple[str, str], ...]:
     return (
         ("net.ipv6.conf.all.disable_ipv6", "1"),
         ("net.ipv6.conf.default.disable_ipv6", "1"),
@@ -71,7 +81,7 @@ def sliver_sysctls(gid: int) -> tuple[tuple[str, str], ...]:
         ("net.ipv4.conf.all.send_redirects", "0"),
         ("net.ipv4.conf.default.send_redirects", "0"),
         ("net.ipv4.ping_group_range", f"{gid} {gid}"),
-    )
+    ) + (LINKDOWN_SYSCTLS if routing != "static" else ())
 
 
 class PlanningError(ValueError):
@@ -193,7 +203,7 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
             all_loopbacks[(sl.name, x)] = str(loopback[x])
         for x in members:
             ns = sliver_ns(t, x, sl.name)
-            add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(uid)))
+            add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(uid, sl.routing)))
             add(Address(node=x, ns=ns, ifname="lo", cidr=f"{loopback[x]}/32"))
             for dest, hop in sorted(hops.get(x, {}).items()):
                 ifname, _, _ = ends[(x, hop)]
@@ -213,8 +223,9 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
                         continue
                     link = next(lk for lk in links if lk.key == tuple(sorted((a, b))))
                     neighbours.append((ifname, addr, ends[(b, a)][1].split("/")[0], link.cost))
+                egress_nodes = {p.node for p in topo.providers if p.name in sl.egress}
                 add(sliver_daemon(t, sl, x, ns, str(loopback[x]), neighbours, stubs,
-                                  paths.run_dir, paths.sock_dir))
+                                  paths.run_dir, paths.sock_dir, originate_default=x in egress_nodes))
             plan.slivers.append(SliverInfo(
                 slice=sl.name, node=x, ns=ns, loopback=str(loopback[x]), uid=uid, gid=uid,
                 interfaces=tuple(sorted(slivers_if[x])),

@@ -149,9 +149,9 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
         if sl.ospf is not None and sl.ospf.dead <= sl.ospf.hello:
             say(base + ("ospf", "dead"), f"the OSPF dead interval ({sl.ospf.dead} s) must be longer than"
                 f" the hello interval ({sl.ospf.hello} s)")
-        if sl.routing != "static" and sl.egress:
-            say(base + ("routing",), f"slice '{sl.name}' has egress, which needs routing: static (the egress"
-                " manager steers default routes along vispd's paths)")
+        if sl.routing == "none" and sl.egress:
+            say(base + ("routing",), f"slice '{sl.name}' has egress, which needs routing: static or ospf"
+                " (with routing: none nothing would carry the default route to the egress)")
         if sl.uid is not None:
             if sl.uid in uids:
                 say(base + ("uid",), f"uid {sl.uid} is already the uid of slice '{uids[sl.uid]}'")
