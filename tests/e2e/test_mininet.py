@@ -191,3 +191,11 @@ def test_down_stops_the_hosts_of_a_lab_whose_process_died(tmp_path):
     assert namespaces(name) == []
     assert not [p for p in shells if alive(p)]
     assert root_links() - links_before == set()
+
+
+def test_a_lab_refuses_a_topology_that_is_already_up(lab):
+    from vispd.errors import VispdError
+
+    with pytest.raises(VispdError, match="already up"):
+        Lab(lab.source).start()
+    assert lab.hosts() and all(os.path.exists(f"/run/netns/{ns}") for ns in lab.hosts().values())
