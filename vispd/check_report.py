@@ -9,14 +9,25 @@ MAX_DETAIL_LINES = 20
 @dataclass
 class Reach:
     slice: str
-    pairs: int
+    pairs: int  # ordered pairs of slivers that must reach each other
     failures: list[dict]
+    routing: str = "static"
+    checked: bool = True  # False for `routing: none`: the slice's own software routes
+    cut_off: list[dict] = field(default_factory=list)  # pairs failed links separate: not expected
+    converged_after: float | None = None  # OSPF: seconds of retries until every pair answered
 
     def lines(self) -> list[str]:
+        if not self.checked:
+            return [f"reach {self.slice}: routing: {self.routing}: reach not checked"]
         head = f"reach {self.slice}: {self.pairs - len(self.failures)}/{self.pairs} pairs ok"
+        if self.converged_after is not None and not self.failures:
+            head += f" ({self.routing} converged within {self.converged_after:.1f} s)"
+        if self.cut_off:
+            head += f"; {len(self.cut_off)} pairs cut off by failed links: unreachable by design"
         return [head] + _capped([
             f"  unreachable: {self.slice} {f['from']} ({f['src']}) -> {f['to']} ({f['dst']}): {f['error']}"
-            for f in self.failures])
+            for f in self.failures]) + _capped([
+            f"  cut off: {self.slice} {c['from']} ({c['src']}) -> {c['to']} ({c['dst']})" for c in self.cut_off])
 
 
 @dataclass
@@ -79,6 +90,7 @@ class Report:
     spray: dict[str, dict] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed_links: list[tuple[str, str]] = field(default_factory=list)  # `vispd link down`
 
     @property
     def ok(self) -> bool:
@@ -87,6 +99,9 @@ class Report:
 
     def lines(self) -> list[str]:
         lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
+        if self.failed_links:
+            lines.append("links down: " + ", ".join(f"{a}-{b}" for a, b in self.failed_links)
+                         + " (their virtual links are not expected to carry anything)")
         for part in (*self.reach, *self.egress, *self.cross, *self.isolation):
             lines += part.lines()
         lines += [_spray_line(name, tally) for name, tally in sorted(self.spray.items())]
@@ -96,6 +111,7 @@ class Report:
     def to_json(self) -> dict:
         return {
             "topology": self.topology, "ok": self.ok, "errors": self.errors, "warnings": self.warnings,
+            "failed_links": [list(link) for link in self.failed_links],
             "reach": [vars(r) for r in self.reach],
             "egress": [vars(e) for e in self.egress],
             "cross_ping": [vars(c) for c in self.cross],

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each probe")
     p.add_argument("--converge", type=float, default=30.0,
-                   help="seconds to let BGP converge before a sliver's way out counts as failed")
+                   help="seconds to let BGP egress and OSPF slices converge before a failure counts")
     p = command("status", cmd_status, "what is up, per node and sliver")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("bgp", help="BGP egress: `vispd bgp status TOPOLOGY`")

@@ -14,19 +14,23 @@ Choices made for correctness and speed, measured on a 4-node ring (tests/netns/t
 
 * `check link yes`: a macvlan follows its substrate veth's carrier, so a link taken down
   (`vispd link down`) or lost drops the neighbour at once instead of after `dead`
-  seconds. Rerouting then takes until BIRD's next routing-table calculation.
+  seconds. Rerouting then waits only for BIRD's next routing-table calculation.
 * `tick 1` (the smallest BIRD allows, in whole seconds): routing tables are recomputed at
-  most a second after a change, so a single-path pair is back within about a second of a
-  failure at either end (measured 0.5-1.1 s of lost pings). Re-establishing a returning
-  link takes longer (hello, DD exchange, and OSPF's fixed 5 s MinLSInterval between two
-  originations of a router's LSA).
-* `ecmp yes` (BIRD's default, stated because it matters): equal-cost paths are installed
-  as multipath routes, and the planner sets `ignore_routes_with_linkdown` in OSPF slivers,
-  so when one of several equal next hops loses its carrier the kernel stops hashing flows
-  onto it before BIRD even notices: such pairs lose nothing (measured 0 of 300 pings,
-  against about 1.4 s lost without the sysctl).
-* Timers (`hello`, `dead`, `retransmit`) come from the slice's `ospf:` block; the default
-  1/4/2 s keeps convergence after `up` within a few seconds (`vispd check --converge`).
+  most a second after a change, so a pair whose path crossed a failed link is back after
+  0.5-1.1 s of lost echoes (each end reroutes on its own tick; micro-loops last at most a
+  tick). There is no faster knob: BIRD 2 has no sub-second tick.
+* OSPF's MinLSInterval (5 s, fixed in BIRD) spaces two originations of a router's LSA.
+  Every BIRD originates one when it starts, so although neighbours are Full within a
+  second of `up`, the LSAs that carry the new adjacencies wait for it: all routes are in
+  5-8 s after `up` (what `vispd check --converge` waits for), and a link coming back
+  moves paths back after 3-5 s.
+* `ecmp yes` (BIRD's default, written out because it changes paths): equal-cost paths are
+  installed as multipath routes, where vispd's static routes pick one next hop by name.
+  (Setting `ignore_routes_with_linkdown` so the kernel would skip a multipath route's
+  carrier-less next hop before BIRD reroutes was tried: no measurable gain here, so no.)
+* Timers (`hello`, `dead`, `retransmit`) come from the slice's `ospf:` block (default
+  1/4/2 s); with `check link` the dead interval only matters for a neighbour that stops
+  without its link going down (its BIRD killed).
 """
 from __future__ import annotations
 

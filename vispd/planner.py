@@ -61,17 +61,7 @@ NODE_SYSCTLS = (
 )
 
 
-# Slivers whose routes come from a routing daemon (OSPF) or the slice's own software keep
-# the kernel from using a route whose next hop's interface lost its carrier (a failed
-# substrate link): a multipath route then uses its live next hops at once, before the
-# daemon recomputes (vispd's static routes are replaced within milliseconds anyway).
-LINKDOWN_SYSCTLS = (
-    ("net.ipv4.conf.all.ignore_routes_with_linkdown", "1"),
-    ("net.ipv4.conf.default.ignore_routes_with_linkdown", "1"),
-)
-
-
-def sliver_sysctls(gid: int, routing: str = "static") -> tuple[tuple[str, str], ...]:
+def sliver_sysctls(gid: int) -> tuple[tuple[str, str], ...]:
     return (
         ("net.ipv6.conf.all.disable_ipv6", "1"),
         ("net.ipv6.conf.default.disable_ipv6", "1"),
@@ -81,7 +71,7 @@ def sliver_sysctls(gid: int, routing: str = "static") -> tuple[tuple[str, str], 
         ("net.ipv4.conf.all.send_redirects", "0"),
         ("net.ipv4.conf.default.send_redirects", "0"),
         ("net.ipv4.ping_group_range", f"{gid} {gid}"),
-    ) + (LINKDOWN_SYSCTLS if routing != "static" else ())
+    )
 
 
 class PlanningError(ValueError):
@@ -203,7 +193,7 @@ def compile_plan(topo: Topology, paths: DaemonPaths | None = None, credentials: 
             all_loopbacks[(sl.name, x)] = str(loopback[x])
         for x in members:
             ns = sliver_ns(t, x, sl.name)
-            add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(uid, sl.routing)))
+            add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(uid)))
             add(Address(node=x, ns=ns, ifname="lo", cidr=f"{loopback[x]}/32"))
             for dest, hop in sorted(hops.get(x, {}).items()):
                 ifname, _, _ = ends[(x, hop)]

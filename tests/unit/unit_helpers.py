@@ -5,6 +5,7 @@ import os
 import textwrap
 
 from vispd.loader import load_topology
+from vispd.planner import DaemonPaths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ABILENE = os.path.join(ROOT, "topologies", "abilene.yaml")
@@ -38,3 +39,29 @@ def edited_abilene(old: str, new: str, count: int = 1):
     text = abilene_text()
     assert text.count(old) == count, f"{old!r} occurs {text.count(old)} times in abilene.yaml"
     return load_topology(ABILENE, text.replace(old, new))
+
+
+# A ring a-b-c-d-a with one slice per routing mode, for routing and check tests;
+# a-b-c is the cheap way from a to c (2), a-d-c the dear one (6)
+RING = """\
+    name: ring
+    asn: 64512
+    address-space: [198.18.0.0/16]
+    nodes: [{name: a}, {name: b}, {name: c}, {name: d}]
+    links:
+      - {between: [a, b], bandwidth: 1G, cost: 1}
+      - {between: [b, c], bandwidth: 1G, cost: 1}
+      - {between: [c, d], bandwidth: 1G, cost: 5}
+      - {between: [a, d], bandwidth: 1G, cost: 1}
+    slices:
+      - {name: st, nodes: all, links: all, bandwidth: 100M}
+      - name: oa
+        nodes: all
+        links: all
+        bandwidth: 100M
+        routing: ospf
+        pseudo-devices: [{node: c, type: tun, name: oa0}]
+      - {name: ob, nodes: all, links: all, bandwidth: 100M, routing: ospf, ospf: {hello: 2, dead: 7, retransmit: 3}}
+      - {name: nn, nodes: all, links: all, bandwidth: 100M, routing: none}
+"""
+PATHS = DaemonPaths("/var/lib/vispd/ring/run", "/run/vispd/ring")
