@@ -276,7 +276,7 @@ def reply_ttl(path: list[str], initial: int = 64) -> int:
 
 
 # -- iperf3 ------------------------------------------------------------------------------
-_IPERF_LINE = re.compile(r"^\[\s*\d+\]\s+([\d.]+)-([\d.]+)\s+sec\s+[\d.]+\s+\S*Bytes\s+([\d.]+)\s+([KMG]?)bits/sec(.*)$")
+_IPERF_LINE = re.compile(r"^\[\s*(\d+|SUM)\]\s+([\d.]+)-([\d.]+)\s+sec\s+[\d.]+\s+\S*Bytes\s+([\d.]+)\s+([KMG]?)bits/sec(.*)$")
 _SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -368,20 +368,21 @@ class Iperf:
 
     def intervals(self, side: str = "server") -> list[Interval]:
         """The interval rates of one side (the server's: what was received), in monotonic
-        time: the test's start is placed at min(arrival - end) over the interval lines."""
+        time: the test's start is placed at min(arrival - end) over the interval lines.
+        With parallel streams (-P) the [SUM] lines."""
         parsed = []
         for arrived, line in self.lines[side]:
-            if line.startswith("- - -"):
-                break  # the summary follows
             m = _IPERF_LINE.match(line)
-            if not m or "sender" in m.group(5) or "receiver" in m.group(5):
+            if not m or "sender" in m.group(6) or "receiver" in m.group(6):  # the summary
                 continue
-            start, end = float(m.group(1)), float(m.group(2))
-            parsed.append((arrived, start, end, float(m.group(3)) * _SCALE[m.group(4)]))
+            parsed.append((m.group(1), arrived, float(m.group(2)), float(m.group(3)),
+                           float(m.group(4)) * _SCALE[m.group(5)]))
+        if any(stream == "SUM" for stream, *_ in parsed):
+            parsed = [p for p in parsed if p[0] == "SUM"]
         if not parsed:
             return []
-        anchor = min(arrived - end for arrived, _, end, _ in parsed)
-        return [Interval(anchor + s, anchor + e, bps) for _, s, e, bps in parsed]
+        anchor = min(arrived - end for _, arrived, _, end, _ in parsed)
+        return [Interval(anchor + s, anchor + e, bps) for _, _, s, e, bps in parsed]
 
 
 def rate_between(intervals: list[Interval], start: float, end: float) -> list[float]:
@@ -527,7 +528,7 @@ def failure_cycle(lab, probes: list[Probe], link: tuple[str, str], interval: flo
     for p in probes:
         p.pinger.wait(_replies_since(up.changed_at, expected[p.slice], 20), timeout)
     time.sleep(hold_up)
-    out = {"link": list(link), "down": down, "up": up, "slices": {}}
+    out = {"link": list(link), "down": down, "up": up, "end": time.monotonic(), "slices": {}}
     for p in probes:
         trace = p.pinger.trace()
         d = event_figures(trace, down.changed_at, interval)
@@ -560,7 +561,9 @@ def measure_reconvergence(lab, slice_name: str, src_node: str, dst_node: str,
          "up":   {... the same, recovery = first reply over the original path}}
 
     `reconverge_ms`: from the link's change (LinkChange.changed_at) to the first reply of a
-    probe sent after it; `loss_window_ms`: the run of lost probes before that reply.
+    probe sent after it (after `up`: the first reply over the original path); `loss_window_ms`:
+    lost probes x probe spacing in between; `applied_ms`: vispd's own part (the link's change
+    to every route in place; `routes_changed` routes, static slices only).
     """
     path = path_nodes(lab.topo, slice_name, src_node, dst_node)
     if not any({a, b} == set(link) for a, b in zip(path, path[1:])):
