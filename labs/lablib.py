@@ -8,10 +8,13 @@
     lablib.write_report(args.out, {"static": result}, plot)
 
 Clocks: everything here is in `time.monotonic()` seconds, the clock `engine.LinkChange`
-uses. `ping -D` prints wall-clock (epoch) times; `Pinger` converts them with the offset
-between `time.time()` and `time.monotonic()` taken in one tight paired reading
-(`wall_minus_monotonic`). iperf3 prints times relative to the start of its test; `Iperf`
-anchors them by the moment each interval line arrives (it flushes at every interval).
+uses. `Pinger` runs labs/pinger.py in the host, which stamps each request's departure and
+each reply's arrival with the same (machine-wide) monotonic clock, at real-time priority;
+`ping -D` is not used: it stamps a reply in wall-clock time when it *prints* it (late on a
+loaded machine) and never says when a request left. Wall-clock times from other tools
+(e.g. a daemon's log) convert with `wall_minus_monotonic()`, the offset taken in one tight
+paired reading. iperf3 prints times relative to the start of its test; `Iperf` anchors
+them by the moment each interval line arrives (it flushes at every interval).
 
 Processes are started in the lab's hosts with `lab.popen` (not daemonised) and stopped by
 their PID; nothing here ever kills by name.
@@ -456,8 +459,6 @@ class Probe:
     src: str
     dst: str
     pinger: Pinger | None = None
-    ttl_before: int | None = None
-    ttl_failed: int | None = None
 
 
 def wait_reachable(lab, host: str, address: str, timeout: float = 60.0) -> float | None:
@@ -533,9 +534,9 @@ def failure_cycle(lab, probes: list[Probe], link: tuple[str, str], interval: flo
         trace = p.pinger.trace()
         d = event_figures(trace, down.changed_at, interval)
         u = event_figures(trace, up.changed_at, interval, ttl=expected[p.slice])
-        out["slices"][p.slice] = {"down": d, "up": u, "ttl_before": expected[p.slice],
-                                  "ttl_failed": failed[p.slice],
-                                  "ttl_observed_failed": d.get("ttl_after")}
+        # the reply TTLs expected on the least-cost path and on the detour
+        out["slices"][p.slice] = {"down": d, "up": u, "ttl_path": expected[p.slice],
+                                  "ttl_detour": failed[p.slice]}
     return out
 
 
