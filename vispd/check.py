@@ -218,10 +218,12 @@ def judge_pings(layout: Layout, report: Report, results: dict[str, dict[str, dic
 def egress_phase(plan: Plan, layout: Layout, report: Report, timeout: float, converge: float) -> None:
     """Every sliver of a slice with egress reaches the Internet host, as the slice's user.
     Right after `up` the BGP sessions may still be converging: slivers that fail are tried
-    again until `converge` seconds have passed."""
+    again until `converge` seconds have passed. A sliver that failed links cut off from
+    every egress sliver of its slice cannot get out: it is not tried, and reported."""
     if not plan.internet_host:
         return
-    pending = [info for info in layout.slivers if info.slice in plan.egress_slices]
+    cut_off = egress_cut_off(plan, layout)
+    pending = [info for info in layout.slivers if info.slice in plan.egress_slices and info.ns not in cut_off]
     failures: dict[str, dict] = {}
     give_up = time.monotonic() + converge
     while pending:
@@ -235,11 +237,28 @@ def egress_phase(plan: Plan, layout: Layout, report: Report, timeout: float, con
         if not pending or time.monotonic() > give_up:
             break
         time.sleep(1.0)
+    judge_egress(plan, layout, report, failures, cut_off)
+
+
+def egress_cut_off(plan: Plan, layout: Layout) -> set[str]:
+    """Slivers (ns) of egress slices with no path left to any of their slice's egress
+    slivers (those running ExaBGP) once failed links are taken out."""
+    found = set()
+    for name in plan.egress_slices:
+        egress_nodes = {r.node for r in plan.resources if r.KIND == "daemon" and r.name == f"exabgp-{name}-{r.node}"}
+        group = layout.reach_groups(name)
+        live = {group[node] for node in egress_nodes if node in group}
+        found |= {s.ns for s in layout.members(name) if group[s.node] not in live}
+    return found
+
+
+def judge_egress(plan: Plan, layout: Layout, report: Report, failures: dict[str, dict], cut_off: set[str]) -> None:
     for name in plan.egress_slices:
         members = layout.members(name)
         failed = [{"from": s.node, "error": failures[s.ns].get("error", "no reply")}
                   for s in members if s.ns in failures]
-        report.egress.append(EgressReach(name, plan.internet_host, len(members), failed))
+        report.egress.append(EgressReach(name, plan.internet_host, len(members) - sum(s.ns in cut_off for s in members),
+                                         failed, cut_off=[s.node for s in members if s.ns in cut_off]))
 
 
 # --- phase 3: isolation ------------------------------------------------------------------

@@ -72,11 +72,15 @@ class Isolation:
 class EgressReach:
     slice: str
     host: str
-    slivers: int
+    slivers: int  # slivers that must reach the host
     failures: list[dict]
+    cut_off: list[str] = field(default_factory=list)  # nodes failed links cut off from every egress
 
     def lines(self) -> list[str]:
         head = f"egress {self.slice}: {self.slivers - len(self.failures)}/{self.slivers} slivers reach {self.host}"
+        if self.cut_off:
+            head += (f"; {len(self.cut_off)} cut off from every egress by failed links"
+                     f" ({', '.join(self.cut_off)}): unreachable by design")
         return [head] + _capped([f"  no way out: {self.slice} {f['from']}: {f['error']}" for f in self.failures])
 
 

@@ -151,3 +151,22 @@ def test_ospf_failures_count_once_converge_has_passed(ring, monkeypatch, no_slee
     reach = {r.slice: r for r in report.reach}
     assert len(reach["oa"].failures) == 12 and reach["oa"].converged_after is None
     assert lines_of(report, "reach oa")[0] == "reach oa: 0/12 pairs ok"
+
+
+def test_slivers_cut_off_from_every_egress_are_not_expected_out():
+    from unit_helpers import ABILENE, abilene_full_text
+    from vispd.check import egress_cut_off, judge_egress
+    from vispd.loader import load_topology
+
+    topo = load_topology(ABILENE, abilene_full_text())
+    plan = compile_plan(topo, failed_links=frozenset({("seattle", "sunnyvale"), ("denver", "seattle")}))
+    layout = Layout.of(plan)
+    cut_off = egress_cut_off(plan, layout)
+    assert cut_off == {"vispd.abilene.seattle.plb"}  # plb egresses at sunnyvale and washington
+    report = Report("abilene", failed_links=sorted(plan.failed_links))
+    judge_egress(plan, layout, report, {}, cut_off)
+    assert lines_of(report, "egress plb") == [
+        "egress plb: 10/10 slivers reach 203.0.113.10; 1 cut off from every egress by failed links (seattle): "
+        "unreachable by design"]
+    assert report.ok
+    assert egress_cut_off(compile_plan(topo), Layout.of(compile_plan(topo))) == set()
