@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from typing import Callable, Iterable
 
 from pyroute2 import IPRoute
@@ -46,6 +47,8 @@ from .daemons import DaemonDirectory
 from .shells import kill_recorded_shells
 from .observe import MAIN_TABLE, NUD_PERMANENT, VISPD_RTPROTO, Observer
 from .rtnl import RawLinks
+
+IFF_LOWER_UP = 0x10000
 
 
 class ApplyError(VispdError):
@@ -306,6 +309,25 @@ class KernelBackend(Observer):
         self._indexes.clear()  # devices stacked on it (macvlans, the veth peer) went too
 
     _delete_veth = _delete_macvlan = _delete_tuntap = _delete_device
+
+    def wait_carrier(self, devices: list[tuple[str, str]], timeout: float) -> bool:
+        """Wait until every (namespace, device) has carrier (IFF_LOWER_UP); False on timeout."""
+        deadline = time.monotonic() + timeout
+        pending = list(devices)
+        while pending:
+            pending = [(ns, ifname) for ns, ifname in pending if not self._has_carrier(ns, ifname)]
+            if not pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def _has_carrier(self, ns: str, ifname: str) -> bool:
+        index = self._lookup(ns, ifname)
+        if index is None:
+            return True  # nothing to wait for
+        return bool(self.ipr(ns).get_links(index)[0]["flags"] & IFF_LOWER_UP)
 
     # administrative state of substrate links
     def _create_linkdown(self, step: Step) -> None:

@@ -196,11 +196,18 @@ def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkCh
             after = (before | {key}) if down else (before - {key})
             old_plan = topology_plan(topo, failed_links=before)
             first: list[Step] = []
+            ends = compile_link_ends(old_plan, topo, key)
             if down and key not in before:
-                ends = [r for r in compile_link_ends(old_plan, topo, key)]
                 first = [Step("create", r) for r in ends]
                 backend.apply(first)
             change.changed_at = time.monotonic()  # down: the link is down; up: about to come up
+            if not down and key in before:
+                # Up: the link first, then the routes back onto it, once the slivers' devices
+                # on it have carrier (the kernel raises it asynchronously; until then their
+                # queue drops what the routes would send).
+                first = [Step("delete", r) for r in ends]
+                backend.apply(first)
+                backend.wait_carrier(_stacked_on(old_plan, ends), timeout=1.0)
             new_plan = topology_plan(topo, failed_links=after)
             done = {s.resource.key for s in first}
             steps = [s for s in diff(old_plan.resources, new_plan.resources) if s.resource.key not in done]
@@ -213,6 +220,13 @@ def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkCh
         if own_backend:
             backend.close()
     return change
+
+
+def _stacked_on(plan: Plan, ends: list[LinkDown]) -> list[tuple[str, str]]:
+    """(namespace, device) of the link's two ends and of every macvlan stacked on them."""
+    lowers = {(e.ns, e.ifname) for e in ends}
+    return sorted(lowers | {(r.ns, r.ifname) for r in plan.resources
+                            if r.KIND == "macvlan" and (r.lower_ns, r.lower_ifname) in lowers})
 
 
 def compile_link_ends(plan: Plan, topo: Topology, key: tuple[str, str]) -> list[LinkDown]:
