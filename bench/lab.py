@@ -11,14 +11,14 @@
    next (not timed). Ratio = median Mininet / median netns.
 2. Reconvergence. One Mininet build of the topology with the research slice switched to
    `routing: ospf` (hello 1 s, dead 3 s) next to plb (`routing: static`). For each mode,
-   `--failures` times: a ping every 2 ms between two slivers whose least-cost path uses
-   one link (plb: seattle -> denver over seattle-denver; research: chicago -> new-york
-   over chicago-new-york), the link taken down with `Lab.link_down` (the same code as
-   `vispd link down`: the link goes down first, then the controller computes and applies),
-   then brought back up once traffic flows again (OSPF: 6 s more, as a router may
-   re-originate its LSA only every 5 s). Reconvergence = first echo reply after
-   the replies stopped - the moment the link went down (0 if no reply went missing);
-   loss = echo requests never answered. Medians over the runs.
+   `--failures` times, with labs/lablib.measure_reconvergence (the link-failure lab's
+   measurement): a probe every 2 ms between two slivers whose least-cost path uses one
+   link (plb: seattle -> denver over seattle-denver; research: chicago -> new-york over
+   chicago-new-york), the link taken down with `Lab.link_down` (the same code as `vispd
+   link down`: the link goes down first, then the controller computes and applies), then
+   brought back up. Reconvergence = from the link going down to the first reply to a
+   probe sent after it; lost = probes never answered. OSPF runs wait 6 s first, as a
+   router may re-originate its LSA only every 5 s. Medians over the runs.
 3. Everything is torn down in a `finally` (Lab.stop: host shells by PID, then `vispd down`).
    The last line printed is one JSON object with at least `mininet_vs_netns_build_ratio`,
    `static_reconverge_ms`, `ospf_reconverge_ms`.
@@ -30,7 +30,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vispd.labnet import Lab, mininet_available  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 OSPF = "    routing: ospf\n    ospf: {hello: 1, dead: 3}\n"
 RESEARCH = "    bandwidth: 200M\n    datapath: kernel\n"
 
@@ -76,65 +74,28 @@ def build_times(path: str, runs: int) -> dict:
     return times
 
 
-def route_device(lab: Lab, slice_name: str, node: str, destination: str) -> str | None:
-    for route in lab.routes(slice_name, node):
-        if route["dst"] == f"{destination}/32":
-            return route["dev"]
-    return None
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-def one_failure(lab: Lab, slice_name: str, src: str, dst: str, link: tuple[str, str], direct_dev: str,
-                recover: float, settle: float = 0.0) -> dict:
-    target = lab.address(lab.sliver(slice_name, dst))
-    if not wait_until(lambda: route_device(lab, slice_name, src, target) == direct_dev, 30):
-        raise SystemExit(f"{slice_name}: {src} never routed to {dst} over {direct_dev}")
-    time.sleep(settle)  # OSPF: a router re-originates its LSA at most every 5 s (MinLSInterval)
-    ping = lab.popen(lab.sliver(slice_name, src), ["ping", "-D", "-n", "-i", "0.002", "-W", "1", target],
-                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        time.sleep(1.0)
-        wall, mono = time.time(), time.monotonic()
-        change = lab.link_down(*link)
-        down_at = wall + (change.changed_at - mono)
-        apply_ms = (change.applied_at - change.changed_at) * 1000
-        time.sleep(recover)
-    finally:
-        ping.terminate()
-        out, _ = ping.communicate()
-        lab.link_up(*link)
-    wait_until(lambda: route_device(lab, slice_name, src, target) == direct_dev, 30)
-    replies = [(float(m[1]), int(m[2])) for m in map(REPLY.match, out.splitlines()) if m]
-    before = [seq for t, seq in replies if t <= down_at]
-    after = [(t, seq) for t, seq in replies if t > down_at]
-    if not before or not after:
-        raise SystemExit(f"{slice_name}: no echo replies {'before' if not before else 'after'} the failure")
-    last_before = max(before)
-    first_back, first_seq = min(after, key=lambda r: r[1])
-    lost = first_seq - last_before - 1  # requests between the last reply before and the first after
-    reconverge = (first_back - down_at) * 1000 if lost > 0 else 0.0
-    return {"reconverge_ms": round(reconverge, 2), "lost": lost, "apply_ms": round(apply_ms, 2),
-            "routes_changed": change.routes_changed}
-
-
 def reconvergence(path: str, runs: int) -> dict:
+    """Static (plb, seattle -> denver over seattle-denver) and OSPF (research, chicago ->
+    new-york over chicago-new-york) link failures with labs/lablib.measure_reconvergence:
+    the labs' real-time prober (raw ICMP every 2 ms, send and reply stamped on the clock
+    LinkChange uses), recovery judged by the reply's path (TTL)."""
+    from labs import lablib
+
     results: dict[str, list[dict]] = {"static": [], "ospf": []}
+    cases = (("static", "plb", "seattle", "denver", ("seattle", "denver"), 0.0),
+             ("ospf", "research", "chicago", "new-york", ("chicago", "new-york"), 6.0))
     with Lab(path) as lab:
         for i in range(runs):
-            results["static"].append(one_failure(lab, "plb", "seattle", "denver", ("seattle", "denver"),
-                                                 "v-dnvr", recover=0.5))
-            print(f"static failure {i + 1}: {results['static'][-1]}", flush=True)
-            results["ospf"].append(one_failure(lab, "research", "chicago", "new-york", ("chicago", "new-york"),
-                                               "v-nycm", recover=6.0, settle=6.0))
-            print(f"ospf   failure {i + 1}: {results['ospf'][-1]}", flush=True)
+            for mode, slice_name, src, dst, link, settle in cases:
+                time.sleep(settle)  # OSPF: a router re-originates its LSA at most every 5 s (MinLSInterval)
+                figures = lablib.measure_reconvergence(lab, slice_name, src, dst, link, interval=0.002)
+                down, up = figures["down"], figures["up"]
+                run = {"reconverge_ms": down["reconverge_ms"], "lost": down["lost"],
+                       "loss_window_ms": down["loss_window_ms"], "apply_ms": down.get("applied_ms"),
+                       "routes_changed": down.get("routes_changed"), "up_reconverge_ms": up["reconverge_ms"],
+                       "up_lost": up["lost"]}
+                results[mode].append(run)
+                print(f"{mode:6} failure {i + 1}: {run}", flush=True)
     return results
 
 
@@ -165,7 +126,9 @@ def main() -> int:
         "static_lost_pings": statistics.median(r["lost"] for r in failures["static"]),
         "ospf_lost_pings": statistics.median(r["lost"] for r in failures["ospf"]),
         "static_apply_ms": statistics.median(r["apply_ms"] for r in failures["static"]),
-        "ping_interval_ms": 2,
+        "static_up_lost_pings": statistics.median(r["up_lost"] for r in failures["static"]),
+        "ospf_up_lost_pings": statistics.median(r["up_lost"] for r in failures["ospf"]),
+        "probe_interval_ms": 2,
         "builds": times,
         "failures": failures,
         "load_average": os.getloadavg()[0],
