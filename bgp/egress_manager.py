@@ -49,6 +49,20 @@ def choose_defaults(slice_config: dict, live: set[str]) -> dict[str, tuple[str, 
     return result
 
 
+def loop_free_order(slice_config: dict, defaults: dict[str, tuple[str, str, str] | None]) -> list:
+    """The new defaults in an order that makes no transient loop: slivers that stop using a
+    default (live egresses) first, then by their cost to the egress they now use, nearest
+    first, so a sliver's next hop has already turned toward the same egress when it turns.
+    (Applied in topology order, a sliver could point at a neighbour still pointing back.)"""
+    cost = {s["ns"]: s["toward"] for s in slice_config["slivers"]}
+
+    def key(item):
+        ns, choice = item
+        return (-1, ns) if choice is None else (cost[ns][choice[2]][2], ns)
+
+    return sorted(defaults.items(), key=key)
+
+
 def _is_up(neighbor: dict) -> bool:
     return str(neighbor.get("state", "")).lower() in ("up", "established")
 
@@ -130,7 +144,7 @@ class Manager:
                 continue
             defaults = choose_defaults(slice_config, self.live_now[slice_name])
             loopbacks = {s["ns"]: s["loopback"] for s in slice_config["slivers"]}
-            for ns, choice in defaults.items():
+            for ns, choice in loop_free_order(slice_config, defaults):
                 if self.applied.get(ns, "unset") == choice:
                     continue
                 if self._install(ns, choice, loopbacks[ns]):

@@ -4,9 +4,12 @@ routes: announcements reach ExaBGP through the helper, after policy.py has scree
 
 Started as root (`exabgp.daemon.user=root`, else ExaBGP drops to nobody and loses its
 helper), without the CLI pipes (`exabgp.api.cli=false`), not daemonised (the caller keeps the
-Popen and stops it by PID), logging to the given file. ExaBGP only connects out: it does not
-listen (no `exabgp.tcp.bind`), which is enough since the providers are configured with us as
-neighbour and ExaBGP retries quickly (measured: re-established ~20 ms after `birdc enable`)."""
+Popen and stops it by PID), logging to the given file. ExaBGP connects out *and* listens on
+its access-link addresses (`exabgp.tcp.bind`, port 179): its own retries back off (1, 3, 6,
+10, 15, 22... up to 60 s between attempts), so after a long outage the provider's next
+connect attempt (BIRD retries every second) brings the session back long before ExaBGP's
+own would (measured by labs/bgp-failover: 11 s after a 45 s outage when only connecting
+out). ExaBGP resolves a connection collision by router id."""
 from __future__ import annotations
 
 import os
@@ -87,7 +90,7 @@ def render(config: dict | SpeakerConfig, config_path: str | None = None, python:
 
 
 def command(config_path: str, conf_path: str, pid_path: str, log_path: str,
-            python: str | None = None) -> tuple[list[str], dict[str, str]]:
+            python: str | None = None, listen: list[str] | tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
     """(argv, env) to start ExaBGP in the foreground inside the sliver's namespace.
 
     env is a full environment (this process's, plus ExaBGP's settings and a PYTHONPATH that
@@ -103,6 +106,8 @@ def command(config_path: str, conf_path: str, pid_path: str, log_path: str,
         "exabgp.log.destination": os.path.abspath(log_path),
         "VISPD_BGP_CONFIG": os.path.abspath(config_path),
     })
+    if listen:  # accept the providers' connections too (see the module's docstring)
+        env["exabgp.tcp.bind"] = " ".join(_word(a, "listen address") for a in listen)
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = PROJECT_ROOT + (os.pathsep + existing if existing else "")
     argv = [interpreter, "-m", "exabgp", "server", os.path.abspath(conf_path)]

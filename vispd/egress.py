@@ -232,7 +232,8 @@ def _exabgp_daemon(topo, slice_name, node, sessions, prefix, loopback, run_dir, 
     config_path = os.path.join(run_dir, f"{stem}.json")
     conf_path = os.path.join(run_dir, f"{stem}.conf")
     argv, full_env = exabgp_conf.command(config_path, conf_path, os.path.join(run_dir, f"{stem}.exapid"),
-                                         os.path.join(run_dir, f"{stem}.exabgp.log"))
+                                         os.path.join(run_dir, f"{stem}.exabgp.log"),
+                                         listen=[n["local_address"] for n in config["neighbors"]])
     env = {k: v for k, v in full_env.items() if os.environ.get(k) != v}  # only what it adds
     return Daemon(node=node, ns=sliver_ns(topo.name, node, slice_name), name=stem, argv=tuple(argv),
                   env=tuple(sorted(env.items())),

@@ -111,3 +111,30 @@ def test_an_frr_provider_gets_zebra_and_bgpd_configs():
     assert "router bgp 65101" in bgpd and "neighbor 192.0.2.1 remote-as 64512" in bgpd
     assert "no bgp ebgp-requires-policy" in bgpd and "neighbor 198.51.100.1 remote-as 65000" in bgpd
     assert not [d for d in of(plan, Daemon) if d.name == "bird-mae-east"]
+
+
+def test_defaults_are_applied_nearest_first_so_no_sliver_points_at_one_pointing_back():
+    from bgp.egress_manager import loop_free_order
+
+    topo = load_topology(ABILENE)
+    plan = compile_plan(topo)
+    config = json.loads(dict(next(d for d in of(plan, Daemon) if d.name == "egress-manager").files)[
+        "egress-manager.json"])
+    plb = config["slices"]["plb"]
+    hop_of = {s["ns"]: s["toward"] for s in plb["slivers"]}
+    gateway_owner = {}  # link address -> sliver ns holding it
+    for info in plan.slivers:
+        for _, cidr, _ in info.interfaces:
+            gateway_owner[cidr.split("/")[0]] = info.ns
+    for live in ({"washington"}, {"sunnyvale"}, {"sunnyvale", "washington"}):
+        order = loop_free_order(plb, choose_defaults(plb, live))
+        done = set()
+        for ns, choice in order:
+            if choice is not None:
+                gateway, _, egress = choice
+                nxt = gateway_owner[gateway]
+                # the next hop is the egress itself or has already turned toward the same egress
+                assert nxt.endswith(f".{egress}.plb") or nxt in done, (live, ns, nxt)
+                assert hop_of[ns][egress][2] >= 0
+            done.add(ns)
+        assert [c for _, c in order[:len(live)]] == [None] * len(live)  # live egresses first
