@@ -11,7 +11,7 @@
    next (not timed). Ratio = median Mininet / median netns.
 2. Reconvergence. One Mininet build of the topology with the research slice switched to
    `routing: ospf` (hello 1 s, dead 3 s) next to plb (`routing: static`). For each mode,
-   `--failures` times, with labs/lablib.measure_reconvergence (the link-failure lab's
+   `--failures` times, with labs/failures.measure_reconvergence (the link-failure lab's
    measurement): a probe every 2 ms between two slivers whose least-cost path uses one
    link (plb: seattle -> denver over seattle-denver; research: chicago -> new-york over
    chicago-new-york), the link taken down with `Lab.link_down` (the same code as `vispd
@@ -76,10 +76,10 @@ def build_times(path: str, runs: int) -> dict:
 
 def reconvergence(path: str, runs: int) -> dict:
     """Static (plb, seattle -> denver over seattle-denver) and OSPF (research, chicago ->
-    new-york over chicago-new-york) link failures with labs/lablib.measure_reconvergence:
+    new-york over chicago-new-york) link failures with labs/failures.measure_reconvergence:
     the labs' real-time prober (raw ICMP every 2 ms, send and reply stamped on the clock
     LinkChange uses), recovery judged by the reply's path (TTL)."""
-    from labs import lablib
+    from labs import failures
 
     results: dict[str, list[dict]] = {"static": [], "ospf": []}
     cases = (("static", "plb", "seattle", "denver", ("seattle", "denver"), 0.0),
@@ -88,7 +88,7 @@ def reconvergence(path: str, runs: int) -> dict:
         for i in range(runs):
             for mode, slice_name, src, dst, link, settle in cases:
                 time.sleep(settle)  # OSPF: a router re-originates its LSA at most every 5 s (MinLSInterval)
-                figures = lablib.measure_reconvergence(lab, slice_name, src, dst, link, interval=0.002)
+                figures = failures.measure_reconvergence(lab, slice_name, src, dst, link, interval=0.002)
                 down, up = figures["down"], figures["up"]
                 run = {"reconverge_ms": down["reconverge_ms"], "lost": down["lost"],
                        "loss_window_ms": down["loss_window_ms"], "apply_ms": down.get("applied_ms"),

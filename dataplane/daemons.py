@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from . import netns
+from .netns import alive
 
 
 @dataclass(frozen=True)
@@ -50,18 +51,13 @@ def _namespace_inode(ns: str) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    stat = _read(f"/proc/{pid}/stat")
-    return stat is not None and stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _terminate(pid: int, grace: float = 3.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if _alive(pid):
+    if alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -99,7 +95,7 @@ class DaemonDirectory:
         if len(lines) < 3 or not lines[0].isdigit() or not lines[2].isdigit():
             return None
         pid, ns, inode = int(lines[0]), lines[1], int(lines[2])
-        if not _alive(pid) or _netns_inode_of(pid) != inode:
+        if not alive(pid) or _netns_inode_of(pid) != inode:
             return None
         digest, _, launch = (_read(self.path(f"{name}.digest")) or "").partition(" ")
         return Running(name, ns, pid, digest, launch)

@@ -141,7 +141,7 @@ def kill_inside(name: str, grace: float = 2.0) -> list[int]:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if alive(p)]
         if pids:
             time.sleep(0.02)
     for pid in pids:
@@ -149,16 +149,17 @@ def kill_inside(name: str, grace: float = 2.0) -> list[int]:
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:  # gone, not just signalled
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if alive(p)]
         if pids:
             time.sleep(0.02)
     return pids
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
 

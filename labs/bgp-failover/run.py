@@ -34,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[0:1] = [REPO, os.path.dirname(HERE)]
 
 import lablib  # noqa: E402
+from lablib import alive, say, wait_for  # noqa: E402
 from dataplane import netns  # noqa: E402
 from vispd.egress import INTERNET  # noqa: E402
 from vispd.lab import session_protocol  # noqa: E402
@@ -55,17 +56,6 @@ FULL = dict(holds=(2.0, 8.0, 45.0), baseline=5.0, after=5.0, iperf_rate="50M")
 SHORT = dict(holds=(2.0,), baseline=2.0, after=2.0, iperf_rate="20M")
 
 
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 # -- what the plan says ---------------------------------------------------------------------
@@ -830,13 +820,6 @@ def extra_args(parser) -> None:
                         "(default: 2,8,45; --short: 2)")
     parser.add_argument("--no-iperf", action="store_true", help="ping only, no TCP flow")
 
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

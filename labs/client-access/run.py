@@ -39,6 +39,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[0:1] = [REPO, os.path.dirname(HERE)]
 
 import lablib  # noqa: E402
+from lablib import alive, say, wait_for  # noqa: E402
+import failures  # noqa: E402
 from dataplane import netns  # noqa: E402
 
 PROBE_INTERVAL = 0.01
@@ -47,17 +49,6 @@ FULL = dict(connects=5, rtt_s=10.0, iperf_s=10.0, refuse_wait=6.0)
 SHORT = dict(connects=2, rtt_s=2.0, iperf_s=2.0, refuse_wait=3.0)
 
 
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def vispd_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -215,7 +206,7 @@ class Run:
     def ready(self, timeout: float = 60.0) -> None:
         """Egress is up: the access sliver reaches the Internet host."""
         started = time.monotonic()
-        if lablib.wait_reachable(self.lab, self.access_sliver, self.target, timeout) is None:
+        if failures.wait_reachable(self.lab, self.access_sliver, self.target, timeout) is None:
             raise RuntimeError(f"{self.access_sliver} does not reach {self.target} after {timeout:.0f} s")
         self.figures["egress_ready_after_build_s"] = round(time.monotonic() - started, 2)
         reach = self.lab.cmd(self.client_host, ["ping", "-c", "1", "-W", "1", self.target])
@@ -495,13 +486,6 @@ def extra_args(parser) -> None:
     parser.add_argument("--user", default="alice", help="the OpenVPN user (default: %(default)s)")
     parser.add_argument("--no-refusals", action="store_true", help="skip the revoked/foreign certificate checks")
 
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import failures  # noqa: E402
 import lablib  # noqa: E402
 
 SRC, DST = "seattle", "new-york"
@@ -36,18 +37,18 @@ def main(argv=None) -> int:
     hold_down, hold_up = (2.0, 1.0) if args.short else (4.0, 2.5)
     started = time.monotonic()
     lab = lablib.open_lab(args.topology, args.backend)
-    probes = [lablib.Probe(sl, SRC, DST) for sl in SLICES]
+    probes = [failures.Probe(sl, SRC, DST) for sl in SLICES]
     flows: dict[str, lablib.Iperf] = {}
     results, changes = [], []
     with lab:
         build_s = time.monotonic() - started
-        paths = {sl: lablib.path_nodes(lab.topo, sl, SRC, DST) for sl in SLICES}
-        detours = {sl: lablib.path_nodes(lab.topo, sl, SRC, DST, failed=[LINK]) for sl in SLICES}
+        paths = {sl: failures.path_nodes(lab.topo, sl, SRC, DST) for sl in SLICES}
+        detours = {sl: failures.path_nodes(lab.topo, sl, SRC, DST, failed=[LINK]) for sl in SLICES}
         for sl in SLICES:
             assert any({a, b} == set(LINK) for a, b in zip(paths[sl], paths[sl][1:])), paths[sl]
         try:
             t = time.monotonic()
-            lablib.start_probes(lab, probes, args.interval)
+            failures.start_probes(lab, probes, args.interval)
             reach_s = time.monotonic() - t
             for port, sl in enumerate(SLICES, 5201):
                 flows[sl] = lablib.Iperf(lab, lab.sliver(sl, DST), lab.sliver(sl, SRC),
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
                                          bitrate=args.rate).start()
             time.sleep(2.0)  # a baseline for the flows before the first failure
             for _ in range(cycles):
-                cycle = lablib.failure_cycle(lab, probes, LINK, args.interval, hold_down=hold_down,
+                cycle = failures.failure_cycle(lab, probes, LINK, args.interval, hold_down=hold_down,
                                              hold_up=hold_up, timeout=30.0)
                 results.append(cycle)
                 changes.append((cycle["down"], cycle["up"]))
@@ -87,8 +88,8 @@ def summarise(args, results, flows, traces, paths, detours, build_s, reach_s) ->
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
         "vispd_link_change": {
-            "down_applied_ms": lablib.median([lablib.change_figures(c["down"])["applied_ms"] for c in results]),
-            "up_applied_ms": lablib.median([lablib.change_figures(c["up"])["applied_ms"] for c in results]),
+            "down_applied_ms": lablib.median([failures.change_figures(c["down"])["applied_ms"] for c in results]),
+            "up_applied_ms": lablib.median([failures.change_figures(c["up"])["applied_ms"] for c in results]),
             "routes_changed": results[0]["down"].routes_changed if results else None,
         },
     }

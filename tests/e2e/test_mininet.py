@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, TOPOLOGIES, renamed_topology, unique_name, vispd, wait_for
+from dataplane.netns import alive
 from vispd.labnet import Lab, mininet_available
 
 pytestmark = [pytest.mark.root]
@@ -37,14 +38,6 @@ def namespaces(name: str) -> list[str]:
 
 def root_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
