@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -179,9 +180,8 @@ def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkCh
     other paths, and daemons whose configuration follows those paths (the egress manager).
     The plan before and after are compared directly (the kernel is not re-read: `up`
     reconciles everything). Taking a link down happens first, the way a failure would;
-    the new paths are computed after it."""
-    import time
-
+    the new paths are computed after it. The new state is recorded before the kernel is
+    touched, so a run killed midway leaves what `up` completes."""
     key = substrate_link(topo, a, b)
     state = TopologyState(topo.name)
     if state.source() is None:
@@ -195,6 +195,7 @@ def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkCh
             before = state.failed_links()
             after = (before | {key}) if down else (before - {key})
             old_plan = topology_plan(topo, failed_links=before)
+            state.set_failed_links(after)
             first: list[Step] = []
             ends = compile_link_ends(old_plan, topo, key)
             if down and key not in before:
@@ -215,7 +216,6 @@ def set_link(topo: Topology, a: str, b: str, down: bool, backend=None) -> LinkCh
                 backend.apply(batch)
             change.applied_at = time.monotonic()
             change.steps = first + steps
-            state.set_failed_links(after)
     finally:
         if own_backend:
             backend.close()
