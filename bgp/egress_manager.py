@@ -123,7 +123,9 @@ class Manager:
         return self._sockets.get(ns)
 
     def event(self, message: dict) -> None:
-        """A helper's session event: a 'down' takes effect at once, before any status file."""
+        """A helper's session event: a 'down' takes effect at once, before any status file;
+        'up' and 'routes' (a provider's first routes are installed) make the caller re-read
+        the status files at once."""
         slice_name = message.get("slice")
         if slice_name not in self.down:
             return

@@ -153,8 +153,27 @@ class Helper:
                     line = lines.get_nowait()
                 except queue.Empty:
                     line = None
+            with_routes = self._gateways_with_routes()
             self._flush_fib()
+            self._announce_first_routes(with_routes)
             self._write_status(urgent)
+
+    def _gateways_with_routes(self) -> set[str]:
+        return {gateway for gateway, count in self.speaker.installed_by.items() if count}
+
+    def _announce_first_routes(self, before: set[str]) -> None:
+        """A provider whose first routes just reached the kernel makes its egress live: write
+        the status at once and tell the egress manager, which would otherwise notice only at
+        its next periodic read (0.25 s) and keep the defaults on the backup until then."""
+        fresh = self._gateways_with_routes() - before
+        if not fresh:
+            return
+        self._write_status(urgent=True)
+        names = {n.address: n.name for n in self.config.neighbors}
+        for gateway in sorted(fresh):
+            self.notifier.send({"slice": self.config.slice, "node": self.config.node,
+                                "neighbor": names.get(gateway, gateway), "state": "routes",
+                                "time": time.time()})
 
     def stop(self, reason: str) -> None:
         self.stopping = True

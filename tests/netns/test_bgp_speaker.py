@@ -325,7 +325,10 @@ def test_bird_session_announcements_routes_and_withdrawal(lab):
     with open(config["log_file"]) as handle:
         log = handle.read()
     assert "announcement refused: 10.66.0.0/24" in log
-    assert [n["state"] for n in lab.notices()] == ["up"]
+    notices = lab.notices()
+    # the session, then its first routes in the kernel (what makes the egress live)
+    assert [n["state"] for n in notices] == ["up", "routes"]
+    assert notices[1]["neighbor"] == notices[0]["neighbor"]
 
     # the session goes down: every learned route leaves the FIB, an event is sent at once
     started = time.monotonic()
