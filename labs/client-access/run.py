@@ -26,22 +26,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path[0:1] = [REPO, os.path.dirname(HERE)]
+sys.path[0:1] = [REPO, os.path.dirname(HERE), HERE]
 
 import lablib  # noqa: E402
 from lablib import alive, say, wait_for  # noqa: E402
 import failures  # noqa: E402
-from dataplane import netns  # noqa: E402
+from client import Addresses, Client  # noqa: E402
+from report_plot import plot  # noqa: E402
 
 PROBE_INTERVAL = 0.01
 TUN = "tun-lab0"          # the client's tunnel device (in the client host)
@@ -61,72 +59,6 @@ def vispd_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         raise RuntimeError(f"vispd {' '.join(args)} failed ({result.returncode}): "
                            f"{result.stderr.strip() or result.stdout.strip()}")
     return result
-
-
-class Addresses:
-    """IPv4 addresses of one device in a namespace (netlink socket opened there, used by
-    the thread that opened it)."""
-
-    def __init__(self, ns: str):
-        from pyroute2 import IPRoute
-
-        with netns.entered(ns):
-            self.ipr = IPRoute()
-
-    def of(self, dev: str) -> str | None:
-        for msg in self.ipr.get_addr(family=socket.AF_INET):
-            if msg.get_attr("IFA_LABEL") == dev:
-                return msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        return None
-
-    def route_dev(self, dst: str) -> str | None:
-        try:
-            msg = self.ipr.route("get", dst=dst)[0]
-        except Exception:  # noqa: BLE001 - unreachable
-            return None
-        oif = msg.get_attr("RTA_OIF")
-        links = {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ipr.get_links()}
-        return links.get(oif)
-
-    def close(self) -> None:
-        self.ipr.close()
-
-
-class Client:
-    """One OpenVPN client process in the client host, its output timestamped as it comes."""
-
-    def __init__(self, lab, host: str, profile: str, dev: str, log_path: str):
-        self.lab, self.host, self.profile, self.dev = lab, host, profile, dev
-        self.lines: list[tuple[float, str]] = []
-        self.log = open(log_path, "w")
-        self.started = time.monotonic()
-        self.proc = lab.popen(host, ["openvpn", "--config", profile, "--dev", dev, "--dev-type", "tun",
-                                     "--verb", "3"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-            self.log.write(line)
-        self.log.flush()
-
-    def said(self, text: str) -> float | None:
-        return next((t for t, line in list(self.lines) if text in line), None)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.thread.join(timeout=5)
-        with contextlib.suppress(Exception):
-            self.proc.stdout.close()
-        self.log.close()
 
 
 def quantiles(values: list[float]) -> dict:
@@ -423,60 +355,6 @@ def summary_rate(lines) -> float | None:
         if m:
             return float(m.group(1)) * _SCALE[m.group(2)]
     return None
-
-
-# -- plot --------------------------------------------------------------------------------------
-def plot(r: Run, figs: dict):
-    plt = lablib.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.3, 1.3, 1]})
-    ax = axes[0]
-    labels = {"internet_download": f"download from {r.target}", "internet_upload": f"upload to {r.target}",
-              "far_sliver_download": f"download from {r.far_sliver}"}
-    for name, series in r.iperf_series.items():
-        if series:
-            ax.step([t for t, _ in series], [v for _, v in series], where="post", label=labels.get(name, name))
-    ax.set_xlabel("seconds since iperf3 started")
-    ax.set_ylabel("Mbit/s (receiver, 0.2 s intervals)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"{r.args.user} through OpenVPN ({r.point.node}) into {r.slice}")
-    ax.legend(fontsize=8, loc="lower right")
-    ax = axes[1]
-    names = {"internet_host": f"Internet host {r.target} (tunnel)", "access_sliver": f"{r.access_sliver} (tunnel)",
-             "far_sliver": f"{r.far_sliver} (tunnel)", "underlay_no_tunnel": "access point, underlay only"}
-    for name, rtts in r.rtts.items():
-        if rtts:
-            ordered = sorted(rtts)
-            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=names.get(name, name))
-    ax.set_xscale("log")
-    ax.set_xlabel("RTT (ms, log scale)")
-    ax.set_ylabel("fraction of probes")
-    ax.set_title(f"RTT distribution (a probe every {PROBE_INTERVAL * 1000:.0f} ms)")
-    ax.legend(fontsize=8, loc="lower right")
-    ax = axes[2]
-    runs = figs.get("connects", [])
-    xs = list(range(1, len(runs) + 1))
-    for key, label, marker in (("tunnel_up_s", "tunnel address up", "o"),
-                               ("initialization_completed_s", "Initialization Sequence Completed", "s"),
-                               ("first_internet_reply_s", f"first reply from {r.target}", "^")):
-        ax.plot(xs, [(run.get(key) or float("nan")) * 1000 for run in runs], marker=marker, ls="", label=label)
-    ax.set_xticks(xs)
-    ax.set_xlabel("connect #")
-    ax.set_ylabel("ms since the client was started")
-    top = max([(run.get(k) or 0) * 1000 for run in runs for k in ("tunnel_up_s", "first_internet_reply_s")] or [1])
-    ax.set_ylim(0, top * 1.9)
-    ax.set_title("connect time")
-    refusals = figs.get("refusals")
-    if refusals:
-        text = (f"Refusals: `vispd access revoke` closed {r.args.user}'s live session: "
-                f"{refusals['revoke']['session_closed']} ({refusals['revoke']['session_closed_s']} s after it "
-                f"started);  reconnecting with the revoked certificate refused: "
-                f"{refusals['revoked_reconnect']['refused']};  a certificate from another CA refused: "
-                f"{refusals['foreign_ca']['refused']}")
-        fig.text(0.5, 0.005, text, ha="center", va="bottom", fontsize=9,
-                 bbox=dict(boxstyle="round", fc="white", ec="0.7"))
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout(rect=(0, 0.06 if refusals else 0, 1, 1))
-    return fig
 
 
 # -- main ---------------------------------------------------------------------------------------
