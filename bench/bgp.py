@@ -78,6 +78,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
+from dataplane.probe import ip_checksum  # noqa: E402
+
 from dataplane import netns  # noqa: E402
 from vispd.lab import generated_prefixes, session_protocol  # noqa: E402
 from vispd.egress import INTERNET  # noqa: E402
@@ -290,15 +292,6 @@ def poll_until(counter: FibCounter, target: int, timeout: float, at_most: bool =
 
 
 # -- ICMP probe with per-provider taps ---------------------------------------------------------
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 ETH_P_IP = 0x0800
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -356,7 +349,7 @@ class Prober:
         counter = self.counter
         body = struct.pack("!Q", counter) + self.padding
         header = struct.pack("!BBHHH", 8, 0, 0, self.ident, counter & 0xFFFF)
-        packet = header[:2] + struct.pack("!H", _checksum(header + body)) + header[4:] + body
+        packet = header[:2] + struct.pack("!H", ip_checksum(header + body)) + header[4:] + body
         now = time.monotonic()
         with self.lock:
             self.sent[counter] = now

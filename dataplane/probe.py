@@ -221,6 +221,9 @@ def send_out_each_interface(tally: Tally, tag) -> None:
 
 
 def ip_checksum(header: bytes) -> int:
+    """The Internet checksum (RFC 1071) of an IPv4 header or an ICMP message."""
+    if len(header) % 2:
+        header += b"\0"
     total = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)

@@ -27,20 +27,14 @@ import sys
 import threading
 import time
 
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dataplane.probe import ip_checksum  # noqa: E402  (the repository, stdlib only)
 
 
 def echo(ident: int, seq: int) -> bytes:
     payload = struct.pack("!Q", seq) + b"vispd-lab-probe!" * 2
     header = struct.pack("!BBHHH", 8, 0, 0, ident, seq & 0xFFFF)
-    return struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, seq & 0xFFFF) + payload
+    return struct.pack("!BBHHH", 8, 0, ip_checksum(header + payload), ident, seq & 0xFFFF) + payload
 
 
 def main() -> int:
