@@ -63,9 +63,9 @@ sys.path[0] = REPO
 from bench import census, floor, iperfrun, plainpath, topogen, variants  # noqa: E402
 from dataplane import netns  # noqa: E402
 from vispd import engine  # noqa: E402
-from vispd.loader import load_topology  # noqa: E402
-from vispd.planner import compile_plan  # noqa: E402
-from vispd.units import parse_bandwidth  # noqa: E402
+from compiler.loader import load_topology  # noqa: E402
+from compiler.planner import compile_plan  # noqa: E402
+from model.units import parse_bandwidth  # noqa: E402
 
 LINE = "hbline"
 ABILENE = "hbabilene"

@@ -33,7 +33,7 @@ from graphlib import TopologicalSorter
 from pyroute2 import IPRoute
 
 from dataplane import netns, nft, tc
-from vispd.plan import (
+from compiler.plan import (
     Address, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
     owner_marker,
 )

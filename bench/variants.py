@@ -15,7 +15,7 @@ import subprocess
 
 from bench import plainpath
 from dataplane import netns, nft, tc
-from vispd.plan import IsolationFilter, Shaping, owner_marker
+from compiler.plan import IsolationFilter, Shaping, owner_marker
 
 
 def _run(argv: list[str], stdin: str, ns: str | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bgp.config import Announcement
+from compiler.speaker_config import Announcement
 
 
 @dataclass(frozen=True)

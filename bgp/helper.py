@@ -20,8 +20,8 @@ import threading
 import time
 
 from bgp import api
-from bgp.config import load_config
-from bgp.fib import Fib
+from compiler.speaker_config import load_config
+from dataplane.fib import Fib
 from bgp.report import Log, Notifier, StatusWriter
 from bgp.speaker import Speaker
 

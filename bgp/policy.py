@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from bgp.config import Announcement
+from compiler.speaker_config import Announcement
 
 MAX_PREFIX_LENGTH = 24
 MAX_PREPEND = 5

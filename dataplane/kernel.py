@@ -23,10 +23,10 @@ from typing import Callable, Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from bgp.fib import Fib
-from vispd.diff import Step
-from vispd.errors import VispdError
-from vispd.plan import (
+from .fib import Fib
+from compiler.diff import Step
+from model.errors import VispdError
+from compiler.plan import (
     Address,
     Daemon,
     Device,

@@ -22,7 +22,7 @@ import os
 import signal
 import time
 
-from vispd.plan import Netns, Shaping, Veth
+from compiler.plan import Netns, Shaping, Veth
 
 from .kernel import KernelBackend
 from .shells import process_start

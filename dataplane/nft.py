@@ -8,7 +8,7 @@ deletes and re-creates the table in one transaction, so an update is never half-
 """
 from __future__ import annotations
 
-from vispd.plan import IsolationFilter
+from compiler.plan import IsolationFilter
 
 TABLE = "vispd"
 

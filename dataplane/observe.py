@@ -23,9 +23,9 @@ from dataclasses import replace
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from bgp.fib import Fib
-from vispd.naming import NS_PREFIX, parse_ns
-from vispd.plan import (
+from .fib import Fib
+from model.naming import NS_PREFIX, parse_ns
+from compiler.plan import (
     Address,
     Daemon,
     IsolationFilter,

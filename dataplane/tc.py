@@ -7,7 +7,7 @@ at offset -8 from the network header, i.e. the Ethernet source address).
 """
 from __future__ import annotations
 
-from vispd.plan import Shaping
+from compiler.plan import Shaping
 
 DEFAULT_CLASS = 0xFFFF
 DEFAULT_RATE = 8000  # bits/s: what no slice owns gets next to nothing guaranteed

@@ -24,7 +24,7 @@ else:  # labs/NAME/run.py puts labs/ on sys.path
 def path_nodes(topo, slice_name: str, src: str, dst: str, failed=()) -> list[str]:
     """The least-cost node path of a slice from src to dst (vispd's tie-breaking), with the
     links in `failed` ((a, b) pairs) taken out; [] when unreachable."""
-    from vispd.routing import next_hops, slice_graph
+    from compiler.routing import next_hops, slice_graph
 
     sl = topo.slice(slice_name)
     dead = {tuple(sorted(f)) for f in failed}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from .access_plan import client_routes, keys_dir, openvpn_server, pki_dir, wireguard_server
+from compiler.access_plan import client_routes, keys_dir, openvpn_server, pki_dir, wireguard_server
 from .credentials import gather
-from .errors import VispdError
-from .model import Topology
+from model.errors import VispdError
+from model.schema import Topology
 from .state import TopologyState
 
 
@@ -49,7 +49,7 @@ def profile(topo: Topology, plan, slice_name: str, user: str, kind: str | None, 
     if point.type == "pptp":
         import json
 
-        from .access_plan import pptp_users_file
+        from compiler.access_plan import pptp_users_file
 
         try:
             with open(pptp_users_file(state_dir, slice_name)) as handle:

@@ -11,8 +11,8 @@ import json
 import socket
 import time
 
-from .egress import BGP_RTPROTO, EGRESS_RTPROTO
-from .errors import VispdError
+from compiler.egress import BGP_RTPROTO, EGRESS_RTPROTO
+from model.errors import VispdError
 
 ROUTE_ORIGIN = {77: "static", BGP_RTPROTO: "bgp", EGRESS_RTPROTO: "egress", 2: "kernel", 12: "ospf (bird)"}
 

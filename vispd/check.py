@@ -34,7 +34,7 @@ import networkx as nx
 from dataplane import netns
 
 from .check_report import CrossPing, EgressReach, Isolation, Reach, Report
-from .plan import Plan, SliverInfo
+from compiler.plan import Plan, SliverInfo
 from .probe_runner import Probe, Probes, collect, wait_ready
 
 STARTUP_GRACE = 8.0  # seconds for a probe process to start on a loaded machine

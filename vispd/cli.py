@@ -11,9 +11,9 @@ import os
 import sys
 from collections import Counter
 
-from .diff import Step
-from .errors import BadRequest, TopologyError, UnknownTopology, VispdError
-from .planner import PlanningError
+from compiler.diff import Step
+from model.errors import BadRequest, TopologyError, UnknownTopology, VispdError
+from compiler.planner import PlanningError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -67,7 +67,7 @@ def cmd_down(args) -> int:
         try:
             name = resolve(args.topology)[0].name
         except TopologyError:
-            from .yamlsrc import load_marked
+            from model.yamlsrc import load_marked
 
             data, _ = load_marked(args.topology)
             name = data.get("name") if isinstance(data, dict) else None

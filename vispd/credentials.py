@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 
-from .access_plan import keys_dir, pki_dir
-from .addressing import access_points
-from .model import Topology
+from compiler.access_plan import keys_dir, pki_dir
+from compiler.addressing import access_points
+from model.schema import Topology
 
 
 def gather(topo: Topology, state_dir: str, create: bool) -> dict:
@@ -42,7 +42,7 @@ def _pptp(slice_name: str, users: dict[str, str | None], state_dir: str) -> None
 
     from access.spec import atomic_write
 
-    from .access_plan import pptp_users_file
+    from compiler.access_plan import pptp_users_file
 
     path = pptp_users_file(state_dir, slice_name)
     try:

@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .diff import Step, diff, schedule
-from .errors import BadRequest, UnknownTopology, VispdError
-from .loader import load_topology
-from .model import Topology
-from .plan import Plan
-from .planner import DaemonPaths, compile_plan
-from .plan import LinkDown, TunTap
+from compiler.diff import Step, diff, schedule
+from model.errors import BadRequest, UnknownTopology, VispdError
+from compiler.loader import load_topology
+from model.schema import Topology
+from compiler.plan import Plan
+from compiler.planner import DaemonPaths, compile_plan
+from compiler.plan import LinkDown, TunTap
 from .state import TopologyState, rewrite_journal
 
 
@@ -231,7 +231,7 @@ def _stacked_on(plan: Plan, ends: list[LinkDown]) -> list[tuple[str, str]]:
 
 def compile_link_ends(plan: Plan, topo: Topology, key: tuple[str, str]) -> list[LinkDown]:
     """The two LinkDown resources of substrate link `key` (from the link's veth in `plan`)."""
-    from .naming import node_ns
+    from model.naming import node_ns
 
     a, b = key
     veth = next(r for r in plan.resources if r.KIND == "veth" and r.ns == node_ns(topo.name, a)

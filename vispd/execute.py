@@ -12,9 +12,9 @@ import os
 
 from dataplane import netns
 
-from .errors import VispdError
-from .model import Topology
-from .planner import compile_plan
+from model.errors import VispdError
+from model.schema import Topology
+from compiler.planner import compile_plan
 
 
 def sliver_command(ns: str, uid: int, gid: int, command: list[str], as_root: bool = False) -> list[str]:

@@ -13,7 +13,7 @@ import sys
 
 from mininet.cli import CLI
 
-from .errors import VispdError
+from model.errors import VispdError
 from .labnet import Lab
 
 

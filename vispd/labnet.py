@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, field
 
 from . import engine
-from .errors import VispdError
-from .model import Topology
-from .naming import host_names
-from .plan import Plan
+from model.errors import VispdError
+from model.schema import Topology
+from model.naming import host_names
+from compiler.plan import Plan
 from .state import TopologyState
 
 

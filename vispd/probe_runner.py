@@ -14,7 +14,7 @@ import sys
 import time
 
 from .execute import sliver_command
-from .plan import SliverInfo
+from compiler.plan import SliverInfo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

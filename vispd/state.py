@@ -14,7 +14,7 @@ import os
 import shutil
 from typing import Iterator
 
-from .errors import VispdError
+from model.errors import VispdError
 
 
 def state_root() -> str:

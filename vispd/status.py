@@ -7,8 +7,8 @@ from collections import Counter
 from dataplane import netns
 
 from .engine import plan_changes
-from .model import Topology
-from .units import format_bandwidth
+from model.schema import Topology
+from model.units import format_bandwidth
 
 
 def collect_status(topo: Topology) -> dict:

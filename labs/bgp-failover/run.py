@@ -33,10 +33,10 @@ sys.path[0:1] = [REPO, os.path.dirname(HERE), HERE]
 
 import lablib  # noqa: E402
 from lablib import alive, say, wait_for  # noqa: E402
-from vispd.egress import INTERNET  # noqa: E402
-from vispd.lab import session_protocol  # noqa: E402
+from compiler.egress import INTERNET  # noqa: E402
+from compiler.lab_routers import session_protocol  # noqa: E402
 from vispd.labnet import Lab  # noqa: E402
-from vispd.naming import lab_ns  # noqa: E402
+from model.naming import lab_ns  # noqa: E402
 from report_figures import figures, plot  # noqa: E402
 from watchers import PROBE_INTERVAL, WARMUP, CounterSampler, RouteWatcher, owners  # noqa: E402
 

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from dataplane import netns  # (run.py put the repository on sys.path)
+from dataplane.netns  # (run.py put the repository on sys import path) as netns  # (run.py put the repository on sys.path)
 
 PROBE_INTERVAL = 0.01   # s between echo requests
 ROUTE_POLL = 0.005      # s between route look-ups in the sliver
@@ -127,7 +127,7 @@ class RouteWatcher(threading.Thread):
 
 def owners(plan) -> dict[str, str]:
     """Interface address -> the readable host that holds it (slivers and lab hosts)."""
-    from vispd.naming import host_names
+    from model.naming import host_names
 
     names = host_names(plan.namespaces())
     return {r.cidr.split("/")[0]: names.get(r.ns, r.ns) for r in plan.resources

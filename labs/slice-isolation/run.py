@@ -45,7 +45,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def per_stream(rate: str, streams: int) -> str:
     """iperf3's -b is per stream: the total split over `streams`, in bit/s."""
-    from vispd.units import parse_bandwidth
+    from model.units import parse_bandwidth
 
     return str(parse_bandwidth(rate) // streams)
 

@@ -66,8 +66,8 @@ def orphaned(before: set[str]) -> list[str]:
 
 
 def lab_ifnames(path: str) -> set[str]:
-    from vispd.loader import load_topology
-    from vispd.planner import compile_plan
+    from compiler.loader import load_topology
+    from compiler.planner import compile_plan
 
     plan = compile_plan(load_topology(path))
     return {n for r in plan.resources if r.KIND == "veth" for n in (r.ifname, r.peer_ifname)}

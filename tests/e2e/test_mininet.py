@@ -187,7 +187,7 @@ def test_down_stops_the_hosts_of_a_lab_whose_process_died(tmp_path):
 
 
 def test_a_lab_refuses_a_topology_that_is_already_up(lab):
-    from vispd.errors import VispdError
+    from model.errors import VispdError
 
     with pytest.raises(VispdError, match="already up"):
         Lab(lab.source).start()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 import os
 
-from vispd.diff import diff
-from vispd.loader import load_topology
-from vispd.planner import compile_plan
+from compiler.diff import diff
+from compiler.loader import load_topology
+from compiler.planner import compile_plan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -49,7 +49,7 @@ def render_daemons(path: str) -> str:
     """Every daemon's command line and files, with machine-specific paths normalised."""
     import sys
 
-    from vispd.plan import Daemon
+    from compiler.plan import Daemon
 
     plan = compile_plan(load_topology(path))
     parts = []

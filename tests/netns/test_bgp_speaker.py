@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from bgp import exabgp_conf
+from compiler import exabgp as exabgp_conf
 
 pytestmark = pytest.mark.root
 
@@ -240,7 +240,7 @@ def session_state(lab: Lab, config: dict, name: str) -> str | None:
 
 FIB_PROGRAM = r"""
 import json, sys
-from bgp.fib import Fib
+from dataplane.fib import Fib
 prefixes = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(10000)]
 out = {}
 with Fib(proto=78, table=254, metric=20) as fib:

@@ -30,9 +30,9 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from conftest import unique_name, vispd, wait_for
-from vispd.addressing import allocate_slice_prefixes
-from vispd.loader import load_topology
-from vispd.planner import compile_plan
+from compiler.addressing import allocate_slice_prefixes
+from compiler.loader import load_topology
+from compiler.planner import compile_plan
 
 pytestmark = pytest.mark.root
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from unit_helpers import ABILENE, abilene_text
-from vispd.loader import load_topology
-from vispd.planner import compile_plan
+from compiler.loader import load_topology
+from compiler.planner import compile_plan
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from ipaddress import IPv4Network
 import pytest
 
 from unit_helpers import ABILENE
-from vispd.loader import load_topology
-from vispd.plan import Address, Daemon, IsolationFilter, Macvlan, Netns, Route
-from vispd.planner import compile_plan
+from compiler.loader import load_topology
+from compiler.plan import Address, Daemon, IsolationFilter, Macvlan, Netns, Route
+from compiler.planner import compile_plan
 
 
 @pytest.fixture(scope="module")

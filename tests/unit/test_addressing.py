@@ -6,11 +6,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 import pytest
 
 from unit_helpers import ABILENE, abilene_text, edited_abilene, topology
-from vispd.addressing import SliceAddressing, allocate_slice_prefixes, slice_addressing
-from vispd.errors import TopologyError
-from vispd.loader import load_topology
-from vispd.plan import Address, Neighbour
-from vispd.planner import compile_plan
+from compiler.addressing import SliceAddressing, allocate_slice_prefixes, slice_addressing
+from model.errors import TopologyError
+from compiler.loader import load_topology
+from compiler.plan import Address, Neighbour
+from compiler.planner import compile_plan
 
 FOUR_SLICES = """\
     name: t

@@ -1,5 +1,5 @@
-"""The speaker's JSON config (bgp.config), ExaBGP's configuration and command line
-(bgp.exabgp_conf) and the API text protocol (bgp.api): pure, no ExaBGP running."""
+"""The speaker's JSON config (compiler.speaker_config), ExaBGP's configuration and command line
+(compiler.exabgp) and the API text protocol (bgp.api): pure, no ExaBGP running."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from bgp import api, exabgp_conf
-from bgp.config import Announcement, ConfigError, load_config, parse_config
+from bgp import api
+from compiler import exabgp as exabgp_conf
+from compiler.speaker_config import Announcement, ConfigError, load_config, parse_config
 
 CONFIG = {
     "slice": "plb", "node": "washington", "local_as": 64512, "router_id": "198.18.0.9",

@@ -3,8 +3,8 @@ screened and acked, routes coalesced into FIB operations, session notices, statu
 from __future__ import annotations
 
 from bgp import api
-from bgp.config import parse_config
-from bgp.fib import FibError
+from compiler.speaker_config import parse_config
+from dataplane.fib import FibError
 from bgp.speaker import Speaker
 
 EAST, WEST = "192.0.2.0", "192.0.2.2"

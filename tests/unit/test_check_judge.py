@@ -9,7 +9,7 @@ import vispd.check as check
 from unit_helpers import PATHS, RING, topology
 from vispd.check import Layout, judge_pings, ping_phase, spray_args
 from vispd.check_report import Report
-from vispd.planner import compile_plan
+from compiler.planner import compile_plan
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_ospf_failures_count_once_converge_has_passed(ring, monkeypatch, no_slee
 def test_slivers_cut_off_from_every_egress_are_not_expected_out():
     from unit_helpers import ABILENE, abilene_full_text
     from vispd.check import egress_cut_off, judge_egress
-    from vispd.loader import load_topology
+    from compiler.loader import load_topology
 
     topo = load_topology(ABILENE, abilene_full_text())
     plan = compile_plan(topo, failed_links=frozenset({("seattle", "sunnyvale"), ("denver", "seattle")}))

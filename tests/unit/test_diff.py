@@ -5,9 +5,9 @@ import dataclasses
 
 
 from unit_helpers import edited_abilene
-from vispd.diff import diff
-from vispd.plan import Address, Macvlan, Neighbour, Netns, Route, Veth
-from vispd.planner import compile_plan
+from compiler.diff import diff
+from compiler.plan import Address, Macvlan, Neighbour, Netns, Route, Veth
+from compiler.planner import compile_plan
 
 T = "vispd.abilene."
 

@@ -8,10 +8,10 @@ import pytest
 
 from bgp.egress_manager import choose_defaults, live_egress
 from unit_helpers import ABILENE
-from vispd.egress import manager_config
-from vispd.loader import load_topology
-from vispd.plan import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
-from vispd.planner import compile_plan
+from compiler.egress import manager_config
+from compiler.loader import load_topology
+from compiler.plan import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
+from compiler.planner import compile_plan
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vispd.naming import host_names
+from model.naming import host_names
 from vispd.state import TopologyState
 
 

@@ -6,9 +6,9 @@ from ipaddress import IPv4Network
 import pytest
 
 from unit_helpers import ABILENE, topology
-from vispd.errors import Problem, SourceMark, TopologyError
-from vispd.loader import load_topology
-from vispd.yamlsrc import load_marked
+from model.errors import Problem, SourceMark, TopologyError
+from compiler.loader import load_topology
+from model.yamlsrc import load_marked
 
 SMALL = """\
     name: t

@@ -13,8 +13,8 @@ import pytest
 
 from unit_helpers import BAD_DIR, ROOT
 from vispd import cli
-from vispd.errors import TopologyError
-from vispd.loader import load_topology
+from model.errors import TopologyError
+from compiler.loader import load_topology
 
 EXPECT = re.compile(r"^# expect: (\d+):(\d+): (.+)$")
 FILES = sorted(glob.glob(os.path.join(BAD_DIR, "*.yaml")))

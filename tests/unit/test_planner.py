@@ -6,9 +6,9 @@ from ipaddress import ip_address, ip_network
 
 
 from unit_helpers import topology
-from vispd.addressing import allocate_slice_prefixes
-from vispd.naming import IFNAMSIZ
-from vispd.plan import (
+from compiler.addressing import allocate_slice_prefixes
+from model.naming import IFNAMSIZ
+from compiler.plan import (
     Address,
     Device,
     IsolationFilter,
@@ -20,7 +20,7 @@ from vispd.plan import (
     TunTap,
     Veth,
 )
-from vispd.planner import compile_plan
+from compiler.planner import compile_plan
 
 T = "vispd.abilene."
 RESEARCH = ["denver", "kansas-city", "houston", "chicago", "indianapolis", "atlanta", "washington", "new-york"]
@@ -231,7 +231,7 @@ def test_sliver_sysctls_allow_unprivileged_ping(abilene_plan):
 
 def test_removing_a_slice_keeps_the_other_slices_uid_and_class(abilene_plan):
     from unit_helpers import ABILENE, abilene_text
-    from vispd.loader import load_topology
+    from compiler.loader import load_topology
 
     text = abilene_text()
     start, end = text.index("  # PLB: the reference"), text.index("  # A research vISP")

@@ -5,8 +5,8 @@ import random
 
 import networkx as nx
 
-from vispd.model import Link
-from vispd.routing import next_hops, slice_graph
+from model.schema import Link
+from compiler.routing import next_hops, slice_graph
 
 
 def links(*specs: tuple[str, str, int]) -> list[Link]:

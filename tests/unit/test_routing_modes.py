@@ -12,13 +12,13 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from unit_helpers import PATHS, RING, topology
-from vispd.addressing import allocate_slice_prefixes
+from compiler.addressing import allocate_slice_prefixes
 from vispd.engine import compile_link_ends, substrate_link
-from vispd.errors import BadRequest
-from vispd.model import Ospf
-from vispd.ospf import control_socket, render_sliver_bird
-from vispd.plan import Daemon, LinkDown, Netns, Route, Veth
-from vispd.planner import compile_plan
+from model.errors import BadRequest
+from model.schema import Ospf
+from compiler.ospf import control_socket, render_sliver_bird
+from compiler.plan import Daemon, LinkDown, Netns, Route, Veth
+from compiler.planner import compile_plan
 
 
 

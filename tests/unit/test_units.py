@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vispd.units import format_bandwidth, parse_bandwidth
+from model.units import format_bandwidth, parse_bandwidth
 
 
 @pytest.mark.parametrize("text, bits", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import textwrap
 
-from vispd.loader import load_topology
-from vispd.planner import DaemonPaths
+from compiler.loader import load_topology
+from compiler.planner import DaemonPaths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ABILENE = os.path.join(ROOT, "topologies", "abilene.yaml")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
 from .addressing import SliceAddressing, access_points
-from .model import Topology
-from .naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns
+from model.schema import Topology
+from model.naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns
 from .plan import Address, Daemon, Macvlan, Neighbour, Netns, Resource, Route, Veth
 
 PUBLIC = "public"

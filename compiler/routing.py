@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .model import Link
+from model.schema import Link
 
 
 def slice_graph(nodes: list[str], links: list[Link]) -> nx.Graph:

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from .model import Topology
+from model.schema import Topology
 
 
 def name_hash(name: str) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bgp.config import ConfigError, SpeakerConfig, parse_config
+from .speaker_config import ConfigError, SpeakerConfig, parse_config
 
 PROCESS = "vispd-helper"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from .addressing import allocate_slice_prefixes, slice_addressing
-from .model import Topology
+from model.schema import Topology
 from .egress import access_ifname as _access_if
-from .naming import (
+from model.naming import (
     lab_ns,
     mac_address,
     node_ns,

@@ -18,11 +18,11 @@ from collections import defaultdict
 import networkx as nx
 
 from .addressing import allocate_slice_prefixes, slice_addressing
-from .errors import Problem
-from .model import Topology
-from .naming import substrate_ifname, virtual_ifname
-from .units import format_bandwidth
-from .yamlsrc import SourceMap
+from model.errors import Problem
+from model.schema import Topology
+from model.naming import substrate_ifname, virtual_ifname
+from model.units import format_bandwidth
+from model.yamlsrc import SourceMap
 
 
 def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:

@@ -39,7 +39,7 @@ import signal
 
 from jinja2 import Environment, StrictUndefined
 
-from .model import Ospf, Slice
+from model.schema import Ospf, Slice
 from .plan import Daemon
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)

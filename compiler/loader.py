@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Problem, TopologyError
-from .model import (
+from model.errors import Problem, TopologyError
+from model.schema import (
     IFNAME_PATTERN,
     NAME_PATTERN,
     SHORT_NAME_PATTERN,
@@ -26,7 +26,7 @@ from .model import (
     describe_value,
 )
 from .semantic import check_semantics
-from .yamlsrc import SourceMap, load_marked
+from model.yamlsrc import SourceMap, load_marked
 
 _PATTERNS = {
     NAME_PATTERN: "is not a valid name: use lower-case letters, digits and '-', "

@@ -24,8 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from .model import Provider, Topology
-from .naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns, substrate_ifname
+from model.schema import Provider, Topology
+from model.naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns, substrate_ifname
 from .plan import Address, Daemon, Macvlan, Neighbour, Netns, Resource, ShapingClass, Veth
 
 BGP_RTPROTO = 78  # routes learned from providers (installed by the ExaBGP helper)
@@ -169,7 +169,7 @@ def _python() -> str:
 def _bird_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir) -> Daemon:
     if provider.lab_daemon == "frr":
         return _frr_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir)
-    from .lab import render_provider_bird
+    from .lab_routers import render_provider_bird
 
     name = f"bird-{provider.name}"
     conf = render_provider_bird(topo, provider, sessions, local_transit, inet_transit)
@@ -181,7 +181,7 @@ def _bird_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run
 
 def _frr_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_dir, sock_dir) -> Daemon:
     """An FRR provider: zebra + bgpd under one supervisor (dataplane/frr.py)."""
-    from .lab import render_provider_frr
+    from .lab_routers import render_provider_frr
 
     name = f"frr-{provider.name}"
     confs = render_provider_frr(topo, provider, sessions, local_transit, inet_transit)
@@ -194,7 +194,7 @@ def _frr_daemon(topo, provider, pns, sessions, local_transit, inet_transit, run_
 
 
 def _internet_daemon(topo, inet_ns, peers, run_dir, sock_dir) -> Daemon:
-    from .lab import render_internet_bird
+    from .lab_routers import render_internet_bird
 
     name = f"bird-{INTERNET}"
     return Daemon(node="+" + INTERNET, ns=inet_ns, name=name,
@@ -225,7 +225,7 @@ def speaker_config(topo: Topology, slice_name: str, node: str, sessions: list[Se
 
 
 def _exabgp_daemon(topo, slice_name, node, sessions, prefix, loopback, run_dir, sock_dir) -> Daemon:
-    from bgp import exabgp_conf
+    from compiler import exabgp as exabgp_conf
 
     stem = f"exabgp-{slice_name}-{node}"
     config = speaker_config(topo, slice_name, node, sessions, prefix, loopback, run_dir, sock_dir)
