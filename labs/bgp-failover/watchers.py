@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from dataplane.netns  # (run.py put the repository on sys import path) as netns  # (run.py put the repository on sys.path)
+from dataplane import netns  # (run.py put the repository on sys.path)
 
 PROBE_INTERVAL = 0.01   # s between echo requests
 ROUTE_POLL = 0.005      # s between route look-ups in the sliver

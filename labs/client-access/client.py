@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from dataplane.netns  # (run.py put the repository on sys import path) as netns  # (run.py put the repository on sys.path)
+from dataplane import netns  # (run.py put the repository on sys.path)
 
 
 class Addresses:
