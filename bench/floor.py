@@ -32,8 +32,9 @@ from graphlib import TopologicalSorter
 
 from pyroute2 import IPRoute
 
-from dataplane import netns, nft, tc
-from compiler.plan import (
+from compiler.resources import guard as nft, shaping as tc
+from dataplane import netns
+
     Address, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
     owner_marker,
 )

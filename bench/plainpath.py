@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import subprocess
 
-from dataplane import netns, tc
+from compiler.resources import shaping as tc
+from dataplane import netns
 
 NAMES = ["a", "b", "c", "d"]
 PREFIX = "vbp-plain."

@@ -14,10 +14,9 @@ from __future__ import annotations
 import subprocess
 
 from bench import plainpath
-from dataplane import netns, nft, tc
-from compiler.plan import IsolationFilter, Shaping, owner_marker
-
-
+from compiler.resources import guard as nft, shaping as tc
+from dataplane import netns
+from compiler.resources import IsolationFilter, Shaping, owner_marker
 def _run(argv: list[str], stdin: str, ns: str | None = None) -> None:
     if ns is None:
         subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)

@@ -28,8 +28,7 @@ from ipaddress import IPv4Network
 from .addressing import SliceAddressing, access_points
 from model.schema import Topology
 from model.naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns
-from .plan import Address, Daemon, Macvlan, Neighbour, Netns, Resource, Route, Veth
-
+from .resources import Address, Daemon, Macvlan, Neighbour, Netns, Resource, Route, Veth
 PUBLIC = "public"
 DEFAULT_PORTS = {"openvpn": 1194, "wireguard": 51820, "pptp": 1723}
 

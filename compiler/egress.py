@@ -26,8 +26,7 @@ from ipaddress import IPv4Network
 
 from model.schema import Provider, Topology
 from model.naming import lab_ns, mac_address, node_ns, short_node_name, sliver_ns, substrate_ifname
-from .plan import Address, Daemon, Macvlan, Neighbour, Netns, Resource, ShapingClass, Veth
-
+from .resources import Address, Daemon, Macvlan, Neighbour, Netns, Resource, ShapingClass, Veth
 BGP_RTPROTO = 78  # routes learned from providers (installed by the ExaBGP helper)
 EGRESS_RTPROTO = 79  # default routes placed by the egress manager
 INTERNET = "internet"

@@ -30,18 +30,17 @@ from model.naming import (
     substrate_ifname,
     virtual_ifname,
 )
-from .plan import (
+from .plan import Plan, SliverInfo
+from .resources import (
     Address,
     IsolationFilter,
     LinkDown,
     Macvlan,
     Neighbour,
     Netns,
-    Plan,
     Route,
     Shaping,
     ShapingClass,
-    SliverInfo,
     TunTap,
     Veth,
 )

@@ -22,8 +22,9 @@ import os
 import signal
 import time
 
-from compiler.plan import Netns, Shaping, Veth
-
+from compiler.resources import Shaping
+from . import netns
+from .host import KernelHost
 from .kernel import KernelBackend
 from .shells import process_start
 
@@ -47,7 +48,9 @@ def _mininet():
     return Mininet(topo=None, controller=None, build=False)
 
 
-class MininetBackend(KernelBackend):
+class MininetHost(KernelHost):
+    """The kernel Host, except that namespaces are Mininet hosts and veth pairs Mininet links."""
+
     def __init__(self, topology: str, plan, host_names: dict[str, str], **kwargs):
         super().__init__(topology, **kwargs)
         self.net = _mininet()
@@ -57,61 +60,79 @@ class MininetBackend(KernelBackend):
                          if isinstance(r, Shaping) and r.capacity}
         self.timings: dict[str, float] = {"hosts": 0.0, "links": 0.0}
 
-    def _make_netns(self, res: Netns) -> None:
-        from dataplane import netns
-
+    def netns_create(self, ns: str) -> None:
         started = time.perf_counter()
-        stale = self.hosts.pop(res.ns, None)
+        stale = self.hosts.pop(ns, None)
         if stale is not None:
-            self._terminate(stale)
-        host = self.net.addHost(self.host_names.get(res.ns, res.ns), ip=None)
-        self._record_shell(res.ns, host.pid)
-        netns.publish(res.ns, host.pid)
-        self.hosts[res.ns] = host
+            _terminate(stale)
+        host = self.net.addHost(self.host_names.get(ns, ns), ip=None)
+        self._record_shell(ns, host.pid)
+        netns.publish(ns, host.pid)
+        self.hosts[ns] = host
+        self._fresh.add(ns)
         self.timings["hosts"] += time.perf_counter() - started
 
-    def _make_veth(self, res: Veth) -> None:
-        from mininet.link import Link, TCLink
+    def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
+                    mac: str = "", peer_mac: str = "") -> None:
+        from mininet.link import Link, TCLink  # Mininet is imported only by the lab backend
 
-        one, other = self.hosts.get(res.ns), self.hosts.get(res.peer_ns)
+        one, other = self.hosts.get(ns), self.hosts.get(peer_ns)
         if one is None or other is None:  # a namespace made by an earlier `vispd up`
-            super()._make_veth(res)
+            super().veth_create(ns, ifname, peer_ns, peer_ifname, mtu, mac, peer_mac)
             return
         started = time.perf_counter()
-        capacity = self.capacity.get((res.ns, res.ifname))
+        capacity = self.capacity.get((ns, ifname))
         params = {}
         cls = Link
         if capacity and capacity <= MININET_MAX_BW:
             cls, params = TCLink, {"bw": capacity / 1e6}
-        self.net.addLink(one, other, intfName1=res.ifname, intfName2=res.peer_ifname, cls=cls,
-                         addr1=res.mac or None, addr2=res.peer_mac or None, **params)
-        self._forget_index(res.ns, res.ifname)
-        self._forget_index(res.peer_ns, res.peer_ifname)
+        self.net.addLink(one, other, intfName1=ifname, intfName2=peer_ifname, cls=cls,
+                         addr1=mac or None, addr2=peer_mac or None, **params)
+        self.forget_index(ns, ifname)
+        self.forget_index(peer_ns, peer_ifname)
         self.timings["links"] += time.perf_counter() - started
 
-    def _delete_netns(self, step) -> None:
-        host = self.hosts.pop(step.resource.ns, None)
+    def netns_delete(self, ns: str) -> None:
+        host = self.hosts.pop(ns, None)
         if host is not None:
-            self._terminate(host)
-        super()._delete_netns(step)
+            _terminate(host)
+        super().netns_delete(ns)
 
     def _record_shell(self, ns: str, pid: int) -> None:
         with open(self.shells_file, "a") as handle:
             handle.write(f"{ns} {pid} {process_start(pid)}\n")
 
-    @staticmethod
-    def _terminate(host) -> None:
-        shell = host.shell
-        if shell is not None and shell.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(shell.pid, signal.SIGHUP)  # what Mininet's Node.terminate sends
-            with contextlib.suppress(Exception):
-                shell.wait(timeout=5)
-        host.shell = None
-
     def stop_hosts(self) -> None:
         """Stop every Mininet host shell this backend started (by PID)."""
         for ns in list(self.hosts):
-            self._terminate(self.hosts.pop(ns))
+            _terminate(self.hosts.pop(ns))
 
 
+def _terminate(host) -> None:
+    shell = host.shell
+    if shell is not None and shell.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGHUP)  # what Mininet's Node.terminate sends
+        with contextlib.suppress(Exception):
+            shell.wait(timeout=5)
+    host.shell = None
+
+
+class MininetBackend(KernelBackend):
+    """The kernel backend over a `MininetHost`: `net`, `hosts` and `timings` are its Mininet's."""
+
+    host_class = MininetHost
+
+    def __init__(self, topology: str, plan, host_names: dict[str, str], **kwargs):
+        super().__init__(topology, plan=plan, host_names=host_names, **kwargs)
+
+    @property
+    def net(self):
+        return self.host.net
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.host.timings
+
+    def stop_hosts(self) -> None:
+        self.host.stop_hosts()

@@ -1,50 +1,24 @@
-"""Observation: what vispd owns in the kernel for a topology, as plan resources.
+"""Reading what vispd owns in the kernel for a topology, as neutral views (no decisions).
 
-`Observer` is the reading half of the kernel backend (`dataplane.kernel.KernelBackend`
-inherits it and provides the sockets and state it uses: `ipr()`, `marker`, `topology`,
-`daemons`, `_aliases`, `_known`, `unowned`, `_broken`). Ownership is recognised by the
-markers the backend writes:
-
-* namespaces: `lo`'s ifalias `vispd:TOPO d=DIGEST [nft=DIGEST]`, or the journal;
-* devices: ifalias `vispd:TOPO d=DIGEST [tc=DIGEST] [peer=NS/IF]`;
-* routes: protocol 77; addresses and neighbours: only on owned devices;
-* the nft guard: its digest on `lo` *and* the table present with our comment;
-* daemons: PID files under the run directory, alive in the namespace recorded there.
-
-Where a kernel object's marker digest equals the desired resource's digest and its
-checkable attributes agree, the desired resource itself is reported (the diff then sees
-no change); otherwise a resource that differs from the desired one is.
+Ownership is recognised by the markers `dataplane.host.KernelHost` writes: `lo`'s ifalias
+(or the state journal) for namespaces, each device's ifalias, route protocol 77 for
+routes; addresses and neighbours count only on owned devices. Which of it matches the plan
+is each resource kind's call (`observe` in compiler.resources); this module only reads.
 """
 from __future__ import annotations
 
 import socket
-import subprocess
-from dataclasses import replace
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .fib import Fib
+from compiler.resources import VISPD_RTPROTO
+from compiler.resources.host import DeviceView, NamespaceView
 from model.naming import NS_PREFIX, parse_ns
-from compiler.plan import (
-    Address,
-    Daemon,
-    IsolationFilter,
-    LinkDown,
-    Macvlan,
-    Neighbour,
-    Netns,
-    Resource,
-    Route,
-    Shaping,
-    TunTap,
-    Veth,
-)
 
-from . import netns, nft
+from . import netns
+from .fib import Fib
+from .host import MAIN_TABLE, NUD_PERMANENT, KernelHost
 
-VISPD_RTPROTO = 77  # route protocol number that marks vispd's routes
-MAIN_TABLE = 254
-NUD_PERMANENT = 0x80
 IFF_UP = 0x1
 IFF_NOARP = 0x80
 
@@ -59,169 +33,85 @@ def tokens_of(alias: str | None, marker: str) -> dict[str, str] | None:
     return dict(p.split("=", 1) for p in parts[1:] if "=" in p)
 
 
-class Observer:
+class KernelReader:
+    """The namespaces of one topology and what they hold, read through a `KernelHost`'s
+    sockets (and recorded into its marker cache, which later marks merge into)."""
+
+    def __init__(self, host: KernelHost, known_namespaces=()):
+        self.host = host
+        self.known = set(known_namespaces)  # the state journal: ours even without a marker
+        self.unowned: list[str] = []
+        self.broken: set[str] = set()
+
     def namespaces(self) -> list[str]:
         """Owned namespaces of this topology (marker on lo, or in the journal)."""
-        owned = []
-        self.unowned = []
-        for name in netns.list_names(f"{NS_PREFIX}{self.topology}."):
+        owned, self.unowned = [], []
+        host = self.host
+        for name in netns.list_names(f"{NS_PREFIX}{host.topology}."):
             parsed = parse_ns(name)
-            if not parsed or parsed[0] != self.topology:
+            if not parsed or parsed[0] != host.topology:
                 continue
             try:
-                lo = self.ipr(name).get_links(ifname="lo")[0]
-                tokens = tokens_of(lo.get_attr("IFLA_IFALIAS"), self.marker)
+                lo = host.ipr(name).get_links(ifname="lo")[0]
+                tokens = tokens_of(lo.get_attr("IFLA_IFALIAS"), host.marker)
             except (OSError, NetlinkError, IndexError):
                 # A name whose bind mount never happened (a run killed in between).
-                if name in self._known:
-                    self._broken.add(name)
+                if name in self.known:
+                    self.broken.add(name)
                     owned.append(name)
                 else:
                     self.unowned.append(name)
                 continue
-            if tokens is None and name not in self._known:
+            if tokens is None and name not in self.known:
                 self.unowned.append(name)
-                self._drop_socket(name)
+                host.drop_sockets(name)
                 continue
-            self._aliases[(name, "lo")] = tokens or {}
+            host.aliases[(name, "lo")] = tokens or {}
             owned.append(name)
         return owned
 
-    def observe(self, desired: dict[tuple, Resource]) -> list[Resource]:
-        """Every resource vispd owns for this topology, as planned resources.
+    def view(self, ns: str) -> NamespaceView:
+        _, node, slice_name = parse_ns(ns)
+        if ns in self.broken:
+            return NamespaceView(ns, node, slice_name, {}, broken=True)
+        ipr = self.host.ipr(ns)
+        devices, owned = self._devices(ns, ipr)
+        addresses = []
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            ifname = owned.get(msg["index"])
+            if ifname is not None:
+                addresses.append((ifname, f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
+        neighbours = []
+        for msg in ipr.get_neighbours(family=socket.AF_INET):
+            ifname = owned.get(msg["ifindex"])
+            if ifname is not None and msg["state"] & NUD_PERMANENT:
+                neighbours.append((ifname, msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR") or ""))
+        return NamespaceView(ns, node, slice_name, self.host.aliases.get((ns, "lo"), {}), devices=tuple(devices),
+                             addresses=tuple(addresses), neighbours=tuple(neighbours), routes=self._routes(ns))
 
-        Where the kernel object's marker digest equals the desired resource's digest and its
-        checkable attributes agree, the desired resource itself is reported (so the diff
-        sees no change); otherwise a resource that differs from the desired one is.
-        """
-        found: list[Resource] = []
-        for name in self.namespaces():
-            _, node, slice_name = parse_ns(name)
-            found.extend(self._observe_ns(name, node, slice_name, desired))
-        found.extend(self._observe_daemons(desired))
-        return found
-
-    def _observe_daemons(self, desired: dict[tuple, Resource]) -> list[Resource]:
-        found: list[Resource] = []
-        for name in self.daemons.recorded():
-            running = self.daemons.running(name)
-            if running is None:
-                continue  # dead: the diff starts it again if it is still wanted
-            want = desired.get(("daemon", name))
-            if want is not None and running.digest == want.digest() and want.ns == running.ns:
-                found.append(want)
-            elif want is not None and running.launch == want.launch_digest() and want.ns == running.ns:
-                found.append(replace(want, files=(("?", running.digest),)))  # same process, other files
-            else:
-                found.append(Daemon(node=want.node if want else "", ns=running.ns, name=name, argv=("?",)))
-        return found
-
-    def _observe_ns(self, ns: str, node: str, slice_name: str | None,
-                    desired: dict[tuple, Resource]) -> list[Resource]:
-        if ns in self._broken:
-            return [Netns(node=node, ns=ns, role="broken", slice=slice_name)]
-        ipr = self.ipr(ns)
-        found: list[Resource] = []
-        lo_tokens = self._aliases.get((ns, "lo"), {})
-        want = desired.get(("netns", ns))
-        if want is not None and lo_tokens.get("d") == want.digest():
-            found.append(want)
-        else:
-            role = "sliver" if slice_name else ("lab" if node.startswith("+") else "node")
-            found.append(Netns(node=node, ns=ns, role=role,
-                               slice=slice_name, sysctls=(("unknown", lo_tokens.get("d", "")),)))
-        if "nft" in lo_tokens:
-            want = desired.get(("filter", ns))
-            if want is not None and lo_tokens["nft"] == want.digest() and self._guard_present(ns):
-                found.append(want)
-            else:
-                found.append(IsolationFilter(node=node, ns=ns))
-
-        owned: dict[int, str] = {}
+    def _devices(self, ns: str, ipr) -> tuple[list[DeviceView], dict[int, str]]:
+        devices, owned = [], {}
         for link in ipr.get_links():
             ifname = link.get_attr("IFLA_IFNAME")
-            tokens = tokens_of(link.get_attr("IFLA_IFALIAS"), self.marker)
             if ifname == "lo":
                 owned[link["index"]] = "lo"
                 continue
+            tokens = tokens_of(link.get_attr("IFLA_IFALIAS"), self.host.marker)
             if tokens is None:
                 continue
             owned[link["index"]] = ifname
-            self._aliases[(ns, ifname)] = tokens
-            found.extend(self._observe_device(ns, node, link, ifname, tokens, desired))
+            self.host.aliases[(ns, ifname)] = tokens
+            devices.append(DeviceView(
+                ifname=ifname, kind=link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "", tokens=tokens,
+                mtu=link.get_attr("IFLA_MTU"), up=bool(link["flags"] & IFF_UP),
+                mac=link.get_attr("IFLA_ADDRESS") or "", noarp=bool(link["flags"] & IFF_NOARP)))
+        return devices, owned
 
-        for msg in ipr.get_addr(family=socket.AF_INET):
-            ifname = owned.get(msg["index"])
-            if ifname is None:
-                continue
-            cidr = f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"
-            if ifname == "lo" and cidr.startswith("127."):
-                continue
-            found.append(Address(node=node, ns=ns, ifname=ifname, cidr=cidr))
-        for msg in ipr.get_neighbours(family=socket.AF_INET):
-            ifname = owned.get(msg["ifindex"])
-            if ifname is None or not msg["state"] & NUD_PERMANENT:
-                continue
-            found.append(Neighbour(node=node, ns=ns, ifname=ifname, ip=msg.get_attr("NDA_DST"),
-                                   mac=msg.get_attr("NDA_LLADDR") or ""))
-        found.extend(self._observe_routes(ns, node, desired))
-        return found
-
-    def _observe_routes(self, ns: str, node: str, desired: dict[tuple, Resource]) -> list[Resource]:
-        """Our static routes (protocol 77, metric 0), read with one filtered raw dump; a route
-        whose destination and gateway match the plan is reported as planned."""
+    def _routes(self, ns: str) -> tuple[tuple[str, str], ...]:
+        """vispd's static routes (protocol 77, metric 0), read with one filtered raw dump."""
         with netns.entered(ns):
             fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0)
         try:
-            present = fib.routes()
+            return tuple((dst, gateway or "") for dst, gateway in fib.routes().items())
         finally:
             fib.close()
-        found: list[Resource] = []
-        for dst, gateway in present.items():
-            want = desired.get(("route", ns, dst))
-            if want is not None and want.gateway == (gateway or ""):
-                found.append(want)
-            else:
-                found.append(Route(node=node, ns=ns, dst=dst, gateway=gateway or "", ifname="?"))
-        return found
-
-    def _guard_present(self, ns: str) -> bool:
-        """The marker says the guard was applied; check its table is still there."""
-        with netns.entered(ns):
-            listed = subprocess.run(["nft", "list", "table", "netdev", nft.TABLE],
-                                    capture_output=True, text=True)
-        return listed.returncode == 0 and self.marker in listed.stdout
-
-    def _observe_device(self, ns, node, link, ifname, tokens, desired) -> list[Resource]:
-        found: list[Resource] = []
-        kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-        mtu = link.get_attr("IFLA_MTU")
-        want = desired.get(("device", ns, ifname))
-        is_up = bool(link["flags"] & IFF_UP)
-        if kind == "veth" and not is_up:
-            found.append(LinkDown(node=node, ns=ns, ifname=ifname))  # a substrate link taken down
-        if tokens.get("role") != "peer":
-            healthy = (
-                want is not None
-                and tokens.get("d") == want.digest()
-                and mtu == want.mtu
-                and (is_up or isinstance(want, Veth))  # a veth's admin state is LinkDown's business
-                and (not isinstance(want, Macvlan)
-                     or (link.get_attr("IFLA_ADDRESS") == want.mac and link["flags"] & IFF_NOARP))
-            )
-            if healthy:
-                found.append(want)
-            else:
-                peer_ns, _, peer_if = tokens.get("peer", "/").partition("/")
-                cls = {"veth": Veth, "macvlan": Macvlan, "tun": TunTap}.get(kind, Veth)
-                extra = {"peer_ns": peer_ns, "peer_ifname": peer_if} if cls is Veth else {}
-                found.append(cls(node=node, ns=ns, ifname=ifname, mtu=-1, **extra))
-        if "tc" in tokens:
-            want = desired.get(("shaping", ns, ifname))
-            qdiscs = self.ipr(ns).get_qdiscs(index=link["index"])
-            has_htb = any(q.get_attr("TCA_KIND") == "htb" and q["parent"] == 0xFFFFFFFF for q in qdiscs)
-            if want is not None and has_htb and tokens["tc"] == want.digest():
-                found.append(want)
-            else:
-                found.append(Shaping(node=node, ns=ns, ifname=ifname))
-        return found

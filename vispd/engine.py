@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from compiler.diff import Step, diff, schedule
+from compiler.diff import Step, diff
+from compiler.schedule import schedule
 from model.errors import BadRequest, UnknownTopology, VispdError
 from compiler.loader import load_topology
 from model.schema import Topology
 from compiler.plan import Plan
 from compiler.planner import DaemonPaths, compile_plan
-from compiler.plan import LinkDown, TunTap
+from compiler.resources import LinkDown, TunTap
 from .state import TopologyState, rewrite_journal
 
 

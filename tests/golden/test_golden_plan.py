@@ -49,8 +49,7 @@ def render_daemons(path: str) -> str:
     """Every daemon's command line and files, with machine-specific paths normalised."""
     import sys
 
-    from compiler.plan import Daemon
-
+    from compiler.resources import Daemon
     plan = compile_plan(load_topology(path))
     parts = []
     for daemon in sorted((r for r in plan.resources if isinstance(r, Daemon)), key=lambda d: d.name):

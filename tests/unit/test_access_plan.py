@@ -9,7 +9,7 @@ import pytest
 
 from unit_helpers import ABILENE
 from compiler.loader import load_topology
-from compiler.plan import Address, Daemon, IsolationFilter, Macvlan, Netns, Route
+from compiler.resources import Address, Daemon, IsolationFilter, Macvlan, Netns, Route
 from compiler.planner import compile_plan
 
 

@@ -9,7 +9,7 @@ from unit_helpers import ABILENE, abilene_text, edited_abilene, topology
 from compiler.addressing import SliceAddressing, allocate_slice_prefixes, slice_addressing
 from model.errors import TopologyError
 from compiler.loader import load_topology
-from compiler.plan import Address, Neighbour
+from compiler.resources import Address, Neighbour
 from compiler.planner import compile_plan
 
 FOUR_SLICES = """\

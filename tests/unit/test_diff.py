@@ -6,7 +6,7 @@ import dataclasses
 
 from unit_helpers import edited_abilene
 from compiler.diff import diff
-from compiler.plan import Address, Macvlan, Neighbour, Netns, Route, Veth
+from compiler.resources import Address, Macvlan, Neighbour, Netns, Route, Veth
 from compiler.planner import compile_plan
 
 T = "vispd.abilene."

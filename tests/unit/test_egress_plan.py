@@ -10,7 +10,7 @@ from bgp.egress_manager import choose_defaults, live_egress
 from unit_helpers import ABILENE
 from compiler.egress import manager_config
 from compiler.loader import load_topology
-from compiler.plan import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
+from compiler.resources import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
 from compiler.planner import compile_plan
 
 

@@ -8,7 +8,7 @@ from ipaddress import ip_address, ip_network
 from unit_helpers import topology
 from compiler.addressing import allocate_slice_prefixes
 from model.naming import IFNAMSIZ
-from compiler.plan import (
+from compiler.resources import (
     Address,
     Device,
     IsolationFilter,

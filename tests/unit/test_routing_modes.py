@@ -17,7 +17,7 @@ from vispd.engine import compile_link_ends, substrate_link
 from model.errors import BadRequest
 from model.schema import Ospf
 from compiler.ospf import control_socket, render_sliver_bird
-from compiler.plan import Daemon, LinkDown, Netns, Route, Veth
+from compiler.resources import Daemon, LinkDown, Netns, Route, Veth
 from compiler.planner import compile_plan
 
 

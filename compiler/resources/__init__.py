@@ -1,0 +1,32 @@
+"""The resource kinds of a plan, one module each (pure): what a machine should hold, and the
+recipe — through the `Host` port — by which it is created, changed, observed and removed.
+
+`RESOURCE_KINDS` is the registry: backends observe and apply through it and nothing else
+dispatches on a kind's name. Adding a kind is adding its module and a line here.
+"""
+from __future__ import annotations
+
+from .address import Address
+from .base import Device, DeviceRef, Resource, owner_marker
+from .daemon import Daemon
+from .guard import IsolationFilter
+from .linkdown import LinkDown
+from .macvlan import Macvlan
+from .neighbour import Neighbour
+from .netns import Netns
+from .route import VISPD_RTPROTO, Route, RouteBatchError
+from .shaping import Shaping, ShapingClass
+from .tuntap import TunTap
+from .veth import Veth
+
+# In the order observation reports them (the diff does not depend on it).
+RESOURCE_KINDS: tuple[type[Resource], ...] = (
+    Netns, IsolationFilter, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, Daemon,
+)
+DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
+
+__all__ = [
+    "Address", "Daemon", "Device", "DeviceRef", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
+    "Netns", "RESOURCE_KINDS", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
+    "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
+]

@@ -1,0 +1,90 @@
+"""The Host port (pure: declarations only): everything a resource recipe may ask of the
+machine, and the views of what a namespace holds that observation reads.
+
+Recipes in this package call these verbs; the kernel backend (dataplane.kernel) implements
+them with netlink, tc, nft and processes, and the Mininet backend overrides how a namespace
+and a veth pair come to exist. Nothing else in the compiler calls them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """An owned device (its ifalias carries the topology's marker), as the kernel shows it."""
+
+    ifname: str
+    kind: str  # IFLA_INFO_KIND: veth, macvlan, tun...
+    tokens: dict  # the marker's key=value tokens (d=DIGEST, tc=DIGEST, peer=NS/IF, role=peer)
+    mtu: int
+    up: bool
+    mac: str = ""
+    noarp: bool = False
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    """What one owned namespace holds that vispd may own."""
+
+    ns: str
+    node: str
+    slice: str | None
+    lo_tokens: dict
+    broken: bool = False  # journaled as ours but unreadable (a run killed mid-creation)
+    devices: tuple[DeviceView, ...] = ()
+    addresses: tuple[tuple[str, str], ...] = ()  # (device, cidr) on owned devices and lo
+    neighbours: tuple[tuple[str, str, str], ...] = ()  # (device, ip, mac): permanent, owned devices
+    routes: tuple[tuple[str, str], ...] = ()  # (dst, gateway or "") of vispd's route protocol
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunningDaemon:
+    name: str
+    ns: str
+    digest: str  # of the whole planned daemon
+    launch: str  # of its namespace, command line and environment
+
+
+class Host(Protocol):
+    marker: str  # the ownership marker of the topology (resources.base.owner_marker)
+
+    # namespaces
+    def netns_exists(self, ns: str) -> bool: ...
+    def netns_create(self, ns: str) -> None: ...
+    def netns_delete(self, ns: str) -> None: ...
+    def journal(self, names: list[str]) -> None: ...
+    def set_sysctls(self, ns: str, sysctls: tuple[tuple[str, str], ...]) -> None: ...
+
+    # devices
+    def clear_name(self, ns: str, ifname: str) -> None: ...
+    def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
+                    mac: str = "", peer_mac: str = "") -> None: ...
+    def macvlan_create(self, ns: str, ifname: str, lower_ns: str, lower_ifname: str, mac: str,
+                       mtu: int) -> None: ...
+    def tuntap_create(self, ns: str, ifname: str, mode: str, uid: int, gid: int) -> None: ...
+    def device_delete(self, ns: str, ifname: str) -> None: ...
+    def device_exists(self, ns: str, ifname: str) -> bool: ...
+    def mark(self, ns: str, ifname: str, tokens: dict | None, replace: bool = False, *, up: bool | None = None,
+             arp: bool | None = None, mtu: int | None = None) -> None: ...
+
+    # addresses, neighbours, routes
+    def address_replace(self, ns: str, ifname: str, cidr: str) -> None: ...
+    def address_delete(self, ns: str, ifname: str, cidr: str) -> None: ...
+    def neighbour_replace(self, ns: str, ifname: str, ip: str, mac: str) -> None: ...
+    def neighbour_delete(self, ns: str, ifname: str, ip: str) -> None: ...
+    def routes_apply(self, ns: str, prefsrc: str, changes: list[tuple[str, str | None]]) -> list: ...
+
+    # batch tools (tc, nft) and their state
+    def run_batch(self, ns: str, argv: list[str], script: str, check: bool = True) -> None: ...
+    def qdisc_root_kind(self, ns: str, ifname: str) -> str | None: ...
+    def nft_table_comment(self, ns: str, family: str, table: str) -> str | None: ...
+
+    # daemons
+    def daemon_start(self, name: str, ns: str, argv: list[str], files: dict, env: dict, digest: str,
+                     launch: str) -> None: ...
+    def daemon_reload(self, name: str, files: dict, signal: int, digest: str, launch: str) -> bool: ...
+    def daemon_stop(self, name: str) -> None: ...
+    def daemons_running(self) -> list[RunningDaemon]: ...

@@ -1,0 +1,77 @@
+"""A static route vispd places in a sliver (pure data and recipe), marked by route protocol
+`VISPD_RTPROTO` (so nothing else's routes are read or touched). Routes of one namespace and
+source address are written together in one netlink batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import Resource
+
+VISPD_RTPROTO = 77  # route protocol number that marks vispd's static routes
+
+
+class RouteBatchError(OSError):
+    """The kernel refused a route of a batch (the step that failed is `step`)."""
+
+    def __init__(self, step, error) -> None:
+        super().__init__(error.errno, str(error))
+        self.step = step
+
+
+@dataclass(frozen=True)
+class Route(Resource):
+    KIND: ClassVar[str] = "route"
+    PHASE: ClassVar[int] = 5
+    MODE: ClassVar[str] = "update"
+    dst: str = ""
+    gateway: str = ""
+    ifname: str = ""
+    prefsrc: str = ""
+
+    @property
+    def key(self) -> tuple:
+        return (self.KIND, self.ns, self.dst)
+
+    def describe(self) -> str:
+        return f"route {self.dst} via {self.gateway} dev {self.ifname} in {self.ns}"
+
+    @classmethod
+    def batched(cls, action: str) -> bool:
+        return True  # additions, changes and removals: one netlink batch per namespace and source
+
+    def batch_key(self) -> tuple:
+        return (self.ns, self.prefsrc)
+
+    @classmethod
+    def apply_batch(cls, host, steps) -> None:
+        first = steps[0].resource
+        errors = host.routes_apply(first.ns, first.prefsrc,
+                                   [(s.resource.dst, None if s.action == "delete" else s.resource.gateway)
+                                    for s in steps])
+        if errors:
+            failed = next(s for s in steps if s.resource.dst == errors[0].prefix)
+            raise RouteBatchError(failed, errors[0])
+
+    def create(self, host) -> None:
+        type(self).apply_batch(host, [_Step("create", self)])
+
+    def delete(self, host) -> None:
+        type(self).apply_batch(host, [_Step("delete", self)])
+
+    @classmethod
+    def observe(cls, host, view, desired) -> list[Resource]:
+        found: list[Resource] = []
+        for dst, gateway in view.routes:
+            want = desired.get(("route", view.ns, dst))
+            if want is not None and want.gateway == gateway:
+                found.append(want)
+            else:
+                found.append(cls(node=view.node, ns=view.ns, dst=dst, gateway=gateway, ifname="?"))
+        return found
+
+
+@dataclass(frozen=True)
+class _Step:
+    action: str
+    resource: Route

@@ -1,0 +1,249 @@
+"""The kernel Host: the verbs resource recipes call (compiler.resources.host.Host),
+carried out with netlink (pyroute2 and raw messages), `tc`/`nft` batches and processes.
+
+It writes the ownership markers that `dataplane.observe` reads back:
+
+* namespaces: `lo`'s ifalias `vispd:TOPO d=DIGEST [nft=DIGEST]`, and the state journal
+  lists every namespace vispd starts to create, before creating it;
+* devices: ifalias `vispd:TOPO d=DIGEST [tc=DIGEST] [peer=NS/IF]`;
+* routes: route protocol 77, per namespace one raw netlink batch (dataplane.fib);
+* processes: PID files under the topology's run directory (dataplane.daemons).
+
+`KernelHost` keeps per-namespace sockets and caches (ifindexes, markers) for one command;
+`MininetHost` (dataplane.mininet_backend) overrides only how a namespace and a veth pair
+come to exist.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from typing import Callable, Iterable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from compiler.resources import VISPD_RTPROTO, owner_marker
+from compiler.resources.host import RunningDaemon
+from model.errors import VispdError
+
+from . import netns
+from .daemons import DaemonDirectory
+from .fib import Fib
+from .rtnl import RawLinks
+from .shells import kill_recorded_shells
+
+MAIN_TABLE = 254
+NUD_PERMANENT = 0x80
+
+
+def alias_text(marker: str, tokens: dict[str, str]) -> str:
+    return " ".join([marker] + [f"{k}={v}" for k, v in sorted(tokens.items())])
+
+
+class KernelHost:
+    """The Host port on this machine's kernel, for one topology."""
+
+    def __init__(self, topology: str, journal: Callable[[list[str]], None] | None = None,
+                 run_dir: str | None = None, shells_file: str | None = None):
+        self.topology = topology
+        self.marker = owner_marker(topology)
+        self.shells_file = shells_file  # lab host shells recorded by PID (see dataplane.shells)
+        self._journal = journal or (lambda names: None)
+        self._sockets = netns.SocketsByNamespace(IPRoute)
+        self._raw = netns.SocketsByNamespace(RawLinks)
+        self.aliases: dict[tuple[str, str], dict[str, str]] = {}  # what each owned device's marker says
+        self._indexes: dict[tuple[str, str], int] = {}
+        self._fresh: set[str] = set()  # namespaces created by this run: nothing stale inside
+        self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")
+
+    # -- sockets and caches -----------------------------------------------------------------
+    def ipr(self, ns: str) -> IPRoute:
+        return self._sockets.get(ns)
+
+    def raw(self, ns: str) -> RawLinks:
+        """A raw rtnetlink socket in `ns` for the frequent link lookups and settings."""
+        return self._raw.get(ns)
+
+    def close(self) -> None:
+        self._sockets.close()
+        self._raw.close()
+
+    def drop_sockets(self, ns: str) -> None:
+        self._sockets.drop(ns)
+        self._raw.drop(ns)
+
+    def index(self, ns: str, ifname: str) -> int:
+        """ifindex of a device, cached (one netlink GET per device per run)."""
+        index = self._indexes.get((ns, ifname))
+        if index is None:
+            index = self.raw(ns).index(ifname)
+            if index is None:
+                raise VispdError(f"no device {ifname} in {ns}")
+            self._indexes[(ns, ifname)] = index
+        return index
+
+    def lookup(self, ns: str, ifname: str) -> int | None:
+        try:
+            return self.index(ns, ifname)
+        except VispdError:
+            return None
+
+    def forget_index(self, ns: str, ifname: str | None = None) -> None:
+        if ifname is not None:
+            self._indexes.pop((ns, ifname), None)
+        else:
+            for key in [k for k in self._indexes if k[0] == ns]:
+                del self._indexes[key]
+
+    # -- namespaces ---------------------------------------------------------------------------
+    def netns_exists(self, ns: str) -> bool:
+        return netns.exists(ns)
+
+    def netns_create(self, ns: str) -> None:
+        netns.create(ns)
+        self._fresh.add(ns)
+
+    def netns_delete(self, ns: str) -> None:
+        if self.shells_file:
+            kill_recorded_shells(self.shells_file, ns)
+        netns.kill_inside(ns)
+        self.drop_sockets(ns)
+        self.forget_index(ns)
+        for key in [k for k in self.aliases if k[0] == ns]:
+            del self.aliases[key]
+        netns.remove(ns)
+
+    def journal(self, names: list[str]) -> None:
+        self._journal(names)
+
+    def set_sysctls(self, ns: str, sysctls: Iterable[tuple[str, str]]) -> None:
+        with netns.entered(ns):
+            for key, value in sysctls:
+                netns.write_sysctl(key, value)
+
+    # -- devices --------------------------------------------------------------------------------
+    def clear_name(self, ns: str, ifname: str) -> None:
+        """Remove a device left unmarked by a run that died between creating and marking it.
+        Only called inside namespaces vispd owns, where slice programs cannot create devices."""
+        if ns in self._fresh:
+            return
+        stale = self.lookup(ns, ifname)
+        if stale is not None:
+            self.ipr(ns).link("del", index=stale)
+            self._indexes.clear()
+
+    def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
+                    mac: str = "", peer_mac: str = "") -> None:
+        peer_fd = open(netns.path(peer_ns))
+        try:
+            peer = {"ifname": peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": mtu}
+            if peer_mac:
+                peer["address"] = peer_mac
+            extra = {"address": mac} if mac else {}
+            self.ipr(ns).link("add", ifname=ifname, kind="veth", mtu=mtu, peer=peer, **extra)
+        finally:
+            peer_fd.close()
+
+    def macvlan_create(self, ns: str, ifname: str, lower_ns: str, lower_ifname: str, mac: str, mtu: int) -> None:
+        target = open(netns.path(ns))
+        try:
+            self.ipr(lower_ns).link("add", ifname=ifname, kind="macvlan", link=self.index(lower_ns, lower_ifname),
+                                    macvlan_mode="private", address=mac, mtu=mtu, net_ns_fd=target.fileno())
+        finally:
+            target.close()
+
+    def tuntap_create(self, ns: str, ifname: str, mode: str, uid: int, gid: int) -> None:
+        with netns.entered(ns):
+            self.ipr(ns).link("add", ifname=ifname, kind="tuntap", mode=mode, uid=uid, gid=gid)
+
+    def device_exists(self, ns: str, ifname: str) -> bool:
+        return self.lookup(ns, ifname) is not None
+
+    def device_delete(self, ns: str, ifname: str) -> None:
+        found = self.lookup(ns, ifname)
+        if found is not None:
+            self.ipr(ns).link("del", index=found)
+        self.aliases.pop((ns, ifname), None)
+        self._indexes.clear()  # devices stacked on it (macvlans, the veth peer) went too
+
+    def mark(self, ns: str, ifname: str, tokens: dict | None, replace: bool = False, *, up: bool | None = None,
+             arp: bool | None = None, mtu: int | None = None) -> None:
+        """Set the device's ownership marker (`tokens` merged into what it says, a None value
+        removing a token; `replace` starts from nothing; None leaves the marker alone) and,
+        in the same request, its state, ARP and MTU."""
+        alias = None
+        if tokens is not None:
+            current = {} if replace else dict(self.aliases.get((ns, ifname), {}))
+            for key, value in tokens.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+            self.aliases[(ns, ifname)] = current
+            alias = alias_text(self.marker, current)
+        self.raw(ns).set(self.index(ns, ifname), alias=alias, up=up, arp=arp, mtu=mtu)
+
+    # -- addresses, neighbours, routes -------------------------------------------------------------
+    def address_replace(self, ns: str, ifname: str, cidr: str) -> None:
+        address, prefixlen = cidr.split("/")
+        self.ipr(ns).addr("replace", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
+
+    def address_delete(self, ns: str, ifname: str, cidr: str) -> None:
+        address, prefixlen = cidr.split("/")
+        with contextlib.suppress(NetlinkError):
+            self.ipr(ns).addr("del", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
+
+    def neighbour_replace(self, ns: str, ifname: str, ip: str, mac: str) -> None:
+        self.ipr(ns).neigh("replace", dst=ip, lladdr=mac, ifindex=self.index(ns, ifname), state=NUD_PERMANENT)
+
+    def neighbour_delete(self, ns: str, ifname: str, ip: str) -> None:
+        with contextlib.suppress(NetlinkError):
+            self.ipr(ns).neigh("del", dst=ip, ifindex=self.index(ns, ifname))
+
+    def routes_apply(self, ns: str, prefsrc: str, changes: list[tuple[str, str | None]]) -> list:
+        with netns.entered(ns):
+            fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0, prefsrc=prefsrc or None)
+        try:
+            return fib.apply(changes)
+        finally:
+            fib.close()
+
+    # -- batch tools ---------------------------------------------------------------------------------
+    def run_batch(self, ns: str, argv: list[str], script: str, check: bool = True) -> None:
+        with netns.entered(ns):
+            result = subprocess.run(argv, input=script, text=True, capture_output=True)
+        if check and result.returncode != 0:
+            raise VispdError(f"{' '.join(argv)} in {ns} failed: {result.stderr.strip()}")
+
+    def qdisc_root_kind(self, ns: str, ifname: str) -> str | None:
+        index = self.lookup(ns, ifname)
+        if index is None:
+            return None
+        for qdisc in self.ipr(ns).get_qdiscs(index=index):
+            if qdisc["parent"] == 0xFFFFFFFF:
+                return qdisc.get_attr("TCA_KIND")
+        return None
+
+    def nft_table_comment(self, ns: str, family: str, table: str) -> str | None:
+        with netns.entered(ns):
+            listed = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
+        return listed.stdout if listed.returncode == 0 else None
+
+    # -- daemons ---------------------------------------------------------------------------------------
+    def daemon_start(self, name: str, ns: str, argv: list[str], files: dict, env: dict, digest: str,
+                     launch: str) -> None:
+        self.daemons.start(name, ns, argv, files, env, digest, launch)
+
+    def daemon_reload(self, name: str, files: dict, signal: int, digest: str, launch: str) -> bool:
+        return self.daemons.reload(name, files, signal, digest, launch)
+
+    def daemon_stop(self, name: str) -> None:
+        self.daemons.stop(name)
+
+    def daemons_running(self) -> list[RunningDaemon]:
+        found = []
+        for name in self.daemons.recorded():
+            running = self.daemons.running(name)
+            if running is not None:  # dead: the diff starts it again if it is still wanted
+                found.append(RunningDaemon(name, running.ns, running.digest, running.launch))
+        return found
