@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 
+from compiler.access_types.socket import addresses, normalise  # the relay's config format
+
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 MAX_PACKET = 65535
@@ -44,15 +46,6 @@ SO_PEERCRED_FORMAT = "3i"
 
 
 # --------------------------------------------------------------------------- pure
-
-def addresses(subnet: str) -> tuple[str, str, int]:
-    """(relay address, program address, prefix length) of the subnet: first two hosts."""
-    network = ipaddress.IPv4Network(subnet)
-    hosts = list(network.hosts()) if network.prefixlen < 31 else list(network)
-    if len(hosts) < 2:
-        raise ValueError(f"subnet {subnet} has no room for two addresses")
-    return str(hosts[0]), str(hosts[1]), network.prefixlen
-
 
 def check_packet(packet: bytes, source: bytes) -> str | None:
     """None if `packet` may enter the vISP from the program whose address is `source`
@@ -69,23 +62,6 @@ def check_packet(packet: bytes, source: bytes) -> str | None:
     if packet[12:16] != source:
         return "spoofed-source"
     return None
-
-
-def normalise(config: dict) -> dict:
-    """The relay's config with defaults, validated."""
-    required = ("socket", "uid", "gid", "tun", "subnet")
-    missing = [k for k in required if k not in config]
-    if missing:
-        raise ValueError(f"local socket config lacks {', '.join(missing)}")
-    mode = config.get("mode", 0o600)
-    mode = int(mode, 8) if isinstance(mode, str) else int(mode)
-    if mode not in (0o600, 0o660):
-        raise ValueError(f"mode must be 0600 or 0660, not {mode:o}")
-    if not 0 < len(config["tun"]) <= 15:
-        raise ValueError(f"tun name {config['tun']!r} must have 1..15 characters")
-    addresses(config["subnet"])
-    return {**config, "mode": mode, "uid": int(config["uid"]), "gid": int(config["gid"]),
-            "mtu": int(config.get("mtu", 1500))}
 
 
 def daemon(name: str, config: dict, run_dir: str, interpreter: str | None = None):

@@ -16,154 +16,34 @@ USER (`status 2`) and sends `client-kill CID HALT` for each: the server drops th
 and tells the client to exit. (Plain `kill CN` drops it on the server only: a UDP client
 notices after its ping-restart timeout, reconnects, and is then refused by the CRL.)
 
-Rendering (`server_files`, `client_profile_text`, commands, reply parsing) is pure; the
-rest (reading the PKI, talking to the management socket) is I/O.
+The server's configuration and the profile are rendered by compiler.access_types.openvpn
+(imported here for callers that run a server themselves, as tests do); this module is the
+runtime side: the PKI on disk, the management socket, the client command line.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import time
-from dataclasses import dataclass
+
+from compiler.access_types.openvpn import (  # the server's and profile's format is the compiler's
+    OPENVPN,
+    OpenVPNServer,
+    client_profile_text,
+    device_name,
+    server_command,
+    server_config,
+    server_files,
+)
 
 from . import pki
-from .spec import DaemonSpec, hashed_ifname
-
-OPENVPN = "openvpn"
-
-
-@dataclass(frozen=True)
-class OpenVPNServer:
-    """One access point.
-
-    name     instance name: file stems in the run directory (NAME.conf, NAME.status,
-             NAME.mgmt) and the server certificate's name in the PKI (CN server-NAME)
-    pki_dir  the slice's PKI directory (access.pki layout)
-    dev      tun device name in the sliver (see `device_name`)
-    local    public address the server listens on
-    pool     client subnet, e.g. "10.1.3.0/26" (a subnet of the slice prefix)
-    routes   prefixes pushed to clients, e.g. ("10.1.0.0/16",) (the slice prefix)
-    port     UDP/TCP port
-    proto    "udp" or "tcp"
-    remote   address clients dial, if not `local` (NAT in front of the node)
-    """
-
-    name: str
-    pki_dir: str
-    dev: str
-    local: str
-    pool: str
-    routes: tuple[str, ...]
-    port: int = 1194
-    proto: str = "udp"
-    remote: str | None = None
-    keepalive: tuple[int, int] = (10, 60)
-    verb: int = 3
-
-    def __post_init__(self) -> None:
-        if self.proto not in ("udp", "tcp"):
-            raise ValueError(f"proto must be udp or tcp, not {self.proto!r}")
-        if not 0 < len(self.dev) <= 15:
-            raise ValueError(f"device name {self.dev!r} must have 1..15 characters")
-        pool = ipaddress.IPv4Network(self.pool)
-        if pool.prefixlen > 29:
-            raise ValueError(f"pool {self.pool} is too small for OpenVPN (at most /29)")
-        ipaddress.IPv4Address(self.local)
-        for route in self.routes:
-            ipaddress.IPv4Network(route)
-
-    @property
-    def server_address(self) -> str:
-        """The server's own address on its tun device (first address of the pool)."""
-        return str(next(ipaddress.IPv4Network(self.pool).hosts()))
-
-    def file(self, suffix: str) -> str:
-        return f"{self.name}.{suffix}"
-
-
-def device_name(topology: str, slice_name: str, node: str, instance: str = "") -> str:
-    """tun device name of an access point: `vo` + 13 hex characters of a hash."""
-    return hashed_ifname("vo", "openvpn", topology, slice_name, node, instance)
-
-
-def _net_mask(prefix: str) -> str:
-    network = ipaddress.IPv4Network(prefix)
-    return f"{network.network_address} {network.netmask}"
-
-
-# --------------------------------------------------------------------------- pure rendering
-
-def server_config(cfg: OpenVPNServer) -> str:
-    cert_file, key_file = pki.leaf_paths(cfg.pki_dir, "server", cfg.name)
-    lines = [
-        f"# vispd: OpenVPN access point {cfg.name} (foreground, started and stopped by PID)",
-        "mode server",
-        "tls-server",
-        f"dev {cfg.dev}",
-        "dev-type tun",
-        "disable-dco",  # no ovpn-dco kernel module here; say so instead of probing
-        f"proto {cfg.proto}4" if cfg.proto == "udp" else "proto tcp4-server",
-        f"local {cfg.local}",
-        f"port {cfg.port}",
-        "topology subnet",
-        f"server {_net_mask(cfg.pool)}",
-        *(f'push "route {_net_mask(route)}"' for route in cfg.routes),
-        f"ca {pki.ca_paths(cfg.pki_dir)[0]}",
-        f"cert {cert_file}",
-        f"key {key_file}",
-        "dh none",
-        f"crl-verify {pki.crl_path(cfg.pki_dir)}",
-        "remote-cert-tls client",
-        "tls-version-min 1.2",
-        f"keepalive {cfg.keepalive[0]} {cfg.keepalive[1]}",
-        "persist-key",
-        *(["explicit-exit-notify 1"] if cfg.proto == "udp" else []),
-        f"status {cfg.file('status')} 2",
-        "status-version 2",
-        f"management {cfg.file('mgmt')} unix",
-        "management-client-user root",
-        f"verb {cfg.verb}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def server_files(cfg: OpenVPNServer) -> dict[str, str]:
-    """{file name in the run directory: content}. Keys stay in the PKI directory (0600)."""
-    return {cfg.file("conf"): server_config(cfg)}
-
-
-def server_command(run_dir: str, conf: str) -> list[str]:
-    """Foreground server: relative names in `conf` resolve against `run_dir`."""
-    return [OPENVPN, "--cd", run_dir, "--config", conf]
+from .spec import DaemonSpec
 
 
 def daemon(cfg: OpenVPNServer, run_dir: str) -> DaemonSpec:
     """The server as a process to run in the sliver's namespace (cwd = run_dir)."""
     return DaemonSpec(name=cfg.name, argv=tuple(server_command(run_dir, cfg.file("conf"))),
                       files=server_files(cfg))
-
-
-def client_profile_text(cfg: OpenVPNServer, user: str, ca: str, cert: str, key: str) -> str:
-    """A standard `.ovpn` profile with the certificates inline."""
-    remote = cfg.remote or cfg.local
-    lines = [
-        f"# vispd: OpenVPN profile for {user} at access point {cfg.name}",
-        "client",
-        "dev tun",
-        f"proto {cfg.proto}",
-        f"remote {remote} {cfg.port}",
-        "nobind",
-        "remote-cert-tls server",
-        f"verify-x509-name {pki.server_common_name(cfg.name)} name",
-        "tls-version-min 1.2",
-        "persist-key",
-        "verb 3",
-        "<ca>", ca.strip(), "</ca>",
-        "<cert>", cert.strip(), "</cert>",
-        "<key>", key.strip(), "</key>",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def client_command(profile_path: str, dev: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:

@@ -1,13 +1,7 @@
 """A slice's OpenVPN PKI: one CA, server and client certificates, and the revocation list.
 
 Everything is EC (P-256, ECDSA-SHA256), built with Python `cryptography`. The caller owns
-the directory (one per slice); its layout is
-
-    ca.key ca.crt                  the slice's CA (key 0600)
-    server-NAME.key server-NAME.crt one per OpenVPN access point
-    client-USER.key client-USER.crt one per user
-    revoked.json                   revoked serials (what the CRL is rebuilt from)
-    crl.pem                        the CRL OpenVPN's `crl-verify` reads
+the directory (one per slice); its layout is compiler.access_types.pki_layout's.
 
 The `ensure_*` functions are idempotent: an existing, valid item is kept; one that does not
 chain to the current CA (or is expiring) is reissued. A CA is never replaced silently: a
@@ -25,7 +19,6 @@ import datetime as dt
 import fcntl
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -35,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from compiler.access_types.pki_layout import NAME_RE, ca_paths, crl_path, leaf_paths, server_common_name
+
 from .spec import atomic_write
 
 CA_DAYS = 3650
@@ -42,7 +37,6 @@ CERT_DAYS = 3650
 CRL_DAYS = 3650  # OpenSSL rejects every client once the CRL's nextUpdate has passed
 RENEW_BEFORE_DAYS = 30
 BACKDATE = dt.timedelta(hours=1)  # tolerate clocks a little behind ours
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class PKIError(Exception):
@@ -151,23 +145,6 @@ class Issued:
 def _check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise PKIError(f"{kind} name {name!r} must match {NAME_RE.pattern}")
-
-
-def ca_paths(directory: str) -> tuple[str, str]:
-    return os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
-
-
-def crl_path(directory: str) -> str:
-    return os.path.join(directory, "crl.pem")
-
-
-def server_common_name(name: str) -> str:
-    """The CN of access point `name`'s certificate (clients check it: `verify-x509-name`)."""
-    return f"server-{name}"
-
-
-def leaf_paths(directory: str, kind: str, name: str) -> tuple[str, str]:
-    return os.path.join(directory, f"{kind}-{name}.crt"), os.path.join(directory, f"{kind}-{name}.key")
 
 
 @contextlib.contextmanager

@@ -4,13 +4,11 @@ atomic file writes (readers such as OpenVPN's CRL check never see half a file).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
 
-IFNAMSIZ = 15
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,15 +31,6 @@ def python() -> str:
 def module_env() -> dict[str, str]:
     """Environment a `python -m access.X` daemon needs to import this package from any cwd."""
     return {"PYTHONPATH": PROJECT_ROOT}
-
-
-def hashed_ifname(prefix: str, *identity: str) -> str:
-    """`prefix` + hex digest of `identity`, exactly IFNAMSIZ characters: the same identity
-    always gives the same name, different identities collide with probability 16^-n."""
-    room = IFNAMSIZ - len(prefix)
-    if room < 8:
-        raise ValueError(f"prefix {prefix!r} leaves fewer than 8 hash characters")
-    return prefix + hashlib.sha256("\0".join(identity).encode()).hexdigest()[:room]
 
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:

@@ -15,16 +15,15 @@ wireguard-go as its child (killed with it: PR_SET_PDEATHSIG), applies `server_st
 waits; SIGTERM stops wireguard-go, which removes the interface and its socket. `daemon`
 gives its argv and files.
 
-Pure: names, key derivation, address assignment, `server_setup`/`server_steps`,
-`client_config`, `parse_wg_quick`, `client_steps`, `daemon`. I/O: key files
-(`ensure_key`, `ensure_client_key`, `client_profile`), the supervisor.
+The configuration (names, addresses, steps, profiles) is compiler.access_types.wireguard's;
+this module is the runtime side: key files (`ensure_key`, `ensure_client_key`,
+`client_profile`) and the supervisor.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import ctypes
-import ipaddress
 import json
 import os
 import signal
@@ -32,25 +31,31 @@ import socket
 import subprocess
 import sys
 import time
-import zlib
-from dataclasses import asdict, dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from .spec import DaemonSpec, atomic_write, hashed_ifname, module_env, python
+from compiler.access_types.wireguard import (  # the configuration format is the compiler's
+    DEFAULT_MTU,
+    WG,
+    WIREGUARD_GO,
+    WgPeer,
+    WireGuardServer,
+    assign_addresses,
+    client_config,
+    client_steps,
+    interface_name,
+    parse_wg_quick,
+    public_key,
+    server_setup,
+    server_steps,
+    supervisor_config,
+    valid_key,
+)
 
-WIREGUARD_GO = "wireguard-go"
-WG = "wg"
+from .spec import DaemonSpec, atomic_write, module_env, python
+
 SOCKET_DIR = "/var/run/wireguard"
-DEFAULT_MTU = 1420
-
-
-# --------------------------------------------------------------------------- pure
-
-def interface_name(topology: str, slice_name: str, node: str, instance: str = "") -> str:
-    """Machine-wide unique interface name: `vw` + 13 hex characters of a hash."""
-    return hashed_ifname("vw", "wireguard", topology, slice_name, node, instance)
 
 
 def generate_private_key() -> str:
@@ -59,180 +64,6 @@ def generate_private_key() -> str:
     return base64.b64encode(raw).decode()
 
 
-def public_key(private_key: str) -> str:
-    """The base64 public key of a base64 private key (what `wg pubkey` prints)."""
-    raw = base64.b64decode(private_key.strip(), validate=True)
-    if len(raw) != 32:
-        raise ValueError("a WireGuard key is 32 bytes")
-    public = X25519PrivateKey.from_private_bytes(raw).public_key()
-    return base64.b64encode(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
-
-
-def valid_key(key: str) -> bool:
-    try:
-        return len(base64.b64decode(key.strip(), validate=True)) == 32
-    except ValueError:
-        return False
-
-
-def assign_addresses(pool: str, users: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """{user: address} in `pool`, the first host being the server's. Each user's address
-    is derived from its name (crc32, probing upward on a clash, users taken in sorted
-    order), so adding a user does not move the others' addresses (and their profiles)."""
-    network = ipaddress.IPv4Network(pool)
-    hosts = list(network.hosts())[1:]
-    if len(users) > len(hosts):
-        raise ValueError(f"pool {pool} has room for {len(hosts)} clients, not {len(users)}")
-    taken: set[int] = set()
-    result = {}
-    for user in sorted(set(users)):
-        index = zlib.crc32(user.encode()) % len(hosts)
-        while index in taken:
-            index = (index + 1) % len(hosts)
-        taken.add(index)
-        result[user] = str(hosts[index])
-    return result
-
-
-@dataclass(frozen=True)
-class WgPeer:
-    user: str
-    public_key: str
-    address: str  # the client's tunnel address (allowed-ips ADDRESS/32)
-
-
-@dataclass(frozen=True)
-class WireGuardServer:
-    """One access point.
-
-    name              instance name (run-directory files NAME.json, NAME.log)
-    ifname            interface name, unique machine-wide (`interface_name`)
-    address           server address with the pool's length, e.g. "10.1.4.1/26"
-    endpoint          public address clients dial (wireguard-go listens on every address
-                      of the sliver's namespace)
-    port              UDP listen port
-    routes            prefixes clients send into the tunnel (AllowedIPs: the slice prefix)
-    private_key_file  the server's key (0600, outside the run directory)
-    public_key        its public key (for client configs)
-    peers             one per user
-    """
-
-    name: str
-    ifname: str
-    address: str
-    endpoint: str
-    port: int
-    routes: tuple[str, ...]
-    private_key_file: str
-    public_key: str
-    peers: tuple[WgPeer, ...] = ()
-    mtu: int = DEFAULT_MTU
-    client_keepalive: int = 25
-
-    def __post_init__(self) -> None:
-        if not 0 < len(self.ifname) <= 15:
-            raise ValueError(f"interface name {self.ifname!r} must have 1..15 characters")
-        pool = ipaddress.IPv4Interface(self.address).network
-        for peer in self.peers:
-            if ipaddress.IPv4Address(peer.address) not in pool:
-                raise ValueError(f"peer {peer.user} address {peer.address} outside the pool {pool}")
-            if not valid_key(peer.public_key):
-                raise ValueError(f"peer {peer.user} has no valid public key")
-
-    def peer(self, user: str) -> WgPeer:
-        for peer in self.peers:
-            if peer.user == user:
-                return peer
-        raise KeyError(f"no WireGuard peer {user!r} at {self.name}")
-
-
-def server_steps(cfg: WireGuardServer) -> list[list[str]]:
-    """Commands run (in the sliver's namespace) once `wireguard-go -f IFNAME` is up."""
-    wg_set = [WG, "set", cfg.ifname, "private-key", cfg.private_key_file, "listen-port", str(cfg.port)]
-    for peer in sorted(cfg.peers, key=lambda p: p.user):
-        wg_set += ["peer", peer.public_key, "allowed-ips", f"{peer.address}/32"]
-    return [
-        wg_set,
-        ["ip", "address", "replace", cfg.address, "dev", cfg.ifname],
-        ["ip", "link", "set", "dev", cfg.ifname, "mtu", str(cfg.mtu), "up"],
-    ]
-
-
-def server_setup(cfg: WireGuardServer) -> tuple[list[str], list[list[str]]]:
-    """(the foreground process to start in the sliver's namespace, the commands to run
-    there once its interface and control socket exist). `daemon` wraps both in one
-    supervised process; this is for callers that sequence them themselves."""
-    return [WIREGUARD_GO, "-f", cfg.ifname], server_steps(cfg)
-
-
-def client_config(cfg: WireGuardServer, user: str, private_key: str) -> str:
-    """A standard wg-quick file for `user` (its private key as vispd generated it)."""
-    peer = cfg.peer(user)
-    if public_key(private_key) != peer.public_key:
-        raise ValueError(f"the private key given for {user!r} does not match its peer's public key")
-    return "\n".join([
-        f"# vispd: WireGuard profile for {user} at access point {cfg.name}",
-        "[Interface]",
-        f"PrivateKey = {private_key.strip()}",
-        f"Address = {peer.address}/32",
-        f"MTU = {cfg.mtu}",
-        "",
-        "[Peer]",
-        f"PublicKey = {cfg.public_key}",
-        f"Endpoint = {cfg.endpoint}:{cfg.port}",
-        f"AllowedIPs = {', '.join(cfg.routes)}",
-        *([f"PersistentKeepalive = {cfg.client_keepalive}"] if cfg.client_keepalive else []),
-        "",
-    ])
-
-
-def parse_wg_quick(text: str) -> dict:
-    """{'interface': {key: value}, 'peers': [{key: value}]} of a wg-quick file (keys as
-    written; repeated keys such as Address or AllowedIPs are joined with ', ')."""
-    result: dict = {"interface": {}, "peers": []}
-    section = None
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            name = line[1:-1].strip().lower()
-            if name == "interface":
-                section = result["interface"]
-            elif name == "peer":
-                section = {}
-                result["peers"].append(section)
-            else:
-                raise ValueError(f"unknown section {line}")
-            continue
-        if section is None or "=" not in line:
-            raise ValueError(f"unexpected line {raw!r}")
-        key, value = (part.strip() for part in line.split("=", 1))
-        section[key] = f"{section[key]}, {value}" if key in section else value
-    return result
-
-
-def client_steps(parsed: dict, ifname: str, private_key_file: str) -> list[list[str]]:
-    """What wg-quick would do for a parsed client file, once `wireguard-go -f IFNAME` runs
-    (used by tests; users run `wg-quick up FILE`)."""
-    interface = parsed["interface"]
-    wg_set = [WG, "set", ifname, "private-key", private_key_file]
-    routes = []
-    for peer in parsed["peers"]:
-        allowed = [a.strip() for a in peer["AllowedIPs"].split(",")]
-        wg_set += ["peer", peer["PublicKey"], "endpoint", peer["Endpoint"], "allowed-ips", ",".join(allowed)]
-        if "PersistentKeepalive" in peer:
-            wg_set += ["persistent-keepalive", peer["PersistentKeepalive"]]
-        routes += allowed
-    steps = [wg_set]
-    steps += [["ip", "address", "add", a.strip(), "dev", ifname] for a in interface["Address"].split(",")]
-    steps.append(["ip", "link", "set", "dev", ifname, "mtu", interface.get("MTU", str(DEFAULT_MTU)), "up"])
-    steps += [["ip", "route", "replace", r, "dev", ifname] for r in routes]
-    return steps
-
-
-def supervisor_config(cfg: WireGuardServer) -> dict:
-    return {"name": cfg.name, "ifname": cfg.ifname, "steps": server_steps(cfg), "server": asdict(cfg)}
 
 
 def daemon(cfg: WireGuardServer, run_dir: str, interpreter: str | None = None) -> DaemonSpec:

@@ -81,8 +81,8 @@ sys.path[0] = REPO
 from dataplane.probe import ip_checksum  # noqa: E402
 
 from dataplane import netns  # noqa: E402
-from compiler.lab_routers import generated_prefixes, session_protocol  # noqa: E402
-from compiler.egress import INTERNET  # noqa: E402
+from compiler.daemons.bird import generated_prefixes, session_protocol  # noqa: E402
+from compiler.providers.emulated import INTERNET  # noqa: E402
 from model.naming import lab_ns, short_node_name, sliver_ns, substrate_ifname  # noqa: E402
 
 LINE = "hgline"

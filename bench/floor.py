@@ -33,8 +33,7 @@ from graphlib import TopologicalSorter
 from pyroute2 import IPRoute
 
 from compiler.resources import guard as nft, shaping as tc
-from dataplane import netns
-
+from compiler.resources import (
     Address, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
     owner_marker,
 )
@@ -170,9 +169,8 @@ def object_lines(res: Resource) -> list[str]:
     if isinstance(res, Neighbour):
         return [f"neigh replace {res.ip} lladdr {res.mac} dev {res.ifname} nud permanent"]
     if isinstance(res, Route):
-        src = f" src {res.prefsrc}" if res.prefsrc else ""
-        metric = f" metric {res.metric}" if res.metric else ""
-        return [f"route replace {res.dst} via {res.gateway} dev {res.ifname} proto {RTPROTO}{src}{metric}"]
+        src = f" src {res.prefsrc}" if res.prefsrc else ""  # vispd's routes have metric 0
+        return [f"route replace {res.dst} via {res.gateway} dev {res.ifname} proto {RTPROTO}{src}"]
     raise TypeError(res)
 
 
@@ -243,8 +241,6 @@ def pyroute2_objects(ipr: IPRoute, spec: FloorSpec, ns: str) -> None:
             route = dict(dst=res.dst, gateway=res.gateway, oif=index[res.ifname], proto=RTPROTO)
             if res.prefsrc:
                 route["prefsrc"] = res.prefsrc
-            if res.metric:
-                route["priority"] = res.metric
             ipr.route("replace", **route)
 
 

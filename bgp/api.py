@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from compiler.speaker_config import Announcement
+from compiler.daemons.speaker_config import Announcement
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import threading
 import time
 
 from bgp import api
-from compiler.speaker_config import load_config
+from compiler.daemons.speaker_config import load_config
 from dataplane.fib import Fib
 from bgp.report import Log, Notifier, StatusWriter
 from bgp.speaker import Speaker

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from compiler.speaker_config import Announcement
+from compiler.daemons.speaker_config import Announcement
 
 MAX_PREFIX_LENGTH = 24
 MAX_PREPEND = 5

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from bgp import api
-from compiler.speaker_config import SpeakerConfig
+from compiler.daemons.speaker_config import SpeakerConfig
 from bgp.policy import screen
 from bgp.rib import PeerPolicy, Rib
 

@@ -21,6 +21,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.schema import Topology
 
+from .access_types import ACCESS_TYPES
+
 
 def name_hash(name: str) -> int:
     """A stable 32-bit hash of a name (crc32: the same in every Python run)."""
@@ -128,6 +130,28 @@ def slice_addressing(topology: Topology, slice_name: str, prefix: IPv4Network) -
         prefix=prefix,
         node_count=len(topology.nodes),
         link_count=len(topology.links),
-        pseudo_device_count=len(sl.pseudo_devices) + sum(1 for _, e, _ in points if e.type == "socket"),
-        pool_count=sum(1 for _, e, _ in points if e.type != "socket" and e.pool is None),
+        pseudo_device_count=len(sl.pseudo_devices) + sum(1 for _, e, _ in points if _takes_socket_subnet(e)),
+        pool_count=sum(1 for _, e, _ in points if not _takes_socket_subnet(e) and e.pool is None),
     )
+
+
+def _takes_socket_subnet(entry) -> bool:
+    return ACCESS_TYPES[entry.type].SUBNET == "socket"
+
+
+def access_subnets(topo: Topology, slice_name: str, layout: SliceAddressing) -> list[tuple[str, str, IPv4Network]]:
+    """(node, type, subnet) of each access point of a slice: socket-like types take /30s
+    after the pseudo-devices, remote ones their `pool` or the next /28 pool."""
+    sl = topo.slice(slice_name)
+    result = []
+    next_socket, next_pool = len(sl.pseudo_devices), 0
+    for _, entry, node in access_points(topo, slice_name):
+        if _takes_socket_subnet(entry):
+            result.append((node, entry.type, layout.pseudo_device_subnet(next_socket)))
+            next_socket += 1
+        elif entry.pool is not None:
+            result.append((node, entry.type, entry.pool))
+        else:
+            result.append((node, entry.type, layout.access_pool(next_pool)))
+            next_pool += 1
+    return result

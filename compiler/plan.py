@@ -33,7 +33,7 @@ class Plan:
     topology: str
     resources: list[Resource] = field(default_factory=list)
     slivers: list[SliverInfo] = field(default_factory=list)
-    access_points: list = field(default_factory=list)  # vispd.access_plan.AccessPoint
+    access_points: list = field(default_factory=list)  # compiler.access_types.AccessPoint
     internet_host: str | None = None  # the lab's host behind the providers, when there are any
     egress_slices: list[str] = field(default_factory=list)
     routing: dict[str, str] = field(default_factory=dict)  # slice -> static | ospf | none

@@ -7,7 +7,7 @@ failure-and-recovery cycle of a substrate link for several slices at once, and
     figures = failures.measure_reconvergence(lab, "plb", "seattle", "denver", ("seattle", "denver"))
 
 Times are `time.monotonic()` seconds, as in labs/lablib.py (whose `Pinger` and
-`event_figures` this builds on) and `engine.LinkChange`.
+`event_figures` this builds on) and `linkstate.LinkChange`.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
 
 (labs/failures.py holds the link-failure measurements: paths, probes, failure cycles.)
 
-Clocks: everything here is in `time.monotonic()` seconds, the clock `engine.LinkChange`
+Clocks: everything here is in `time.monotonic()` seconds, the clock `linkstate.LinkChange`
 uses. `Pinger` runs labs/pinger.py in the host, which stamps each request's departure and
 each reply's arrival with the same (machine-wide) monotonic clock, at real-time priority;
 `ping -D` is not used: it stamps a reply in wall-clock time when it *prints* it (late on a

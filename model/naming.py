@@ -62,6 +62,26 @@ def virtual_ifname(peer: str, peer_site: str | None) -> str:
     return "v-" + short_node_name(peer, peer_site, IFNAMSIZ - 2)
 
 
+def hashed_ifname(prefix: str, *identity: str) -> str:
+    """`prefix` + hex digest of `identity`, exactly IFNAMSIZ characters: the same identity
+    always gives the same name, different identities collide with probability 16^-n (for
+    devices whose names must be unique machine-wide, e.g. wireguard-go's sockets)."""
+    room = IFNAMSIZ - len(prefix)
+    if room < 8:
+        raise ValueError(f"prefix {prefix!r} leaves fewer than 8 hash characters")
+    return prefix + hashlib.sha256("\0".join(identity).encode()).hexdigest()[:room]
+
+
+def access_ifname(provider: str) -> str:
+    """Name of the access device toward `provider` in its egress node's namespace."""
+    return "x-" + short_node_name(provider, None, 13)
+
+
+def sliver_access_ifname(provider: str) -> str:
+    """Name of a slice's interface toward `provider` in its egress sliver."""
+    return "p-" + short_node_name(provider, None, 13)
+
+
 def mac_address(*identity: str) -> str:
     """A unicast, locally administered MAC derived from `identity` (02:xx:xx:xx:xx:xx)."""
     digest = hashlib.sha256("\0".join(identity).encode()).digest()

@@ -178,6 +178,11 @@ class Provider(Strict):
     lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates
     lab_daemon: Literal["bird", "frr"] = "bird"  # the router that emulates it in the lab
 
+    @property
+    def kind(self) -> str:
+        """Which provider kind (compiler.providers) this declaration is."""
+        return "emulated"
+
 
 class Internet(Strict):
     """The lab's stand-in for the rest of the Internet, behind every provider."""
@@ -233,6 +238,9 @@ class Topology(Strict):
 
     def slice(self, name: str) -> Slice:
         return next(s for s in self.slices if s.name == name)
+
+    def provider(self, name: str) -> Provider:
+        return next(p for p in self.providers if p.name == name)
 
     def slice_nodes(self, sl: Slice) -> list[str]:
         """The nodes a slice spans, in declaration order of the topology."""

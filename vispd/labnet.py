@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import engine
+from . import engine, linkstate
 from model.errors import VispdError
 from model.schema import Topology
 from model.naming import host_names
@@ -178,14 +178,14 @@ class Lab:
 
         return run_checks(engine.topology_plan(self.topo), timeout=timeout, converge=converge)
 
-    def link_down(self, a: str, b: str) -> engine.LinkChange:
+    def link_down(self, a: str, b: str) -> linkstate.LinkChange:
         return self._link(a, b, True)
 
-    def link_up(self, a: str, b: str) -> engine.LinkChange:
+    def link_up(self, a: str, b: str) -> linkstate.LinkChange:
         return self._link(a, b, False)
 
-    def _link(self, a: str, b: str, down: bool) -> engine.LinkChange:
-        change = engine.set_link(self.topo, a, b, down, backend=self._backend)
+    def _link(self, a: str, b: str, down: bool) -> linkstate.LinkChange:
+        change = linkstate.set_link(self.topo, a, b, down, backend=self._backend)
         self.plan = engine.topology_plan(self.topo)
         return change
 

@@ -12,19 +12,31 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sys
 from typing import Iterator
 
+from compiler.runtime import DEFAULT_STATE_ROOT, Runtime
 from model.errors import VispdError
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def state_root() -> str:
-    return os.environ.get("VISPD_STATE_DIR", "/var/lib/vispd")
+    return os.environ.get("VISPD_STATE_DIR", DEFAULT_STATE_ROOT)
+
+
+def machine_runtime(topology: str) -> Runtime:
+    """The Runtime of this machine: this interpreter and checkout, the state root of the
+    environment ($VISPD_STATE_DIR)."""
+    return Runtime.for_topology(topology, python=sys.executable or "python3", project_root=PROJECT_ROOT,
+                                state_root=state_root())
 
 
 class TopologyState:
     def __init__(self, name: str):
         self.name = name
-        self.dir = os.path.join(state_root(), name)
+        self.runtime = machine_runtime(name)
+        self.dir = self.runtime.state_dir
 
     def _path(self, leaf: str) -> str:
         return os.path.join(self.dir, leaf)

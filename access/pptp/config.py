@@ -38,21 +38,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import sys
 
+from compiler.access_types.pptp import (  # the server side's format is the compiler's
+    IFNAME as _IFNAME,
+    IFNAMSIZ,
+    SERVER_DEFAULTS,
+    ConfigError,
+    check_common as _check_common,
+    pool_hosts,
+    remoteip_spec,
+    validate_server,
+)
+
 from . import auth
-
-IFNAMSIZ = 15
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-
-class ConfigError(ValueError):
-    pass
-
-
-SERVER_DEFAULTS = {"tun_prefix": "pptp", "auth": list(auth.METHODS), "mtu": 1400, "dns": [],
-                   "restart": 1.0, "echo_interval": 10.0, "echo_failures": 4, "log_file": None}
 CLIENT_DEFAULTS = {"tun": "pptp0", "routes": [], "auth": list(auth.METHODS), "mtu": 1400,
                    "restart": 1.0, "echo_interval": 10.0, "echo_failures": 4, "log_file": None,
                    "status_file": None, "connect_timeout": 30.0, "pptp": "pptp",
@@ -64,14 +63,6 @@ def load(path: str) -> dict:
         return json.load(handle)
 
 
-def pool_hosts(config: dict) -> tuple[ipaddress.IPv4Address, list[ipaddress.IPv4Address]]:
-    """(server's address, the client addresses in pool order)."""
-    pool = ipaddress.IPv4Network(config["pool"], strict=True)
-    hosts = list(pool.hosts())
-    local = ipaddress.IPv4Address(config["local_address"]) if config.get("local_address") else hosts[0]
-    return local, [h for h in hosts if h != local]
-
-
 def tun_name(config: dict, client: str) -> str:
     """The server TUN for the client at `client`: tun_prefix + its index in the pool."""
     _, clients = pool_hosts(config)
@@ -79,29 +70,6 @@ def tun_name(config: dict, client: str) -> str:
     if address not in clients:
         raise ConfigError(f"client address {client} is not in the pool {config['pool']}")
     return f"{config.get('tun_prefix', SERVER_DEFAULTS['tun_prefix'])}{clients.index(address)}"
-
-
-def validate_server(config: dict) -> dict:
-    """The config with defaults filled in; ConfigError naming the bad key otherwise."""
-    merged = {**SERVER_DEFAULTS, **config}
-    for key in ("pool", "users_file"):
-        if not merged.get(key):
-            raise ConfigError(f"server config needs {key!r}")
-    try:
-        local, clients = pool_hosts(merged)
-    except ValueError as error:
-        raise ConfigError(f"pool/local_address: {error}") from None
-    if not clients:
-        raise ConfigError(f"pool {merged['pool']} has no address left for clients")
-    merged["local_address"] = str(local)
-    longest = f"{merged['tun_prefix']}{len(clients) - 1}"
-    if not _IFNAME.match(longest):
-        raise ConfigError(f"tun_prefix {merged['tun_prefix']!r} makes names like {longest!r}, "
-                          f"longer than {IFNAMSIZ} characters or with bad characters")
-    _check_common(merged)
-    for address in merged["dns"]:
-        ipaddress.IPv4Address(address)
-    return merged
 
 
 def validate_client(config: dict) -> dict:
@@ -122,14 +90,6 @@ def validate_client(config: dict) -> dict:
     return merged
 
 
-def _check_common(merged: dict) -> None:
-    bad = [m for m in merged["auth"] if m not in auth.METHODS]
-    if bad or not merged["auth"]:
-        raise ConfigError(f"auth must be a non-empty list of {list(auth.METHODS)}, not {merged['auth']}")
-    if not 576 <= int(merged["mtu"]) <= 1500:
-        raise ConfigError(f"mtu {merged['mtu']} outside 576..1500")
-
-
 def read_users(path: str) -> dict[str, str]:
     with open(path) as handle:
         data = json.load(handle)
@@ -142,20 +102,6 @@ def read_password(config: dict) -> str:
         return str(config["password"])
     with open(config["password_file"]) as handle:
         return handle.read().rstrip("\n")
-
-
-def remoteip_spec(config: dict) -> str:
-    """pptpd.conf's `remoteip` for the pool: comma-separated ranges a.b.c.x-y per /24."""
-    _, clients = pool_hosts(config)
-    parts, run = [], []
-    for address in clients:
-        if run and (int(address) != int(run[-1]) + 1 or address.packed[:3] != run[0].packed[:3]):
-            parts.append(run)
-            run = []
-        run.append(address)
-    if run:
-        parts.append(run)
-    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1].packed[3]}" for r in parts)
 
 
 def interpreter(config: dict) -> str:

@@ -24,6 +24,8 @@ import json
 import os
 import sys
 
+from compiler.access_types import pptp as pptp_format
+
 from . import config as cfg
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -33,39 +35,13 @@ FILES = ("pptpd.conf", "options.pptp", "engine.json")
 
 
 def server_files(config: dict) -> dict[str, str]:
-    """The run directory's files for one PPTP access point (validated config)."""
-    merged = cfg.validate_server(config)
-    _, clients = cfg.pool_hosts(merged)
-    connections = int(merged.get("connections") or len(clients))
-    conf = [
-        "# pptpd for vispd: one call per client; PPP is vispd's user-space engine",
-        f"localip {merged['local_address']}",
-        f"remoteip {cfg.remoteip_spec(merged)}",
-        f"connections {min(connections, len(clients))}",
-        "stimeout 10",
-    ]
-    if merged.get("listen"):
-        conf.insert(1, f"listen {merged['listen']}")
-    options = [
-        "# Read by vispd's PPP engine (access.pptp.engine), not by pppd: pptpd passes this",
-        "# file's path, and the engine takes engine.json from the same directory.",
-        f"python {cfg.interpreter(merged)}",
-    ]
-    engine = {k: v for k, v in merged.items() if v is not None}
-    return {
-        "pptpd.conf": "\n".join(conf) + "\n",
-        "options.pptp": "\n".join(options) + "\n",
-        "engine.json": json.dumps(engine, indent=2, sort_keys=True) + "\n",
-    }
+    """The run directory's files for one PPTP access point (compiler.access_types.pptp's
+    format), the engine run by `config["python"]` or this interpreter."""
+    return pptp_format.server_files(config, cfg.interpreter(config))
 
 
 def server_command(run_dir: str) -> list[str]:
-    run_dir = os.path.abspath(run_dir)
-    return ["pptpd", "--fg",
-            "-c", os.path.join(run_dir, "pptpd.conf"),
-            "-o", os.path.join(run_dir, "options.pptp"),
-            "-p", os.path.join(run_dir, "pptpd.pid"),
-            "-e", SHIM]
+    return pptp_format.server_command(run_dir, SHIM)
 
 
 def engine_env() -> dict[str, str]:

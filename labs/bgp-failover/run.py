@@ -33,8 +33,8 @@ sys.path[0:1] = [REPO, os.path.dirname(HERE), HERE]
 
 import lablib  # noqa: E402
 from lablib import alive, say, wait_for  # noqa: E402
-from compiler.egress import INTERNET  # noqa: E402
-from compiler.lab_routers import session_protocol  # noqa: E402
+from compiler.providers.emulated import INTERNET  # noqa: E402
+from compiler.daemons.bird import session_protocol  # noqa: E402
 from vispd.labnet import Lab  # noqa: E402
 from model.naming import lab_ns  # noqa: E402
 from report_figures import figures, plot  # noqa: E402

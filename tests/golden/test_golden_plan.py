@@ -12,14 +12,19 @@ import os
 from compiler.diff import diff
 from compiler.loader import load_topology
 from compiler.planner import compile_plan
+from compiler.resources import Daemon
+from compiler.runtime import Runtime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 GOLDEN = os.path.join(HERE, "abilene.plan.txt")
+# The plan is a pure function of the topology and the runtime: with this runtime, the daemons'
+# command lines read <python> and <repo> on every machine.
+RUNTIME = Runtime.for_topology("abilene", python="<python>", project_root="<repo>")
 
 
 def render_plan(path: str) -> str:
-    plan = compile_plan(load_topology(path))
+    plan = compile_plan(load_topology(path), RUNTIME)
     steps = diff([], plan.resources)
     assert len(steps) == len(plan.resources)
     return "".join(step.describe() + "\n" for step in steps)
@@ -46,17 +51,14 @@ DAEMONS_GOLDEN = os.path.join(HERE, "abilene.daemons.txt")
 
 
 def render_daemons(path: str) -> str:
-    """Every daemon's command line and files, with machine-specific paths normalised."""
-    import sys
-
-    from compiler.resources import Daemon
-    plan = compile_plan(load_topology(path))
+    """Every daemon's command line and files (the machine-specific paths are the runtime's)."""
+    plan = compile_plan(load_topology(path), RUNTIME)
     parts = []
     for daemon in sorted((r for r in plan.resources if isinstance(r, Daemon)), key=lambda d: d.name):
         parts.append(f"=== {daemon.name} in {daemon.ns or 'the host namespace'}\n$ {' '.join(daemon.argv)}\n")
         for leaf, content in daemon.files:
             parts.append(f"--- {leaf}\n{content.rstrip()}\n")
-    return "".join(parts).replace(sys.executable, "<python>").replace(ROOT, "<repo>")
+    return "".join(parts)
 
 
 def test_abilene_daemon_configs_match_golden():

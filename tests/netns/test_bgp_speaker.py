@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from compiler import exabgp as exabgp_conf
+from compiler.daemons import exabgp as exabgp_conf
+from conftest import ROOT
 
 pytestmark = pytest.mark.root
 
@@ -165,9 +166,11 @@ class Lab:
         with open(paths["config"], "w") as handle:
             json.dump(config, handle)
         with open(paths["conf"], "w") as handle:
-            handle.write(exabgp_conf.render(config, paths["config"]) if path_in_conf else exabgp_conf.render(config))
-        argv, env = exabgp_conf.command(paths["config"], paths["conf"], paths["pid"], config["log_file"])
-        self.start(["ip", "netns", "exec", self.speaker_ns, *argv], "exabgp.log", env=env)
+            handle.write(exabgp_conf.render(config, paths["config"], python=sys.executable) if path_in_conf
+                         else exabgp_conf.render(config, python=sys.executable))
+        argv, env = exabgp_conf.command(paths["config"], paths["conf"], paths["pid"], config["log_file"],
+                                        python=sys.executable, project_root=ROOT)
+        self.start(["ip", "netns", "exec", self.speaker_ns, *argv], "exabgp.log", env={**os.environ, **env})
         return config
 
     def status(self, config: dict) -> dict:
@@ -265,7 +268,7 @@ def test_fib_installs_replaces_deletes_and_reports_errors_inside_a_namespace(lab
         run("ip", "-n", ns, "link", "set", device, "up")
     # someone else's route for a prefix we will install and flush: metric 0, protocol static
     run("ip", "-n", ns, "route", "add", "10.0.5.0/24", "via", "192.0.2.3", "proto", "static")
-    env = {**os.environ, "PYTHONPATH": exabgp_conf.PROJECT_ROOT}
+    env = {**os.environ, "PYTHONPATH": ROOT}
     result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", FIB_PROGRAM], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from bgp import api
-from compiler import exabgp as exabgp_conf
-from compiler.speaker_config import Announcement, ConfigError, load_config, parse_config
+from compiler.daemons import exabgp as exabgp_conf
+from compiler.daemons.speaker_config import Announcement, ConfigError, load_config, parse_config
 
 CONFIG = {
     "slice": "plb", "node": "washington", "local_as": 64512, "router_id": "198.18.0.9",
@@ -101,13 +101,14 @@ def test_rendered_config_is_valid_for_exabgp(tmp_path):
 
 
 def test_command_runs_exabgp_in_the_foreground_as_root():
-    argv, env = exabgp_conf.command("/s/c.json", "/s/e.conf", "/s/e.pid", "/s/e.log", python="/py")
+    argv, env = exabgp_conf.command("/s/c.json", "/s/e.conf", "/s/e.pid", "/s/e.log", python="/py",
+                                    project_root="/repo")
     assert argv == ["/py", "-m", "exabgp", "server", "/s/e.conf"]
     assert env["exabgp.daemon.user"] == "root" and env["exabgp.api.cli"] == "false"
     assert env["exabgp.daemon.daemonize"] == "false" and env["exabgp.daemon.pid"] == "/s/e.pid"
     assert env["exabgp.log.destination"] == "/s/e.log" and env["VISPD_BGP_CONFIG"] == "/s/c.json"
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == exabgp_conf.PROJECT_ROOT
-    assert env["PATH"] == os.environ["PATH"]
+    assert env["PYTHONPATH"] == "/repo"
+    assert "PATH" not in env  # only what ExaBGP needs on top: the command reads no environment
 
 
 # -- the API text protocol ------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.speaker_config import Announcement
+from compiler.daemons.speaker_config import Announcement
 from bgp.policy import refusal_reason, screen
 
 ALLOCATION = ["198.18.0.0/22"]

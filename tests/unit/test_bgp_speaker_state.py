@@ -3,7 +3,7 @@ screened and acked, routes coalesced into FIB operations, session notices, statu
 from __future__ import annotations
 
 from bgp import api
-from compiler.speaker_config import parse_config
+from compiler.daemons.speaker_config import parse_config
 from dataplane.fib import FibError
 from bgp.speaker import Speaker
 

@@ -9,7 +9,7 @@ import vispd.check as check
 from unit_helpers import PATHS, RING, topology
 from vispd.check import Layout, judge_pings, ping_phase, spray_args
 from vispd.check_report import Report
-from compiler.planner import compile_plan
+from compiler.planner import ControllerState, compile_plan
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def ring():
 
 
 def layout_of(ring, failed=()) -> Layout:
-    return Layout.of(compile_plan(ring, PATHS, failed_links=frozenset(failed)))
+    return Layout.of(compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset(failed))))
 
 
 def all_answer(layout: Layout, ok=lambda ns, dst: True) -> dict:
@@ -159,7 +159,7 @@ def test_slivers_cut_off_from_every_egress_are_not_expected_out():
     from compiler.loader import load_topology
 
     topo = load_topology(ABILENE, abilene_full_text())
-    plan = compile_plan(topo, failed_links=frozenset({("seattle", "sunnyvale"), ("denver", "seattle")}))
+    plan = compile_plan(topo, state=ControllerState(failed_links=frozenset({("seattle", "sunnyvale"), ("denver", "seattle")})))
     layout = Layout.of(plan)
     cut_off = egress_cut_off(plan, layout)
     assert cut_off == {"vispd.abilene.seattle.plb"}  # plb egresses at sunnyvale and washington

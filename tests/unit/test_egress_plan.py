@@ -8,7 +8,9 @@ import pytest
 
 from bgp.egress_manager import choose_defaults, live_egress
 from unit_helpers import ABILENE
+from compiler.context import PlanContext
 from compiler.egress import manager_config
+from compiler.runtime import Runtime
 from compiler.loader import load_topology
 from compiler.resources import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
 from compiler.planner import compile_plan
@@ -96,8 +98,11 @@ def test_an_egress_is_live_only_with_routes_and_no_newer_down_event():
 
 def test_manager_config_paths_follow_the_state_directory():
     topo = load_topology(ABILENE)
-    config = manager_config(topo, [], {}, lambda name: {}, "/x/run", "/run/vispd/abilene")
+    runtime = Runtime(python="/py", project_root="/repo", state_dir="/x", run_dir="/x/run",
+                      sock_dir="/run/vispd/abilene")
+    config = manager_config(PlanContext(topo, runtime), [])
     assert config["slices"] == {} and config["event_socket"] == "/run/vispd/abilene/egress.sock"
+    assert config["status_file"] == "/x/run/egress-manager.status.json"
 
 
 def test_an_frr_provider_gets_zebra_and_bgpd_configs():

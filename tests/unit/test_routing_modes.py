@@ -1,7 +1,7 @@
 """Routing modes and failed links in the pure core: BIRD's OSPF configuration per sliver
 (unicast point-to-multipoint neighbours, timers, stub networks), what the planner gives
 each mode (daemons, routes), static routes around a failed link, the LinkDown ends
-of a failed link, and `engine.substrate_link`'s errors."""
+of a failed link, and `linkstate.substrate_link`'s errors."""
 from __future__ import annotations
 
 import re
@@ -13,12 +13,13 @@ import pytest
 
 from unit_helpers import PATHS, RING, topology
 from compiler.addressing import allocate_slice_prefixes
-from vispd.engine import compile_link_ends, substrate_link
+from compiler.links import link_down_ends
+from vispd.linkstate import substrate_link
 from model.errors import BadRequest
 from model.schema import Ospf
-from compiler.ospf import control_socket, render_sliver_bird
+from compiler.daemons.ospf import control_socket, render_sliver_bird
 from compiler.resources import Daemon, LinkDown, Netns, Route, Veth
-from compiler.planner import compile_plan
+from compiler.planner import ControllerState, compile_plan
 
 
 
@@ -140,7 +141,7 @@ def test_routing_none_gets_addresses_but_no_routes_and_no_daemon(ring_plan):
 # --- failed links -------------------------------------------------------------------------------
 
 def test_failed_link_is_down_at_both_ends_and_static_routes_go_around(ring):
-    plan = compile_plan(ring, PATHS, failed_links=frozenset({("a", "b")}))
+    plan = compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset({("a", "b")})))
     assert plan.failed_links == frozenset({("a", "b")})
     assert sorted((r.ns, r.ifname) for r in of(plan, LinkDown)) == [("vispd.ring.a", "to-b"), ("vispd.ring.b", "to-a")]
     routes = {(r.ns, r.dst): r for r in of(plan, Route, ".st")}
@@ -154,7 +155,7 @@ def test_failed_link_is_down_at_both_ends_and_static_routes_go_around(ring):
 
 
 def test_failed_link_leaves_the_slices_devices_and_ospf_configuration_alone(ring, ring_plan):
-    plan = compile_plan(ring, PATHS, failed_links=frozenset({("a", "b")}))
+    plan = compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset({("a", "b")})))
     changed = set(plan.resources) ^ set(ring_plan.resources)
     kinds = {r.KIND for r in changed}
     assert kinds == {"linkdown", "route"}  # BIRD notices the carrier itself: its config is untouched
@@ -162,22 +163,22 @@ def test_failed_link_leaves_the_slices_devices_and_ospf_configuration_alone(ring
 
 
 def test_partitioned_static_slice_routes_only_within_its_part(ring):
-    plan = compile_plan(ring, PATHS, failed_links=frozenset({("a", "b"), ("b", "c")}))
+    plan = compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset({("a", "b"), ("b", "c")})))
     routes = of(plan, Route, ".st")
     assert not [r for r in routes if r.ns == "vispd.ring.b.st"]
     assert not [r for r in routes if r.dst == f"{plan.sliver('st', 'b').loopback}/32"]
     assert len(routes) == 3 * 2  # a, c, d reach each other
 
 
-def test_compile_link_ends_names_both_veth_ends(ring, ring_plan):
-    ends = compile_link_ends(ring_plan, ring, ("a", "d"))
+def test_link_down_ends_names_both_veth_ends(ring, ring_plan):
+    ends = link_down_ends(ring, ("a", "d"))
     assert ends == [LinkDown(node="a", ns="vispd.ring.a", ifname="to-d"),
                     LinkDown(node="d", ns="vispd.ring.d", ifname="to-a")]
     veth = next(r for r in of(ring_plan, Veth) if r.ns == "vispd.ring.a" and r.ifname == "to-d")
     assert veth.peer_ifname == "to-a"
 
 
-# --- engine.substrate_link --------------------------------------------------------------------
+# --- linkstate.substrate_link --------------------------------------------------------------------
 
 def test_substrate_link_is_the_sorted_pair_either_way(ring):
     assert substrate_link(ring, "b", "a") == ("a", "b")

@@ -5,7 +5,7 @@ import os
 import textwrap
 
 from compiler.loader import load_topology
-from compiler.planner import DaemonPaths
+from compiler.runtime import Runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ABILENE = os.path.join(ROOT, "topologies", "abilene.yaml")
@@ -64,4 +64,4 @@ RING = """\
       - {name: ob, nodes: all, links: all, bandwidth: 100M, routing: ospf, ospf: {hello: 2, dead: 7, retransmit: 3}}
       - {name: nn, nodes: all, links: all, bandwidth: 100M, routing: none}
 """
-PATHS = DaemonPaths("/var/lib/vispd/ring/run", "/run/vispd/ring")
+PATHS = Runtime.for_topology("ring")  # /var/lib/vispd/ring/run, /run/vispd/ring

@@ -13,12 +13,10 @@ out). ExaBGP resolves a connection collision by router id."""
 from __future__ import annotations
 
 import os
-import sys
 
 from .speaker_config import ConfigError, SpeakerConfig, parse_config
 
 PROCESS = "vispd-helper"
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _word(value: str, what: str) -> str:
@@ -68,11 +66,10 @@ def render(config: dict | SpeakerConfig, config_path: str | None = None, python:
     The helper is run with `--config` on `config_path`, else on the config's `config_file`
     key; with neither, it is run without `--config` and finds its config through
     VISPD_BGP_CONFIG, which `command` puts in ExaBGP's (hence the helper's) environment.
-    `python` defaults to this interpreter (it must be able to import `bgp`: `command` sets
-    PYTHONPATH)."""
+    `python` must be able to import `bgp` (`command` sets PYTHONPATH)."""
     parsed = config if isinstance(config, SpeakerConfig) else parse_config(config)
     path = config_path or parsed.config_file
-    interpreter = _word(python or sys.executable, "interpreter path")
+    interpreter = _word(python or "python3", "interpreter path")
     helper = f"{interpreter} -m bgp.helper"
     if path:
         helper += f" --config {_word(os.path.abspath(path), 'config path')}"
@@ -89,26 +86,22 @@ def render(config: dict | SpeakerConfig, config_path: str | None = None, python:
     return "\n".join(lines) + "\n"
 
 
-def command(config_path: str, conf_path: str, pid_path: str, log_path: str,
-            python: str | None = None, listen: list[str] | tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
-    """(argv, env) to start ExaBGP in the foreground inside the sliver's namespace.
-
-    env is a full environment (this process's, plus ExaBGP's settings and a PYTHONPATH that
-    reaches `bgp`): pass it to Popen as is. The helper finds its config through `--config`
-    in the rendered file, or VISPD_BGP_CONFIG from this environment."""
-    interpreter = python or sys.executable
-    env = dict(os.environ)
-    env.update({
+def command(config_path: str, conf_path: str, pid_path: str, log_path: str, python: str = "python3",
+            listen: list[str] | tuple[str, ...] = (), project_root: str = "") -> tuple[list[str], dict[str, str]]:
+    """(argv, env) to start ExaBGP in the foreground inside the sliver's namespace; `env`
+    is what it needs on top of the machine's environment: ExaBGP's settings, where the
+    helper finds its config, and a PYTHONPATH that reaches `bgp` (`project_root`)."""
+    env = {
         "exabgp.daemon.user": "root",
         "exabgp.daemon.daemonize": "false",
         "exabgp.daemon.pid": os.path.abspath(pid_path),
         "exabgp.api.cli": "false",
         "exabgp.log.destination": os.path.abspath(log_path),
         "VISPD_BGP_CONFIG": os.path.abspath(config_path),
-    })
+    }
     if listen:  # accept the providers' connections too (see the module's docstring)
         env["exabgp.tcp.bind"] = " ".join(_word(a, "listen address") for a in listen)
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = PROJECT_ROOT + (os.pathsep + existing if existing else "")
-    argv = [interpreter, "-m", "exabgp", "server", os.path.abspath(conf_path)]
+    if project_root:
+        env["PYTHONPATH"] = project_root
+    argv = [python, "-m", "exabgp", "server", os.path.abspath(conf_path)]
     return argv, env

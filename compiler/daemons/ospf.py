@@ -40,7 +40,7 @@ import signal
 from jinja2 import Environment, StrictUndefined
 
 from model.schema import Ospf, Slice
-from .resources import Daemon
+from ..resources import Daemon
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 SLIVER_BIRD = _env.from_string("""\

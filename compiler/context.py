@@ -1,0 +1,189 @@
+"""What every part of a plan reads and contributes to (pure).
+
+`PlanContext` holds the facts about a topology that the parts need, computed once: its
+runtime, the controller's state (failed links, public credentials), slice prefixes and
+address layouts, uids, HTB class ids, node and link positions, site codes, and each
+slice's virtual links and paths (`SliceFacts`). `PlanParts` collects what the parts
+contribute: resources, and the contributions that several parts make to one resource —
+devices to shape and their per-slice classes, devices to guard and the MAC pairs to admit —
+which the planner turns into Shaping and IsolationFilter resources at the end.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Network
+
+from model.naming import mac_address, node_ns, sliver_ns, spread_by_name, substrate_ifname, virtual_ifname
+from model.schema import Slice, Topology
+
+from .addressing import SliceAddressing, access_subnets, allocate_slice_prefixes, slice_addressing
+from .access_types.base import AccessPoint
+from .plan import SliverInfo
+from .resources import Resource, ShapingClass
+from .routing import distances, next_hops, slice_graph
+from .runtime import Runtime
+
+DEFAULT_UID_BASE = 60000  # default slice uids: 60000..63999, derived from the slice name
+UID_SPAN = 4000
+SLICE_CLASS_BASE = 0x10  # HTB class minor ids per slice: 0x10..0xfff0, from the slice name
+CLASS_SPAN = 0xFFE0
+
+
+class PlanningError(ValueError):
+    """The topology is valid but cannot be laid out (e.g. a MAC hash collision)."""
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """What the plan depends on besides the topology and the machine: substrate links taken
+    down (`vispd link down`, sorted node pairs) and public credentials made before planning
+    (vispd.credentials); without them placeholders stand in."""
+
+    failed_links: frozenset[tuple[str, str]] = frozenset()
+    credentials: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    """One end of a slice's virtual link: its interface in the sliver at `node` toward `peer`."""
+
+    node: str
+    peer: str
+    ifname: str
+    cidr: str  # address/31
+    mac: str
+    link_mtu: int
+    link_bandwidth: int
+    cost: int
+
+    @property
+    def ip(self) -> str:
+        return self.cidr.split("/")[0]
+
+
+@dataclass(frozen=True)
+class SliceFacts:
+    """A slice's layout: members, loopbacks, virtual link ends, pseudo-devices, access
+    subnets and (for `routing: static`) least-cost next hops; `cost` is computed for every
+    routing mode (the egress manager needs it)."""
+
+    slice: Slice
+    prefix: IPv4Network
+    layout: SliceAddressing
+    uid: int
+    members: list[str]
+    loopback: dict[str, str]
+    ends: dict[tuple[str, str], LinkEnd]  # (node, peer) -> the end at node
+    devices_at: dict[str, list[tuple[str, IPv4Network, str]]]  # node -> (ifname, subnet, tun|tap)
+    access_at: dict[str, list[IPv4Network]]  # node -> access subnets (pools, socket /30s)
+    hops: dict[str, dict[str, str]]  # static routing: node -> destination -> next hop node
+    cost: dict[str, dict[str, int]]  # node -> destination -> least cost (live links)
+
+    def targets(self, node: str) -> list[str]:
+        """What other slivers route toward `node`: its loopback, pseudo-device subnets, access subnets."""
+        return ([f"{self.loopback[node]}/32"] + [str(s) for _, s, _ in self.devices_at[node]]
+                + [str(s) for s in self.access_at[node]])
+
+    def paths(self) -> dict[str, dict[str, tuple[str, str, int]]]:
+        """{node: {destination: (gateway, ifname, cost)}} along the static next hops."""
+        return {x: {d: (self.ends[(hop, x)].ip, self.ends[(x, hop)].ifname, self.cost[x][d])
+                    for d, hop in self.hops.get(x, {}).items()} for x in self.members}
+
+
+class PlanContext:
+    def __init__(self, topo: Topology, runtime: Runtime, state: ControllerState | None = None):
+        self.topo = topo
+        self.runtime = runtime
+        self.state = state or ControllerState()
+        self.name = topo.name
+        self.sites = {n.name: n.site for n in topo.nodes}
+        self.node_index = {n.name: i for i, n in enumerate(topo.nodes)}
+        self.link_index = {lk.key: i for i, lk in enumerate(topo.links)}
+        self.prefixes = allocate_slice_prefixes(topo)
+        explicit = {sl.uid for sl in topo.slices if sl.uid is not None}
+        defaults = spread_by_name([sl.name for sl in topo.slices if sl.uid is None], DEFAULT_UID_BASE,
+                                  UID_SPAN, explicit)
+        self.uids = {sl.name: sl.uid if sl.uid is not None else defaults[sl.name] for sl in topo.slices}
+        self.class_ids = spread_by_name([sl.name for sl in topo.slices], SLICE_CLASS_BASE, CLASS_SPAN)
+
+    @property
+    def failed_links(self) -> frozenset[tuple[str, str]]:
+        return self.state.failed_links
+
+    def node_ns(self, node: str) -> str:
+        return node_ns(self.name, node)
+
+    def sliver_ns(self, node: str, slice_name: str) -> str:
+        return sliver_ns(self.name, node, slice_name)
+
+    def substrate_if(self, peer: str) -> str:
+        """The name, in a node namespace, of its device for the link toward `peer`."""
+        return substrate_ifname(peer, self.sites[peer])
+
+    def layout(self, slice_name: str) -> SliceAddressing:
+        return self.slice_facts[slice_name].layout
+
+    @cached_property
+    def slice_facts(self) -> dict[str, SliceFacts]:
+        used_macs: dict[tuple[str, str], set[str]] = defaultdict(set)  # MACs on one substrate device
+        return {sl.name: self._facts(sl, used_macs) for sl in self.topo.slices}
+
+    def _facts(self, sl: Slice, used_macs: dict) -> SliceFacts:
+        prefix = self.prefixes[sl.name]
+        assert prefix is not None, "validated topologies always have a prefix"
+        layout = slice_addressing(self.topo, sl.name, prefix)
+        members = self.topo.slice_nodes(sl)
+        links = self.topo.slice_links(sl)
+        ends: dict[tuple[str, str], LinkEnd] = {}
+        for link in links:
+            a, b = link.key
+            for (x, y), cidr in zip(((a, b), (b, a)), layout.link_pair(self.link_index[link.key])):
+                mac = mac_address(self.name, sl.name, x, y)
+                if mac in used_macs[(x, y)]:
+                    raise PlanningError(f"MAC collision on {x}->{y}: {mac}")
+                used_macs[(x, y)].add(mac)
+                ends[(x, y)] = LinkEnd(x, y, virtual_ifname(y, self.sites[y]), str(cidr), mac, link.mtu,
+                                       link.bandwidth, link.cost)
+        devices_at: dict[str, list] = defaultdict(list)
+        for j, dev in enumerate(sl.pseudo_devices):
+            devices_at[dev.node].append((dev.name or f"{dev.type}{j}", layout.pseudo_device_subnet(j), dev.type))
+        access_at: dict[str, list] = defaultdict(list)
+        for node, _, subnet in access_subnets(self.topo, sl.name, layout):
+            access_at[node].append(subnet)
+        graph = slice_graph(members, [lk for lk in links if lk.key not in self.failed_links])
+        return SliceFacts(sl, prefix, layout, self.uids[sl.name], members,
+                          {n: str(layout.loopback(self.node_index[n])) for n in members}, ends, devices_at,
+                          access_at, next_hops(graph) if sl.routing == "static" else {}, distances(graph))
+
+
+@dataclass
+class PlanParts:
+    """What the parts of a plan contribute, before the planner assembles the Plan."""
+
+    resources: list[Resource] = field(default_factory=list)
+    shaped: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (ns, dev) -> (node, capacity)
+    classes: dict[tuple[str, str], list[ShapingClass]] = field(default_factory=lambda: defaultdict(list))
+    guarded: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # node -> devices
+    admitted: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
+    slivers: list[SliverInfo] = field(default_factory=list)
+    access_points: list[AccessPoint] = field(default_factory=list)
+
+    def add(self, *resources: Resource) -> None:
+        self.resources.extend(resources)
+
+    def shape(self, node: str, ns: str, ifname: str, capacity: int) -> None:
+        """`ifname` in `ns` is shaped to `capacity` (HTB), with the classes slices add."""
+        self.shaped[(ns, ifname)] = (node, capacity)
+
+    def classify(self, ns: str, ifname: str, shaping_class: ShapingClass) -> None:
+        self.classes[(ns, ifname)].append(shaping_class)
+
+    def guard(self, node: str, ifname: str) -> None:
+        """The node's guard watches `ifname` (a device of its namespace)."""
+        self.guarded[node].add(ifname)
+
+    def admit(self, node: str, src_mac: str, dst_mac: str) -> None:
+        """Frames from `src_mac` to `dst_mac` may enter the node's guarded devices."""
+        self.admitted[node].add((src_mac, dst_mac))

@@ -1,0 +1,82 @@
+"""The lab's emulated provider (pure): a BIRD 2 router (or FRR, `lab-daemon: frr`) in its
+own namespace `vispd.T.+PROVIDER`, joined to the egress node by a veth (the access link,
+ARP off, fixed MACs on both ends), holding one eBGP session per slice egressing through it
+(exporting what it learned from the Internet and its `lab-routes` generated table), one to
+the lab's Internet router over a transit /31, and a kernel protocol so it really forwards.
+"""
+from __future__ import annotations
+
+import signal
+
+from model.naming import access_ifname, lab_ns, mac_address, short_node_name, substrate_ifname
+from model.schema import Provider
+
+from ..daemons.bird import render_provider_bird, render_provider_frr
+from ..resources import Address, Daemon, Neighbour, Netns, Veth
+from .base import ProviderKind
+
+INTERNET = "internet"
+LAB_SYSCTLS = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+)
+
+
+def internet_device(provider: str) -> str:
+    """The Internet router's device toward `provider`."""
+    return "to-" + short_node_name(provider, None, 12)
+
+
+class Emulated(ProviderKind):
+    NAME = "emulated"
+    EMULATED = True
+
+    def far_end_mac(self, provider: Provider, ctx) -> str:
+        return mac_address(ctx.name, "access", provider.name, "provider")
+
+    def plan_world(self, provider: Provider, index: int, ctx, parts, sessions: list) -> tuple:
+        host, pns = "+" + provider.name, lab_ns(ctx.name, provider.name)
+        prov_dev = substrate_ifname(provider.node, ctx.sites[provider.node])
+        parts.add(Netns(node=host, ns=pns, role="lab", sysctls=LAB_SYSCTLS),
+                  Veth(node=provider.node, ns=ctx.node_ns(provider.node), ifname=access_ifname(provider.name),
+                       peer_ns=pns, peer_ifname=prov_dev, mac=mac_address(ctx.name, "access", provider.name, "node"),
+                       peer_mac=self.far_end_mac(provider, ctx), arp=False))
+        parts.shape(host, pns, prov_dev, provider.bandwidth)
+        transit = list(ctx.topo.internet.transit.subnets(new_prefix=31))[index]
+        prov_transit, inet_transit = str(transit.network_address), str(transit.network_address + 1)
+        inet_ns, inet_dev = lab_ns(ctx.name, INTERNET), internet_device(provider.name)
+        parts.add(Veth(node=host, ns=pns, ifname="to-inet", peer_ns=inet_ns, peer_ifname=inet_dev),
+                  Address(node=host, ns=pns, ifname="to-inet", cidr=f"{prov_transit}/31"),
+                  Address(node="+" + INTERNET, ns=inet_ns, ifname=inet_dev, cidr=f"{inet_transit}/31"))
+        mine = [s for s in sessions if s.provider == provider.name]
+        for session in mine:
+            parts.add(Address(node=host, ns=pns, ifname=prov_dev, cidr=f"{session.provider_address}/31"),
+                      Neighbour(node=host, ns=pns, ifname=prov_dev, ip=session.slice_address, mac=session.slice_mac))
+        parts.add(_router(ctx, provider, pns, mine, prov_transit, inet_transit))
+        return provider, inet_transit, prov_transit
+
+
+def _router(ctx, provider: Provider, pns: str, sessions: list, local_transit: str, inet_transit: str) -> Daemon:
+    runtime, host = ctx.runtime, "+" + provider.name
+    if provider.lab_daemon == "frr":  # zebra + bgpd under one supervisor (dataplane/frr.py)
+        name = f"frr-{provider.name}"
+        confs = render_provider_frr(ctx.topo, provider, sessions, local_transit, inet_transit)
+        return Daemon(node=host, ns=pns, name=name,
+                      argv=runtime.module_command("dataplane.frr", "--conf-dir", runtime.run_dir, "--name", name,
+                                                  "--vty-dir", runtime.socket(name)),
+                      env=runtime.module_env(),
+                      files=tuple((f"{name}.{daemon}.conf", text) for daemon, text in sorted(confs.items())))
+    name = f"bird-{provider.name}"
+    conf = render_provider_bird(ctx.topo, provider, sessions, local_transit, inet_transit)
+    return bird_daemon(runtime, host, pns, name, conf)
+
+
+def bird_daemon(runtime, node: str, ns: str, name: str, conf: str) -> Daemon:
+    """BIRD in the foreground with its config, control socket and PID file (SIGHUP reloads)."""
+    return Daemon(node=node, ns=ns, name=name,
+                  argv=("bird", "-f", "-c", runtime.run_file(f"{name}.conf"), "-s", runtime.socket(f"{name}.ctl"),
+                        "-P", runtime.run_file(f"{name}.birdpid")),
+                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP)
