@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
-import ipaddress
 import json
 import os
 import selectors
@@ -38,6 +37,8 @@ import sys
 import time
 
 from compiler.access_types.socket import addresses, normalise  # the relay's config format
+
+from .spec import DaemonSpec, module_env, python
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
@@ -66,8 +67,6 @@ def check_packet(packet: bytes, source: bytes) -> str | None:
 
 def daemon(name: str, config: dict, run_dir: str, interpreter: str | None = None):
     """The relay as a process to run as root in the sliver's namespace (cwd = run_dir)."""
-    from .spec import DaemonSpec, module_env, python
-
     conf = f"{name}.json"
     text = json.dumps(normalise(config), indent=1, sort_keys=True) + "\n"
     return DaemonSpec(name=name,

@@ -39,6 +39,26 @@ from compiler.access_types.openvpn import (  # the server's and profile's format
 from . import pki
 from .spec import DaemonSpec
 
+__all__ = [  # the component's API: its runtime, and the configuration format it runs on
+    "OPENVPN",
+    "OpenVPNServer",
+    "client_command",
+    "client_kill_command",
+    "client_profile",
+    "client_profile_text",
+    "connected",
+    "daemon",
+    "device_name",
+    "disconnect",
+    "ensure_pki",
+    "management",
+    "parse_status",
+    "server_command",
+    "server_config",
+    "server_files",
+    "sessions_of",
+]
+
 
 def daemon(cfg: OpenVPNServer, run_dir: str) -> DaemonSpec:
     """The server as a process to run in the sliver's namespace (cwd = run_dir)."""

@@ -55,6 +55,38 @@ from compiler.access_types.wireguard import (  # the configuration format is the
 
 from .spec import DaemonSpec, atomic_write, module_env, python
 
+__all__ = [  # the component's API: its runtime, and the configuration format it runs on
+    "DEFAULT_MTU",
+    "PR_SET_PDEATHSIG",
+    "SOCKET_DIR",
+    "WG",
+    "WIREGUARD_GO",
+    "WgPeer",
+    "WireGuardServer",
+    "assign_addresses",
+    "client_config",
+    "client_profile",
+    "client_steps",
+    "daemon",
+    "ensure_client_key",
+    "ensure_key",
+    "generate_private_key",
+    "interface_name",
+    "main",
+    "parse_wg_quick",
+    "public_key",
+    "read_key",
+    "run_steps",
+    "server_setup",
+    "server_steps",
+    "socket_path",
+    "start_wireguard_go",
+    "supervise",
+    "supervisor_config",
+    "valid_key",
+    "wait_for_socket",
+]
+
 SOCKET_DIR = "/var/run/wireguard"
 
 

@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,8 @@ elif REPO not in sys.path:
 
 import yaml  # noqa: E402
 
+from measure import median as median_of, say  # noqa: E402
+
 from access import wireguard as wg  # noqa: E402
 from bench import iperfrun  # noqa: E402
 from bench.access_plain import PlainPair  # noqa: E402
@@ -69,10 +70,6 @@ SLICE = "plb"
 OPENVPN_NODE, OPENVPN_TARGET = "new-york", "washington"
 WIREGUARD_NODE, WIREGUARD_TARGET = "seattle", "sunnyvale"
 PORT = 15291
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def vispd(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -99,7 +96,7 @@ def bench_topology(name: str) -> tuple[str, dict]:
 
 
 def median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 4) if values else None
+    return median_of(values, digits=4)
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 
+import measure
+
 
 def children_of(pid: int) -> list[int]:
     """Every descendant of `pid` (from /proc; best effort, processes come and go)."""
@@ -123,13 +125,5 @@ def pings(ns: str, target: str, wait: float = 0.5) -> bool:
 
 def wait_for(predicate, timeout: float, step: float = 0.005, proc: subprocess.Popen | None = None,
              what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"{what}: not reached within {timeout} s")
-        time.sleep(step)
+    """Poll until `predicate` holds; RuntimeError if `proc` exits or `timeout` passes first."""
+    return measure.wait_for(predicate, timeout, step, proc=proc, what=what)

@@ -65,7 +65,6 @@ import select
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -78,7 +77,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
+import measure  # noqa: E402
 from dataplane.probe import ip_checksum  # noqa: E402
+from measure import rounded, say  # noqa: E402
 
 from dataplane import netns  # noqa: E402
 from compiler.daemons.bird import generated_prefixes, session_protocol  # noqa: E402
@@ -99,27 +100,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SESSION = session_protocol(SLICE)   # "slice_s": the provider's BGP protocol toward our slice
 
 
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
 def median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 4) if values else None
-
-
-def rounded(value, digits: int = 4):
-    return None if value is None else round(value, digits)
+    return measure.median(values, digits=4)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+    return measure.wait_for(predicate, timeout, interval)
 
 
 # -- the vispd CLI -----------------------------------------------------------------------

@@ -50,7 +50,6 @@ import os
 import pstats
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -61,6 +60,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
 from bench import census, floor, iperfrun, plainpath, topogen, variants  # noqa: E402
+from measure import median, ratio, say  # noqa: E402
 from dataplane import netns  # noqa: E402
 from vispd import engine  # noqa: E402
 from compiler.loader import load_topology  # noqa: E402
@@ -72,18 +72,6 @@ ABILENE = "hbabilene"
 BIG = "hb100"
 LINE_CAPACITY, LINE_GUARANTEES = "100G", ("600M", "300M")
 SETTLE = 1.0  # seconds after a teardown, for the kernel's asynchronous netns cleanup
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def ratio(a: float, b: float) -> float:
-    return round(a / b, 3) if b else float("nan")
 
 
 class Cleanup:

@@ -33,6 +33,7 @@ from graphlib import TopologicalSorter
 from pyroute2 import IPRoute
 
 from compiler.resources import guard as nft, shaping as tc
+from dataplane import netns
 from compiler.resources import (
     Address, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
     owner_marker,

@@ -29,6 +29,12 @@ import socket
 import sys
 import time
 
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from bgp import birdctl
+from dataplane.netns import SocketsByNamespace
+
 RECHECK_SECONDS = 0.25
 REASSERT_SECONDS = 5.0  # OSPF slices: re-send the egress default's state this often
 
@@ -96,10 +102,6 @@ def live_egress(sessions: dict[str, dict[str, dict]], down: dict[tuple[str, str]
 
 
 def _namespace_sockets():
-    from pyroute2 import IPRoute
-
-    from dataplane.netns import SocketsByNamespace
-
     return SocketsByNamespace(IPRoute)
 
 
@@ -154,8 +156,6 @@ class Manager:
                     self.changes += 1
 
     def _reconcile_ospf(self, slice_name: str, slice_config: dict) -> None:
-        from bgp import birdctl
-
         now = time.monotonic()
         for node, path in sorted(slice_config["bird_sockets"].items()):
             want = node in self.live_now[slice_name]
@@ -173,8 +173,6 @@ class Manager:
             self.ospf_applied[(slice_name, node)] = (want, now)
 
     def _install(self, ns: str, choice, loopback: str) -> bool:
-        from pyroute2.netlink.exceptions import NetlinkError
-
         try:
             ipr = self.ipr(ns)
             if choice is None:

@@ -25,7 +25,7 @@ from model.schema import (
     Topology,
     describe_value,
 )
-from .semantic import check_semantics
+from .checks import check_kinds_known, check_semantics
 from model.yamlsrc import SourceMap, load_marked
 
 _PATTERNS = {
@@ -215,7 +215,7 @@ def load_topology(path: str, text: str | None = None) -> Topology:
     except ValidationError as exc:
         raise TopologyError(_pydantic_problems(exc, data, smap)) from None
     topology._source = smap
-    problems = check_semantics(topology, smap)
+    problems = check_kinds_known(topology, smap) or check_semantics(topology, smap)
     if problems:
         raise TopologyError(problems)
     return topology

@@ -39,6 +39,7 @@ class _QuietHtb(logging.Filter):
 
 
 def _mininet():
+    # Mininet is imported only when a lab is built: it is heavy, and only labs need it.
     from mininet.log import lg, setLogLevel
     from mininet.net import Mininet
 
@@ -74,7 +75,7 @@ class MininetHost(KernelHost):
 
     def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
                     mac: str = "", peer_mac: str = "") -> None:
-        from mininet.link import Link, TCLink  # Mininet is imported only by the lab backend
+        from mininet.link import Link, TCLink  # Mininet is imported only when a lab is built
 
         one, other = self.hosts.get(ns), self.hosts.get(peer_ns)
         if one is None or other is None:  # a namespace made by an earlier `vispd up`

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import stat
 
+from . import netns
+
 TUN_DEVICE = "/dev/net/tun"
 RECORD = "/run/vispd/tun-device-mode"
 
@@ -32,8 +34,6 @@ def grant_access(record_path: str = RECORD) -> bool:
 
 def restore_access(record_path: str = RECORD) -> None:
     """Put back the original mode, unless some vispd namespace (any topology) remains."""
-    from . import netns
-
     if netns.list_names("vispd."):
         return
     try:

@@ -41,6 +41,9 @@ ROOT = os.path.dirname(LABS)
 if ROOT not in sys.path:  # vispd and dataplane, when run as `python3 labs/NAME/run.py`
     sys.path.insert(0, ROOT)
 
+import measure  # noqa: E402
+from measure import say, wait_for  # noqa: E402,F401  (the labs' shared measuring helpers)
+
 
 # -- arguments ---------------------------------------------------------------------------
 def parse_args(name: str, description: str | None = None, argv: list[str] | None = None,
@@ -424,23 +427,7 @@ def pyplot():
 
 
 def median(values):
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 3) if values else None
-
-
-# -- small things every lab needs ---------------------------------------------------------
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    """Poll `predicate` until it returns something true or `timeout` passes; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+    return measure.median(values, digits=3)
 
 
 def alive(pid: int) -> bool:

@@ -114,7 +114,7 @@ class Link(Strict):
     between: NodePair
     bandwidth: Bandwidth
     cost: Annotated[Int, Field(ge=1, le=65535)] = 1
-    kind: Literal["mpls-tunnel"] = "mpls-tunnel"
+    kind: str = "mpls-tunnel"  # a link kind of compiler.links (checked against its registry)
     mtu: Annotated[Int, Field(ge=1280, le=9000)] = 1500
 
     @property
@@ -206,7 +206,7 @@ class AccessUser(Strict):
 
 class Access(Strict):
     slice: Name
-    type: Literal["openvpn", "wireguard", "pptp", "socket"]
+    type: str  # an access type of compiler.access_types (checked against its registry)
     nodes: Literal["all"] | list[Name]
     port: Annotated[Int, Field(ge=1, le=65535)] | None = None
     pool: Prefix | None = None

@@ -11,6 +11,10 @@ import json
 import socket
 import time
 
+from pyroute2 import IPRoute
+
+from dataplane import netns
+
 from compiler.egress import BGP_RTPROTO, EGRESS_RTPROTO
 from model.errors import VispdError
 
@@ -58,10 +62,6 @@ def render_bgp_status(statuses: list[dict]) -> str:
 
 
 def sliver_routes(ns: str) -> list[dict]:
-    from pyroute2 import IPRoute
-
-    from dataplane import netns
-
     if not netns.exists(ns):
         raise VispdError(f"{ns} does not exist: is the topology up?")
     with netns.entered(ns):

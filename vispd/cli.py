@@ -11,9 +11,20 @@ import os
 import sys
 from collections import Counter
 
+from compiler.access_types import ACCESS_TYPES
 from compiler.diff import Step
-from model.errors import BadRequest, TopologyError, UnknownTopology, VispdError
 from compiler.planner import PlanningError
+from model.errors import BadRequest, TopologyError, UnknownTopology, VispdError
+from model.yamlsrc import load_marked
+
+from . import access_cli
+from .bgpstatus import render_bgp_status, render_routes, sliver_routes, speaker_statuses
+from .check import run_checks
+from .engine import down, plan_changes, resolve, topology_plan, up
+from .execute import exec_in_sliver
+from .labnet import mininet_available
+from .linkstate import set_link
+from .status import collect_status, render_status
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -24,16 +35,12 @@ def _summary(steps: list[Step]) -> str:
 
 
 def cmd_validate(args) -> int:
-    from .engine import resolve
-
     topo, source = resolve(args.topology)
     print(f"{source}: ok: {len(topo.nodes)} nodes, {len(topo.links)} links, {len(topo.slices)} slices")
     return EXIT_OK
 
 
 def cmd_plan(args) -> int:
-    from .engine import plan_changes, resolve
-
     topo, _ = resolve(args.topology)
     outcome = plan_changes(topo)
     if os.geteuid() != 0:
@@ -48,8 +55,6 @@ def cmd_plan(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from .engine import resolve, up
-
     topo, source = resolve(args.topology)
     progress = (lambda s: print(s.describe())) if args.verbose else None
     outcome = up(topo, source, progress)
@@ -60,15 +65,11 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .engine import down, resolve
-
     name = args.topology
     if os.path.exists(args.topology):
         try:
             name = resolve(args.topology)[0].name
         except TopologyError:
-            from model.yamlsrc import load_marked
-
             data, _ = load_marked(args.topology)
             name = data.get("name") if isinstance(data, dict) else None
             if not isinstance(name, str):
@@ -81,9 +82,6 @@ def cmd_down(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .check import run_checks
-    from .engine import resolve, topology_plan
-
     topo, _ = resolve(args.topology)
     report = run_checks(topology_plan(topo), timeout=args.timeout, converge=args.converge)
     if args.json:
@@ -95,24 +93,16 @@ def cmd_check(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .engine import resolve
-    from .status import collect_status
-
     topo, _ = resolve(args.topology)
     status = collect_status(topo)
     if args.json:
         print(json.dumps(status, indent=1))
     else:
-        from .status import render_status
-
         print(render_status(status))
     return EXIT_OK if status["in_sync"] else EXIT_FAILED
 
 
 def cmd_exec(args) -> int:
-    from .engine import resolve
-    from .execute import exec_in_sliver
-
     topo, _ = resolve(args.topology)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -122,9 +112,6 @@ def cmd_exec(args) -> int:
 
 
 def cmd_bgp(args) -> int:
-    from .bgpstatus import render_bgp_status, speaker_statuses
-    from .engine import resolve, topology_plan
-
     if args.action != "status":
         raise VispdError(f"unknown bgp action '{args.action}' (try: vispd bgp status TOPOLOGY)")
     topo, _ = resolve(args.topology)
@@ -134,9 +121,6 @@ def cmd_bgp(args) -> int:
 
 
 def cmd_routes(args) -> int:
-    from .bgpstatus import render_routes, sliver_routes
-    from .engine import resolve, topology_plan
-
     topo, _ = resolve(args.topology)
     try:
         info = topology_plan(topo).sliver(args.slice, args.node)
@@ -148,9 +132,6 @@ def cmd_routes(args) -> int:
 
 
 def cmd_access(args) -> int:
-    from . import access_cli
-    from .engine import resolve, topology_plan
-
     topo, _ = resolve(args.topology)
     plan = topology_plan(topo)
     if args.action == "profile":
@@ -168,8 +149,6 @@ def cmd_access(args) -> int:
 
 
 def cmd_link(args) -> int:
-    from .engine import resolve, set_link
-
     topo, _ = resolve(args.topology)
     change = set_link(topo, args.a, args.b, down=args.action == "down")
     a, b = change.link
@@ -183,12 +162,10 @@ def cmd_link(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    from .labnet import mininet_available
-
     why = mininet_available()
     if why:
         raise VispdError(f"vispd lab needs Mininet: {why}")
-    from .lab_cli import run_lab
+    from .lab_cli import run_lab  # imported here: Mininet's CLI is only for labs, and heavy
 
     return run_lab(args.topology, script=args.script)
 
@@ -227,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     p.add_argument("slice")
     p.add_argument("user")
-    p.add_argument("--type", choices=["openvpn", "wireguard", "pptp"], help="which access point, if several")
+    p.add_argument("--type", choices=[name for name, kind in ACCESS_TYPES.items() if kind.REMOTE],
+                   help="which access point, if several")
     p.add_argument("--node", help="which access point, if several")
     p.add_argument("-o", "--output", help="write the profile to this file (mode 0600)")
     p.set_defaults(func=cmd_access)

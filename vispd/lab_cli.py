@@ -14,7 +14,9 @@ import sys
 from mininet.cli import CLI
 
 from model.errors import VispdError
+from .bgpstatus import render_bgp_status, render_routes
 from .labnet import Lab
+from .status import render_status
 
 
 class VispdCLI(CLI):
@@ -75,8 +77,6 @@ class VispdCLI(CLI):
 
     def do_status(self, _line: str) -> None:
         """status: what is up, and whether it matches the plan."""
-        from .status import render_status
-
         status = self.lab.status()
         print(render_status(status))
         if not status["in_sync"]:
@@ -93,8 +93,6 @@ class VispdCLI(CLI):
 
     def do_routes(self, line: str) -> None:
         """routes SLICE NODE: the routes of a sliver, by origin."""
-        from .bgpstatus import render_routes
-
         words = self._words(line, 2, "routes SLICE NODE")
         if words:
             try:
@@ -126,8 +124,6 @@ class VispdCLI(CLI):
 
     def do_bgp(self, _line: str) -> None:
         """bgp: the BGP sessions of every egress sliver."""
-        from .bgpstatus import render_bgp_status
-
         statuses = self.lab.bgp()
         print(render_bgp_status(statuses) if statuses else "no BGP egress in this topology")
 

@@ -22,12 +22,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from dataplane.mininet_backend import MininetBackend
+
 from . import engine, linkstate
+from .bgpstatus import sliver_routes, speaker_statuses
+from .check import run_checks
 from model.errors import VispdError
 from model.schema import Topology
 from model.naming import host_names
 from compiler.plan import Plan
 from .state import TopologyState
+from .status import collect_status
 
 
 def mininet_available() -> str | None:
@@ -99,8 +104,6 @@ class Lab:
         return self
 
     def _make_mininet_backend(self, plan: Plan, state: TopologyState):
-        from dataplane.mininet_backend import MininetBackend
-
         self._backend = MininetBackend(self.topo.name, plan, host_names(plan.namespaces()),
                                        **engine.backend_options(state))
         return self._backend
@@ -174,8 +177,6 @@ class Lab:
 
     # -- vispd commands -------------------------------------------------------------------
     def check(self, timeout: float = 2.0, converge: float = 30.0):
-        from .check import run_checks
-
         return run_checks(engine.topology_plan(self.topo), timeout=timeout, converge=converge)
 
     def link_down(self, a: str, b: str) -> linkstate.LinkChange:
@@ -190,16 +191,10 @@ class Lab:
         return change
 
     def routes(self, slice_name: str, node: str) -> list[dict]:
-        from .bgpstatus import sliver_routes
-
         return sliver_routes(self.plan.sliver(slice_name, node).ns)
 
     def status(self) -> dict:
-        from .status import collect_status
-
         return collect_status(self.topo)
 
     def bgp(self) -> list[dict]:
-        from .bgpstatus import speaker_statuses
-
         return speaker_statuses(self.plan)

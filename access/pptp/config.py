@@ -52,6 +52,22 @@ from compiler.access_types.pptp import (  # the server side's format is the comp
 )
 
 from . import auth
+
+__all__ = [  # the component's API: its runtime, and the configuration format it runs on
+    "CLIENT_DEFAULTS",
+    "ConfigError",
+    "IFNAMSIZ",
+    "SERVER_DEFAULTS",
+    "interpreter",
+    "load",
+    "pool_hosts",
+    "read_password",
+    "read_users",
+    "remoteip_spec",
+    "tun_name",
+    "validate_client",
+    "validate_server",
+]
 CLIENT_DEFAULTS = {"tun": "pptp0", "routes": [], "auth": list(auth.METHODS), "mtu": 1400,
                    "restart": 1.0, "echo_interval": 10.0, "echo_failures": 4, "log_file": None,
                    "status_file": None, "connect_timeout": 30.0, "pptp": "pptp",

@@ -20,7 +20,6 @@ starts `pptp SERVER --nolaunchpppd --nobuffer` itself on a pty and stops it on e
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 

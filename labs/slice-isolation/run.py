@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lablib  # noqa: E402
+from measure import percentile  # noqa: E402
 
 SRC, DST = "seattle", "kansas-city"
 FLOOD, STEADY = "flood", "steady"
@@ -34,13 +35,6 @@ def options(parser) -> None:
 
 def mbps(value: float | None) -> float | None:
     return round(value / 1e6, 2) if value is not None else None
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
 def per_stream(rate: str, streams: int) -> str:

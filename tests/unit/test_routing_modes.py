@@ -18,7 +18,7 @@ from vispd.linkstate import substrate_link
 from model.errors import BadRequest
 from model.schema import Ospf
 from compiler.daemons.ospf import control_socket, render_sliver_bird
-from compiler.resources import Daemon, LinkDown, Netns, Route, Veth
+from compiler.resources import Daemon, LinkDown, Route, Veth
 from compiler.planner import ControllerState, compile_plan
 
 

@@ -1,0 +1,75 @@
+"""Semantic checks of BGP egress (pure): providers (their node, AS, access-link addressing
+and capacity, their kind's own rules), the lab's Internet, and PEERING-style announcement
+safety — only inside the slice's own allocation, no longer than /24, prepending at most 5,
+at most 5 communities (the BGP helper refuses the same again at run time)."""
+from __future__ import annotations
+
+from model.units import format_bandwidth
+
+from ..addressing import allocate_slice_prefixes
+from ..providers import provider_kind
+from .common import hint, unique_names
+
+MAX_ANNOUNCED_LENGTH = 24
+MAX_PREPEND = 5
+MAX_COMMUNITIES = 5
+DEFAULT_PEERINGS = 16  # /28s of 192.0.2.0/24 handed to providers without a `peering`
+
+
+def check_providers(topo, say, node_names: set[str]) -> set[str]:
+    names = unique_names(topo.providers, "name", ("providers",), "provider", say)
+    peerings = []
+    for i, provider in enumerate(topo.providers):
+        base = ("providers", i)
+        if provider.node not in node_names:
+            say(base + ("node",), f"provider '{provider.name}' attaches to unknown node '{provider.node}'"
+                f"{hint(provider.node, node_names)}")
+        if provider.asn == topo.asn:
+            say(base + ("asn",), f"provider '{provider.name}' has the vISP's own AS {topo.asn}: egress is eBGP")
+        users = [s for s in topo.slices if provider.name in s.egress]
+        _check_peering(provider, i, users, peerings, say)
+        total = sum(s.bandwidth for s in users)
+        if total > provider.bandwidth:
+            listed = " + ".join(f"{s.name} {format_bandwidth(s.bandwidth)}" for s in users)
+            say(base + ("bandwidth",), f"access link to '{provider.name}' is over-subscribed: {listed} "
+                f"> {format_bandwidth(provider.bandwidth)}")
+        provider_kind(provider).check(provider, base, say)
+    if len(topo.providers) > topo.internet.transit.num_addresses // 2:
+        say(("internet", "transit"), f"transit {topo.internet.transit} is too small for {len(topo.providers)} providers")
+    if topo.providers and topo.internet.host not in topo.internet.prefix:
+        say(("internet", "host"), f"host {topo.internet.host} is outside the Internet prefix {topo.internet.prefix}")
+    return names
+
+
+def _check_peering(provider, index: int, users: list, peerings: list, say) -> None:
+    base = ("providers", index)
+    if provider.peering is None:
+        if index >= DEFAULT_PEERINGS or len(users) > 8:
+            say(base, f"give provider '{provider.name}' a 'peering' prefix: the default /28s of 192.0.2.0/24 are used up")
+        return
+    if provider.peering.num_addresses < 2 * max(1, len(users)):
+        say(base + ("peering",), f"peering {provider.peering} has room for {provider.peering.num_addresses // 2} "
+            f"slice(s), {len(users)} egress through '{provider.name}'")
+    for other in peerings:
+        if provider.peering.overlaps(other):
+            say(base + ("peering",), f"peering {provider.peering} overlaps {other} of another provider")
+    peerings.append(provider.peering)
+
+
+def check_announcements(topo, say) -> None:
+    prefixes = allocate_slice_prefixes(topo)
+    for si, sl in enumerate(topo.slices):
+        if sl.announce and not sl.egress:
+            say(("slices", si, "announce"), f"slice '{sl.name}' announces but has no egress")
+        own = prefixes.get(sl.name)
+        for j, announcement in enumerate(sl.announce):
+            where = ("slices", si, "announce", j)
+            if own is not None and not announcement.prefix.subnet_of(own):
+                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: outside slice "
+                    f"'{sl.name}''s allocation {own}")
+            if announcement.prefix.prefixlen > MAX_ANNOUNCED_LENGTH:
+                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: longer than /{MAX_ANNOUNCED_LENGTH}")
+            if announcement.prepend > MAX_PREPEND:
+                say(where + ("prepend",), f"AS-path prepending is limited to {MAX_PREPEND}")
+            if len(announcement.communities) > MAX_COMMUNITIES:
+                say(where + ("communities",), f"at most {MAX_COMMUNITIES} communities per announcement")
