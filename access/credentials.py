@@ -4,6 +4,8 @@ port of compiler.access_types.base): per slice, under the topology's state direc
 `keys/SLICE/` (WireGuard keys `server-NODE.key`, `client-USER.key`; the PPTP password store
 `pptp-users.json`, mode 0600). Revoked users stay revoked: nothing here reissues a revoked
 certificate.
+
+I/O: files under the topology's state directory.
 """
 from __future__ import annotations
 

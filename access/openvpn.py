@@ -19,6 +19,8 @@ notices after its ping-restart timeout, reconnects, and is then refused by the C
 The server's configuration and the profile are rendered by compiler.access_types.openvpn
 (imported here for callers that run a server themselves, as tests do); this module is the
 runtime side: the PKI on disk, the management socket, the client command line.
+
+I/O: the PKI on disk and the management socket (the rendering it re-exports is pure).
 """
 from __future__ import annotations
 

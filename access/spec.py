@@ -1,6 +1,8 @@
 """What the access components share: the description of a process to start (`DaemonSpec`,
 which the planner turns into a vispd `Daemon`), machine-wide unique interface names, and
 atomic file writes (readers such as OpenVPN's CRL check never see half a file).
+
+`DaemonSpec` is pure data; `atomic_write` writes files.
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ gives its argv and files.
 The configuration (names, addresses, steps, profiles) is compiler.access_types.wireguard's;
 this module is the runtime side: key files (`ensure_key`, `ensure_client_key`,
 `client_profile`) and the supervisor.
+
+I/O: key files and the supervisor's processes.
 """
 from __future__ import annotations
 

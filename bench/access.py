@@ -35,10 +35,13 @@
    For context, TCP between the new-york and washington slivers without any tunnel.
 Everything is removed in a `finally`: every process started here stopped by PID (with its
 descendants), `vispd down`, the vbx- namespaces. The last line printed is one JSON object.
+
+I/O (root): namespaces, daemons and clients of its own, removed when it ends.
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -58,11 +61,12 @@ elif REPO not in sys.path:
 
 import yaml  # noqa: E402
 
-from measure import median as median_of, say  # noqa: E402
+from measure import median as median_of, ratio, say  # noqa: E402
 
 from access import wireguard as wg  # noqa: E402
 from bench import iperfrun  # noqa: E402
 from bench.access_plain import PlainPair  # noqa: E402
+from bench.access_pptp import PptpPoint  # noqa: E402
 from bench.access_proc import Procs, children_of, has_link, ipv4_of, pings, wait_for  # noqa: E402
 
 ABILENE = os.path.join(REPO, "topologies", "abilene.yaml")
@@ -192,58 +196,74 @@ def openvpn_server_pid(name: str) -> int | None:
         return None
 
 
-def main() -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connects", type=int, default=5, help="connects per access type (median)")
     parser.add_argument("--runs", type=int, default=7, help="vISP/plain OpenVPN iperf3 pairs (median)")
     parser.add_argument("--other-runs", type=int, default=5, help="iperf3 runs for WireGuard (median)")
     parser.add_argument("--seconds", type=int, default=3, help="iperf3 -t")
     parser.add_argument("--pptp-runs", type=int, default=3)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        say("bench/access.py needs root (network namespaces)")
-        return 2
-    began = time.monotonic()
-    load_before = os.getloadavg()
-    work = tempfile.mkdtemp(prefix="hx-access-")
-    os.environ["VISPD_STATE_DIR"] = os.path.join(work, "state")
-    name = f"hx{uuid.uuid4().hex[:6]}"
-    tag = name[2:]
-    path = os.path.join(work, f"{name}.yaml")
-    text, topo = bench_topology(name)
-    with open(path, "w") as handle:
-        handle.write(text)
-    slice_prefix = next(s["prefix"] for s in topo["slices"] if s["name"] == SLICE)
-    slice_bandwidth = next(s.get("bandwidth") for s in topo["slices"] if s["name"] == SLICE)
-    procs = Procs(work)
-    plain = PlainPair(tag, work, procs)
-    result: dict = {"topology": name, "slice_bandwidth": slice_bandwidth, "iperf3_seconds": args.seconds,
-                    "openvpn_path": f"+c-openvpn-{SLICE}-{OPENVPN_NODE} -> {SLICE}@{OPENVPN_TARGET}",
-                    "wireguard_path": f"+c-wireguard-{SLICE}-{WIREGUARD_NODE} -> {SLICE}@{WIREGUARD_TARGET}"}
-    raw: dict = {}
-    servers: list[iperfrun.Server] = []
-    was_up = False
-    try:
-        t0 = time.monotonic()
-        vispd("up", path)
-        was_up = True
-        result["up_s"] = round(time.monotonic() - t0, 2)
-        say(f"{name}: up in {result['up_s']} s (state {os.environ['VISPD_STATE_DIR']})")
-        status = json.loads(vispd("status", name, "--json").stdout)
-        loopbacks = {s["node"]: s["loopback"] for s in status["slivers"] if s["slice"] == SLICE}
-        sliver = {s["node"]: s["namespace"] for s in status["slivers"] if s["slice"] == SLICE}
-        clients = VispClients(name, work, procs, loopbacks)
-        plain.build()
-        plain.start_server()
-        vpn_server_pid = openvpn_server_pid(name)
+    parser.add_argument("--quick", action="store_true",
+                        help="one connect and one 1-second run of each (for the test suite: the bench must not rot)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.connects = args.runs = args.other_runs = args.pptp_runs = args.seconds = 1
+    return args
 
-        # ---- connect times ------------------------------------------------------------
-        raw["openvpn_connect"], raw["openvpn_address_s"] = [], []
-        raw["plain_openvpn_connect"], raw["wireguard_connect"], raw["wireguard_address_s"] = [], [], []
-        pool = None
-        for i in range(args.connects):
+
+class AccessBench:
+    """One run of the bench: the vISP, the plain pair, and what each phase measured."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="hx-access-")
+        os.environ["VISPD_STATE_DIR"] = os.path.join(self.work, "state")
+        self.name = f"hx{uuid.uuid4().hex[:6]}"
+        self.tag = self.name[2:]
+        self.path = os.path.join(self.work, f"{self.name}.yaml")
+        text, topo = bench_topology(self.name)
+        with open(self.path, "w") as handle:
+            handle.write(text)
+        self.slice_prefix = next(s["prefix"] for s in topo["slices"] if s["name"] == SLICE)
+        self.slice_bandwidth = next(s.get("bandwidth") for s in topo["slices"] if s["name"] == SLICE)
+        self.procs = Procs(self.work)
+        self.plain = PlainPair(self.tag, self.work, self.procs)
+        self.result: dict = {
+            "topology": self.name, "slice_bandwidth": self.slice_bandwidth, "iperf3_seconds": args.seconds,
+            "openvpn_path": f"+c-openvpn-{SLICE}-{OPENVPN_NODE} -> {SLICE}@{OPENVPN_TARGET}",
+            "wireguard_path": f"+c-wireguard-{SLICE}-{WIREGUARD_NODE} -> {SLICE}@{WIREGUARD_TARGET}"}
+        self.raw: dict = {}
+        self.servers: list[iperfrun.Server] = []
+        self.was_up = False
+
+    def server(self, ns: str, address: str) -> iperfrun.Server:
+        server = iperfrun.Server(ns, address, PORT)
+        self.servers.append(server)
+        server.start()
+        return server
+
+    def build(self) -> None:
+        t0 = time.monotonic()
+        vispd("up", self.path)
+        self.was_up = True
+        self.result["up_s"] = round(time.monotonic() - t0, 2)
+        say(f"{self.name}: up in {self.result['up_s']} s (state {os.environ['VISPD_STATE_DIR']})")
+        status = json.loads(vispd("status", self.name, "--json").stdout)
+        self.loopbacks = {s["node"]: s["loopback"] for s in status["slivers"] if s["slice"] == SLICE}
+        self.sliver = {s["node"]: s["namespace"] for s in status["slivers"] if s["slice"] == SLICE}
+        self.clients = VispClients(self.name, self.work, self.procs, self.loopbacks)
+        self.plain.build()
+        self.plain.start_server()
+
+    def connect_times(self) -> None:
+        """Start -> address -> first ping of the point's sliver, per access type."""
+        raw, clients, plain = self.raw, self.clients, self.plain
+        for key in ("openvpn_connect", "openvpn_address_s", "plain_openvpn_connect", "wireguard_connect",
+                    "wireguard_address_s"):
+            raw[key] = []
+        for _ in range(self.args.connects):
             address, got, first = clients.openvpn_connect()
-            pool = address
+            self.pool = address
             raw["openvpn_address_s"].append(round(got, 4))
             raw["openvpn_connect"].append(round(first, 4))
             clients.openvpn_disconnect()
@@ -256,31 +276,28 @@ def main() -> int:
             raw["wireguard_address_s"].append(round(got, 4))
             raw["wireguard_connect"].append(round(first, 4))
             clients.wireguard_disconnect()
-        say(f"connect (start -> address -> first ping of the point's sliver), median of {args.connects}: "
+        say(f"connect (start -> address -> first ping of the point's sliver), median of {self.args.connects}: "
             f"OpenVPN {median(raw['openvpn_connect'])} s (address {median(raw['openvpn_address_s'])} s), "
             f"plain OpenVPN pair {median(raw['plain_openvpn_connect'])} s, "
             f"WireGuard {median(raw['wireguard_connect'])} s")
 
-        # ---- OpenVPN through the vISP vs the plain pair, alternating -------------------
+    def openvpn_throughput(self) -> None:
+        """OpenVPN through the vISP vs the plain pair (and to the point's own sliver), alternating."""
+        clients, plain, raw, seconds = self.clients, self.plain, self.raw, self.args.seconds
         vpn_address = clients.openvpn_connect()[0].split("/")[0]
         plain_address = plain.connect()
-        target = iperfrun.Server(sliver[OPENVPN_TARGET], loopbacks[OPENVPN_TARGET], PORT)
-        own = iperfrun.Server(sliver[OPENVPN_NODE], loopbacks[OPENVPN_NODE], PORT)
-        plain_target = iperfrun.Server(plain.server_ns, plain.server_tunnel_address, PORT)
-        for server in (target, own, plain_target):
-            servers.append(server)
-            server.start()
-        vpn_pids = {"server": vpn_server_pid, "client": clients.ovpn.pid}
+        self.target = self.server(self.sliver[OPENVPN_TARGET], self.loopbacks[OPENVPN_TARGET])
+        own = self.server(self.sliver[OPENVPN_NODE], self.loopbacks[OPENVPN_NODE])
+        plain_target = self.server(plain.server_ns, plain.server_tunnel_address)
+        vpn_pids = {"server": openvpn_server_pid(self.name), "client": clients.ovpn.pid}
         plain_pids = {"server": plain.server.pid, "client": plain.client.pid}
-        legs = {"vispd": lambda: measure(clients.ovpn_ns, vpn_address, target, args.seconds, vpn_pids),
-                "plain": lambda: measure(plain.client_ns, plain_address, plain_target, args.seconds, plain_pids),
-                "own": lambda: measure(clients.ovpn_ns, vpn_address, own, args.seconds, vpn_pids)}
+        legs = {"vispd": lambda: measure(clients.ovpn_ns, vpn_address, self.target, seconds, vpn_pids),
+                "plain": lambda: measure(plain.client_ns, plain_address, plain_target, seconds, plain_pids),
+                "own": lambda: measure(clients.ovpn_ns, vpn_address, own, seconds, vpn_pids)}
         raw["openvpn"], raw["plain_openvpn"], raw["openvpn_own_sliver"], raw["pair_ratio"] = [], [], [], []
-        for i in range(args.runs):
-            runs = {}
+        for i in range(self.args.runs):
             names = list(legs)
-            for which in names[i % 3:] + names[:i % 3]:  # which leg goes first rotates
-                runs[which] = legs[which]()
+            runs = {which: legs[which]() for which in names[i % 3:] + names[:i % 3]}  # the first leg rotates
             raw["openvpn"].append(runs["vispd"])
             raw["plain_openvpn"].append(runs["plain"])
             raw["openvpn_own_sliver"].append(runs["own"])
@@ -293,87 +310,111 @@ def main() -> int:
         plain.disconnect()
         plain_target.stop()
         own.stop()
+        self._openvpn_summary()
+
+    def _openvpn_summary(self) -> None:
+        raw = self.raw
         vpn = median([r["mbps"] for r in raw["openvpn"]])
         plain_mbps = median([r["mbps"] for r in raw["plain_openvpn"]])
         own_mbps = median([r["mbps"] for r in raw["openvpn_own_sliver"]])
-        say(f"OpenVPN: vISP {vpn} Mbit/s, plain pair {plain_mbps} Mbit/s, ratio {round(vpn / plain_mbps, 3)} "
-            f"(median of pair ratios {median(raw['pair_ratio'])}); to the point's own sliver {own_mbps} Mbit/s "
-            f"(ratio {round(own_mbps / plain_mbps, 3)})")
         per_gbit = {key: median([r["cpu"]["server"] / (r["mbps"] / 1000) for r in raw[key] if r["mbps"]])
                     for key in ("openvpn", "plain_openvpn", "openvpn_own_sliver")}
+        say(f"OpenVPN: vISP {vpn} Mbit/s, plain pair {plain_mbps} Mbit/s, ratio {ratio(vpn, plain_mbps)} "
+            f"(median of pair ratios {median(raw['pair_ratio'])}); to the point's own sliver {own_mbps} Mbit/s "
+            f"(ratio {ratio(own_mbps, plain_mbps)})")
         say(f"OpenVPN server CPU (cores per Gbit/s, median): {per_gbit}")
+        self.result.update({
+            "openvpn_vs_plain_ratio": ratio(vpn, plain_mbps),
+            "openvpn_vs_plain_pair_ratio_median": median(raw["pair_ratio"]),
+            "openvpn_mbps": vpn, "plain_openvpn_mbps": plain_mbps,
+            "openvpn_own_sliver_mbps": own_mbps, "openvpn_own_sliver_vs_plain_ratio": ratio(own_mbps, plain_mbps),
+            "openvpn_server_cores_per_gbit": per_gbit})
 
-        # ---- context: the vISP path itself, sliver to sliver, no tunnel ----------------
-        raw["sliver_path"] = []
-        for i in range(min(3, args.runs)):
-            raw["sliver_path"].append(measure(sliver[OPENVPN_NODE], loopbacks[OPENVPN_NODE], target,
-                                              args.seconds, {})["mbps"])
-        say(f"no tunnel, {SLICE}@{OPENVPN_NODE} -> {SLICE}@{OPENVPN_TARGET}: {median(raw['sliver_path'])} Mbit/s "
-            f"(slice bandwidth {slice_bandwidth})")
+    def sliver_path(self) -> None:
+        """Context: the vISP path itself, sliver to sliver, no tunnel."""
+        self.raw["sliver_path"] = [measure(self.sliver[OPENVPN_NODE], self.loopbacks[OPENVPN_NODE], self.target,
+                                           self.args.seconds, {})["mbps"] for _ in range(min(3, self.args.runs))]
+        say(f"no tunnel, {SLICE}@{OPENVPN_NODE} -> {SLICE}@{OPENVPN_TARGET}: {median(self.raw['sliver_path'])} "
+            f"Mbit/s (slice bandwidth {self.slice_bandwidth})")
 
-        # ---- WireGuard ------------------------------------------------------------------
+    def wireguard_throughput(self) -> None:
+        clients = self.clients
         wg_address = clients.wireguard_connect()[0].split("/")[0]
-        wg_target = iperfrun.Server(sliver[WIREGUARD_TARGET], loopbacks[WIREGUARD_TARGET], PORT)
-        servers.append(wg_target)
-        wg_target.start()
-        supervisor = _pid_file(name, f"wireguard-{SLICE}-{WIREGUARD_NODE}")
+        wg_target = self.server(self.sliver[WIREGUARD_TARGET], self.loopbacks[WIREGUARD_TARGET])
+        supervisor = _pid_file(self.name, f"wireguard-{SLICE}-{WIREGUARD_NODE}")
         wg_server_pid = next(iter(children_of(supervisor)), supervisor) if supervisor else None
-        raw["wireguard"] = [measure(clients.wg_ns, wg_address, wg_target, args.seconds,
-                                    {"client": clients.wg.pid, "server": wg_server_pid})
-                            for _ in range(args.other_runs)]
+        self.raw["wireguard"] = [measure(clients.wg_ns, wg_address, wg_target, self.args.seconds,
+                                         {"client": clients.wg.pid, "server": wg_server_pid})
+                                 for _ in range(self.args.other_runs)]
         clients.wireguard_disconnect()
         wg_target.stop()
-        wg_mbps = median([r["mbps"] for r in raw["wireguard"]])
-        say(f"WireGuard: {wg_mbps} Mbit/s ({[r['mbps'] for r in raw['wireguard']]})")
+        self.result["wireguard_mbps"] = median([r["mbps"] for r in self.raw["wireguard"]])
+        say(f"WireGuard: {self.result['wireguard_mbps']} Mbit/s ({[r['mbps'] for r in self.raw['wireguard']]})")
 
-        # ---- PPTP -----------------------------------------------------------------------
-        pptp = _pptp(work, procs, sliver, clients, pool, slice_prefix, loopbacks, target, args, tag, raw)
-        result.update(pptp)
-
-        result.update({
-            "openvpn_vs_plain_ratio": round(vpn / plain_mbps, 3),
-            "openvpn_vs_plain_pair_ratio_median": median(raw["pair_ratio"]),
-            "openvpn_mbps": vpn,
-            "plain_openvpn_mbps": plain_mbps,
-            "wireguard_mbps": wg_mbps,
+    def summary(self) -> None:
+        raw = self.raw
+        self.result.update({
             "openvpn_connect_s": median(raw["openvpn_connect"]),
             "openvpn_address_s": median(raw["openvpn_address_s"]),
             "plain_openvpn_connect_s": median(raw["plain_openvpn_connect"]),
             "wireguard_connect_s": median(raw["wireguard_connect"]),
             "sliver_path_mbps": median(raw["sliver_path"]),
-            "openvpn_own_sliver_mbps": own_mbps,
-            "openvpn_own_sliver_vs_plain_ratio": round(own_mbps / plain_mbps, 3),
-            "openvpn_server_cores_per_gbit": per_gbit,
         })
-        result["goals"] = {"openvpn_vs_plain_ge_0.8": result["openvpn_vs_plain_ratio"] >= 0.8,
-                           "pptp_ge_100_mbps": (result["pptp_mbps"] or 0) >= 100}
-    except Exception as error:  # report what was measured so far, then the error
-        result["error"] = f"{type(error).__name__}: {error}"
-        say(f"FAILED: {result['error']}")
+        self.result["goals"] = {"openvpn_vs_plain_ge_0.8": (self.result["openvpn_vs_plain_ratio"] or 0) >= 0.8,
+                                "pptp_ge_100_mbps": (self.result["pptp_mbps"] or 0) >= 100}
+
+    def failed(self, error: Exception) -> None:
+        """Report what was measured so far, then the error and the clients' log tails."""
+        self.result["error"] = f"{type(error).__name__}: {error}"
+        say(f"FAILED: {self.result['error']}")
         for leaf in ("openvpn-client.log", "wireguard-client.log", "plain-client.log", "plain-server.log"):
-            tail = procs.log(leaf, 800)
+            tail = self.procs.log(leaf, 800)
             if tail:
                 say(f"--- {leaf} (tail)\n{tail}")
-    finally:
-        for server in servers:
+
+    def clean_up(self) -> None:
+        for server in self.servers:
             server.stop()
-        procs.stop_all()
-        if was_up or os.path.isdir(os.path.join(os.environ["VISPD_STATE_DIR"], name)):
-            down = vispd("down", path, check=False)
+        self.procs.stop_all()
+        if self.was_up or os.path.isdir(os.path.join(os.environ["VISPD_STATE_DIR"], self.name)):
+            down = vispd("down", self.path, check=False)
             if down.returncode != 0:
                 say(f"vispd down failed: {down.stdout}{down.stderr}")
-        plain.destroy()
-        left = [n for n in os.listdir("/run/netns") if n.startswith((f"vispd.{name}.", f"vbx-{tag}-"))]
+        self.plain.destroy()
+        left = [n for n in os.listdir("/run/netns") if n.startswith((f"vispd.{self.name}.", f"vbx-{self.tag}-"))]
         if left:
             say(f"left behind: {left}")
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        say("bench/access.py needs root (network namespaces)")
+        return 2
+    began, load_before = time.monotonic(), os.getloadavg()
+    bench = AccessBench(args)
+    try:
+        bench.build()
+        bench.connect_times()
+        bench.openvpn_throughput()
+        bench.sliver_path()
+        bench.wireguard_throughput()
+        bench.result.update(_pptp(bench.work, bench.procs, bench.sliver, bench.clients, bench.pool,
+                                  bench.slice_prefix, bench.loopbacks, bench.target, args, bench.tag, bench.raw))
+        bench.summary()
+    except Exception as error:
+        bench.failed(error)
+    finally:
+        bench.clean_up()
+    result = bench.result
     for key in ("openvpn_vs_plain_ratio", "wireguard_mbps", "pptp_mbps", "openvpn_connect_s", "openvpn_mbps",
                 "plain_openvpn_mbps", "wireguard_connect_s"):
         result.setdefault(key, None)
     result["runtime_s"] = round(time.monotonic() - began, 1)
     result["loadavg_1m"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2),
                             "cpus": os.cpu_count()}
-    result["runs"] = raw
+    result["runs"] = bench.raw
     print(json.dumps(result, separators=(",", ":")), flush=True)
     return 1 if "error" in result else 0
 
@@ -391,12 +432,6 @@ def _pptp(work, procs, sliver, clients, pool, slice_prefix, loopbacks, target, a
     out = {"pptp_mbps": None, "pptp_connect_s": None,
            "pptp_setup": "pptpd + access.pptp engine started by the bench in plb@new-york's sliver on the OpenVPN "
                          "point's public address (vispd up does not build pptp access yet); unencrypted, no MPPE"}
-    try:
-        from bench.access_pptp import PptpPoint
-    except Exception as error:  # the package is another helper's work in progress
-        out["pptp_error"] = f"access.pptp not importable: {type(error).__name__}: {error}"
-        say(f"PPTP: skipped ({out['pptp_error']})")
-        return out
     point = PptpPoint(work, procs, sliver[OPENVPN_NODE], clients.ovpn_ns, clients.public_address,
                       str(_network(pool)), tag)
     raw["pptp_connect"], raw["pptp"] = [], []
@@ -432,8 +467,6 @@ def _pptp(work, procs, sliver, clients, pool, slice_prefix, loopbacks, target, a
 
 
 def _network(interface: str):
-    import ipaddress
-
     return ipaddress.IPv4Interface(interface).network
 
 

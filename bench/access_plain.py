@@ -5,6 +5,8 @@ CRL check, management socket, `topology subnet` are the same) with a PKI of its 
 `access.pki`, and a client started exactly as the vISP's client is (`openvpn --config
 PROFILE --dev NAME --dev-type tun`, the profile from `access.openvpn.client_profile`).
 The iperf3 server runs in the server namespace on the server's tunnel address.
+
+I/O (root): its own two namespaces and OpenVPN processes.
 """
 from __future__ import annotations
 

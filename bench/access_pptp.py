@@ -8,6 +8,8 @@ engine in the OpenVPN point's client host on the public underlay. The PPTP pool 
 /30 of the OpenVPN point's /28 pool, which the other slivers already route to that node
 (OpenVPN hands out the low addresses first; the PPTP server TUN's /32 to the client is more
 specific than OpenVPN's /28, so the two coexist). The link is unencrypted (no MPPE).
+
+I/O (root): pptpd and the PPP engines it starts, stopped by PID.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 one registry and stopped by PID, descendants included (pptpd forks pptpctrl and engines,
 the pptp client a call manager): their PIDs are collected from /proc before the parent
 is signalled, and any that outlive it are signalled by PID too.
+
+I/O: processes in namespaces, stopped by PID with their descendants.
 """
 from __future__ import annotations
 

@@ -52,6 +52,8 @@ lab BIRD providers, ExaBGP with vispd's helper in the egress slivers.
    (after withdrawing its big table, which keeps `down` quick), our BIRD processes by
    PID, our vbb-* namespaces by name, then the temporary directory (unless --keep). The
    last line printed is one JSON object.
+
+I/O (root): topologies, BIRD pairs and probers of its own, removed when it ends.
 """
 from __future__ import annotations
 
@@ -79,12 +81,12 @@ sys.path[0] = REPO
 
 import measure  # noqa: E402
 from dataplane.probe import ip_checksum  # noqa: E402
-from measure import rounded, say  # noqa: E402
+from measure import ratio as _ratio, rounded, say  # noqa: E402
 
 from dataplane import netns  # noqa: E402
 from compiler.daemons.bird import generated_prefixes, session_protocol  # noqa: E402
-from compiler.providers.emulated import INTERNET  # noqa: E402
-from model.naming import lab_ns, short_node_name, sliver_ns, substrate_ifname  # noqa: E402
+from compiler.providers.emulated import INTERNET, internet_device  # noqa: E402
+from model.naming import lab_ns, sliver_ns, substrate_ifname  # noqa: E402
 
 LINE = "hgline"
 SLICE = "s"
@@ -106,6 +108,10 @@ def median(values: list[float]) -> float | None:
 
 def wait_for(predicate, timeout: float, interval: float = 0.01):
     return measure.wait_for(predicate, timeout, interval)
+
+
+def ratio(ours_rate, bird_rate) -> float | None:
+    return _ratio(ours_rate, bird_rate) if ours_rate and bird_rate else None
 
 
 # -- the vispd CLI -----------------------------------------------------------------------
@@ -536,12 +542,10 @@ def sessions_up(vispd: Vispd, topology: str, where: dict[str, str]) -> bool:
     return all(vispd.neighbor(topology, node, provider).get("state") == "up" for node, provider in where.items())
 
 
-def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failovers: int) -> dict:
-    path = write(workdir, f"{LINE}.yaml", line_topology(LINE))
-    egress = {"a": "p1", "c": "p2"}
+def _up_with_prober(vispd: Vispd, path: str, cleanup: Cleanup) -> tuple["Prober", float, float, float]:
+    """Start `vispd up` and a prober in b's sliver as soon as the sliver exists; returns
+    (prober, wall-clock start, monotonic start, seconds `vispd up` took)."""
     b_ns = sliver_ns(LINE, "b", SLICE)
-    cleanup.topologies.append(LINE)
-
     wall0, t0 = time.time(), time.monotonic()
     proc = vispd.start("up", path)
     prober = None
@@ -562,9 +566,12 @@ def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failov
     cleanup.probers.append(prober)
     prober.start()
     out, err = proc.communicate(timeout=300)
-    up_cli = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"vispd up {LINE} failed: {err.strip() or out.strip()}")
+    return prober, wall0, t0, time.monotonic() - t0
+
+
+def _measure_up(vispd: Vispd, prober: "Prober", egress: dict, wall0: float, t0: float, up_cli: float) -> dict:
     if not wait_for(lambda: sessions_up(vispd, LINE, egress), timeout=60):
         raise RuntimeError(f"sessions of {LINE} not Established: {vispd.status(LINE, 'a')} {vispd.status(LINE, 'c')}")
     established = max(vispd.neighbor(LINE, n, p)["since"] for n, p in egress.items()) - wall0
@@ -579,39 +586,53 @@ def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failov
         f"first echo reply at b from {INTERNET_HOST} at "
         + (f"{first_packet:.3f} s" if first_packet else "never (60 s)")
         + f"; the lab providers' sessions to the Internet router were up at {internet_up} s")
+    return {"up_cli_s": round(up_cli, 4), "up_to_established_s": round(established, 4),
+            "up_to_first_packet_s": rounded(first_packet), "up_to_lab_internet_session_s": internet_up}
 
-    # failover
+
+def _failover_once(prober: "Prober", p1_sock: str) -> dict | None:
+    """Disable p1's session at its BIRD until traffic flows via p2, then enable it again."""
+    if not wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.02):
+        return None
+    start = time.monotonic()
+    replies_before = sorted(p for p in prober.recent_paths(0.2, start)[1] if p in RETURN)
+    birdc(p1_sock, "disable", SESSION)
+    command_s = time.monotonic() - start
+    switched = wait_for(lambda: prober.first_reply_via("p2", start), timeout=15, interval=0.002)
+    run = {"command_s": round(command_s, 4), "replies_before": replies_before}
+    if switched:
+        run["failover_s"] = round(switched - start, 4)
+        last_p1 = prober.last_reply_via("p1", switched, start)
+        run["last_reply_via_p1_s"] = round(last_p1 - start, 4) if last_p1 else None
+        run["lost"] = prober.lost_between(start - 0.05, switched)
+    else:
+        run["failover_s"] = None
+    time.sleep(0.3)
+    run["after_via"] = sorted(prober.recent_paths(0.2)[1])   # requests (p*) and replies (back-p*)
+    enable = time.monotonic()
+    birdc(p1_sock, "enable", SESSION)
+    back = wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.01)
+    first_back = prober.first_reply_via("p1", enable)
+    run["moveback_s"] = round(first_back - enable, 4) if back and first_back else None
+    return run
+
+
+def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failovers: int) -> dict:
+    path = write(workdir, f"{LINE}.yaml", line_topology(LINE))
+    egress = {"a": "p1", "c": "p2"}
+    cleanup.topologies.append(LINE)
+    prober, wall0, t0, up_cli = _up_with_prober(vispd, path, cleanup)
+    result = _measure_up(vispd, prober, egress, wall0, t0, up_cli)
     prober.add_tap("p1", lab_ns(LINE, "p1"), substrate_ifname("a", "a"))
     prober.add_tap("p2", lab_ns(LINE, "p2"), substrate_ifname("c", "c"))
-    for provider in ("p1", "p2"):   # the Internet router's device toward it, named as egress.py does
-        prober.add_tap(f"back-{provider}", lab_ns(LINE, INTERNET), "to-" + short_node_name(provider, None, 12),
-                       outgoing=True)
-    p1_sock = provider_sock(LINE, "p1")
+    for provider in ("p1", "p2"):   # the Internet router's device toward it
+        prober.add_tap(f"back-{provider}", lab_ns(LINE, INTERNET), internet_device(provider), outgoing=True)
     runs = []
     for i in range(failovers):
-        if not wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.02):
+        run = _failover_once(prober, provider_sock(LINE, "p1"))
+        if run is None:
             say(f"  failover {i + 1}: traffic is not flowing via p1 only ({prober.recent_paths(0.2)}); skipped")
             continue
-        start = time.monotonic()
-        replies_before = sorted(p for p in prober.recent_paths(0.2, start)[1] if p in RETURN)
-        birdc(p1_sock, "disable", SESSION)
-        command_s = time.monotonic() - start
-        switched = wait_for(lambda: prober.first_reply_via("p2", start), timeout=15, interval=0.002)
-        run = {"command_s": round(command_s, 4), "replies_before": replies_before}
-        if switched:
-            run["failover_s"] = round(switched - start, 4)
-            last_p1 = prober.last_reply_via("p1", switched, start)
-            run["last_reply_via_p1_s"] = round(last_p1 - start, 4) if last_p1 else None
-            run["lost"] = prober.lost_between(start - 0.05, switched)
-        else:
-            run["failover_s"] = None
-        time.sleep(0.3)
-        run["after_via"] = sorted(prober.recent_paths(0.2)[1])   # requests (p*) and replies (back-p*)
-        enable = time.monotonic()
-        birdc(p1_sock, "enable", SESSION)
-        back = wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.01)
-        first_back = prober.first_reply_via("p1", enable)
-        run["moveback_s"] = round(first_back - enable, 4) if back and first_back else None
         runs.append(run)
         say(f"  failover {i + 1}/{failovers}: " + " ".join(f"{k}={v}" for k, v in run.items()))
         time.sleep(0.5)
@@ -619,20 +640,11 @@ def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failov
     times = [r["failover_s"] for r in runs if r.get("failover_s") is not None]
     down_s = cleanup.down(LINE)
     say(f"failover: median {median(times)} s over {len(times)} runs; vispd down {LINE}: {down_s:.2f} s")
-    return {
-        "up_cli_s": round(up_cli, 4),
-        "up_to_established_s": round(established, 4),
-        "up_to_first_packet_s": rounded(first_packet),
-        "up_to_lab_internet_session_s": internet_up,
-        "failover_s": median(times),
-        "failover_runs_s": times,
-        "failover_max_s": max(times) if times else None,
-        "failover_lost_probes": [r.get("lost") for r in runs],
-        "failover_runs": runs,
-        "failover_probe_interval_s": PROBE_INTERVAL,
-        "moveback_s": median([r["moveback_s"] for r in runs if r.get("moveback_s") is not None]),
-        "down_line_s": round(down_s, 3),
-    }
+    return {**result, "failover_s": median(times), "failover_runs_s": times,
+            "failover_max_s": max(times) if times else None, "failover_lost_probes": [r.get("lost") for r in runs],
+            "failover_runs": runs, "failover_probe_interval_s": PROBE_INTERVAL,
+            "moveback_s": median([r["moveback_s"] for r in runs if r.get("moveback_s") is not None]),
+            "down_line_s": round(down_s, 3)}
 
 
 # -- 3: route ingestion ---------------------------------------------------------------------------
@@ -805,53 +817,23 @@ class Side:
         return run
 
 
-def ingest_one(vispd: Vispd, workdir: str, cleanup: Cleanup, label: str, routes: int, runs: int) -> dict:
-    name = f"hging{label}"
-    timeout = 60 + routes / 2000
-    pair = BirdPair(label, routes, workdir)
-    cleanup.pairs.append(pair)
-    pair.start()
-
-    path = write(workdir, f"{name}.yaml", ingest_topology(name, routes))
-    cleanup.topologies.append(name)
-    up_started = time.monotonic()
-    vispd.run("up", path, timeout=600)
-    up_s = time.monotonic() - up_started
-    ns = sliver_ns(name, "a", SLICE)
-    counter = FibCounter(ns)
-    cleanup.counters.append(counter)
-    p_sock = provider_sock(name, "p1")
-    # the first load, at `up` (not measured: it only tells us the baseline)
+def _first_load(vispd: Vispd, name: str, routes: int, counter: "FibCounter", timeout: float,
+                up_started: float) -> tuple[int, int, float]:
+    """Wait for the first load at `up` (not measured: it gives the baseline); returns
+    (routes installed, our baseline count, seconds since up started)."""
     if not wait_for(lambda: vispd.neighbor(name, "a", "p1").get("installed", 0) >= routes + 1, timeout=timeout,
                     interval=0.1):
         raise RuntimeError(f"{name}: first load incomplete: {vispd.neighbor(name, 'a', 'p1')}")
     first_load_s = time.monotonic() - up_started
     installed = vispd.neighbor(name, "a", "p1")["installed"]
     time.sleep(0.3)
-    ours_baseline = counter() - installed
-    cleanup.withdraw_first[name] = (p_sock, counter, ours_baseline)
-    if not wait_for(pair.loaded, timeout=timeout, interval=0.2):
-        raise RuntimeError(f"our BIRD sender ({label}) never loaded {routes} routes")
-    bird_counter = FibCounter(pair.rcv_ns)
-    cleanup.counters.append(bird_counter)
-    bird_baseline = bird_counter()
-    say(f"ingest {label}: vispd up {up_s:.2f} s, first load complete {first_load_s:.2f} s after up started; "
-        f"baselines ours {ours_baseline}, BIRD {bird_baseline}")
+    return installed, counter() - installed, first_load_s
 
-    status = vispd.status(name, "a")
-    helper_pid, exabgp_pid = status.get("pid"), vispd.daemon_pid(name, f"exabgp-{SLICE}-a")
-    provider_pid = vispd.daemon_pid(name, "bird-p1")
-    ours = Side("ours", routes, installed, p_sock, SESSION, counter, ours_baseline,
-                lambda: {"exabgp": exabgp_pid, "helper": helper_pid, "bird_snd": provider_pid})
-    bird = Side("bird", routes, routes, pair.snd_sock, "rcv", bird_counter, bird_baseline,
-                lambda: {"bird_rcv": pair.pid("rcv"), "bird_snd": pair.pid("snd")})
-    for i in range(runs):   # rounds alternate which side goes first
-        for side in ((ours, bird) if i % 2 == 0 else (bird, ours)):
-            run = side.measure(timeout)
-            say(f"  {label} run {i + 1}/{runs} {side.name:4s} " + " ".join(f"{k}={v}" for k, v in run.items()))
 
-    exabgp_hwm, helper_hwm = vm_kib(exabgp_pid, "VmHWM"), vm_kib(helper_pid, "VmHWM")
-    bird_hwm = vm_kib(pair.pid("rcv"), "VmHWM")
+def _ingest_figures(ours: "Side", bird: "Side", routes: int, pids: dict) -> dict:
+    """The ingestion figures of one size from both sides' runs."""
+    exabgp_hwm, helper_hwm = vm_kib(pids["exabgp"], "VmHWM"), vm_kib(pids["helper"], "VmHWM")
+    bird_hwm = vm_kib(pids["bird_rcv"], "VmHWM")
     ours_all = median([r["seconds"] for r in ours.complete()])
     bird_all = median([r["seconds"] for r in bird.complete()])
     ours_t99 = median([r["t99_s"] for r in ours.complete()])
@@ -860,12 +842,10 @@ def ingest_one(vispd: Vispd, workdir: str, cleanup: Cleanup, label: str, routes:
     def rate(count: float, seconds: float | None) -> int | None:
         return round(count / seconds) if seconds else None
 
-    def ratio(ours_rate, bird_rate):
-        return round(ours_rate / bird_rate, 3) if ours_rate and bird_rate else None
-
-    def cpu_us_per_route(side: Side, process: str) -> float | None:
+    def cpu_us_per_route(side: "Side", process: str) -> float | None:
         return median([r["cpu_s"][process] * 1e6 / routes for r in side.complete()])
-    result = {
+
+    return {
         "routes": routes,
         "ours_s": ours_all, "bird_s": bird_all,
         "ours_t99_s": ours_t99, "bird_t99_s": bird_t99,
@@ -882,16 +862,51 @@ def ingest_one(vispd: Vispd, workdir: str, cleanup: Cleanup, label: str, routes:
         "cpu_us_per_route": {"exabgp": cpu_us_per_route(ours, "exabgp"), "helper": cpu_us_per_route(ours, "helper"),
                              "provider_bird": cpu_us_per_route(ours, "bird_snd"),
                              "bird_rcv": cpu_us_per_route(bird, "bird_rcv"), "bird_snd": cpu_us_per_route(bird, "bird_snd")},
-        "up_s": round(up_s, 3), "first_load_s": round(first_load_s, 3),
     }
-    say(f"ingest {label}: to 99%: ours {ours_t99} s, BIRD {bird_t99} s, ratio {result['ratio_t99']}; "
-        f"to 100%: ours {ours_all} s ({result['ours_routes_per_s']} routes/s), BIRD {bird_all} s "
+
+
+def ingest_one(vispd: Vispd, workdir: str, cleanup: Cleanup, label: str, routes: int, runs: int) -> dict:
+    name = f"hging{label}"
+    timeout = 60 + routes / 2000
+    pair = BirdPair(label, routes, workdir)
+    cleanup.pairs.append(pair)
+    pair.start()
+    path = write(workdir, f"{name}.yaml", ingest_topology(name, routes))
+    cleanup.topologies.append(name)
+    up_started = time.monotonic()
+    vispd.run("up", path, timeout=600)
+    up_s = time.monotonic() - up_started
+    counter = FibCounter(sliver_ns(name, "a", SLICE))
+    cleanup.counters.append(counter)
+    p_sock = provider_sock(name, "p1")
+    installed, ours_baseline, first_load_s = _first_load(vispd, name, routes, counter, timeout, up_started)
+    cleanup.withdraw_first[name] = (p_sock, counter, ours_baseline)
+    if not wait_for(pair.loaded, timeout=timeout, interval=0.2):
+        raise RuntimeError(f"our BIRD sender ({label}) never loaded {routes} routes")
+    bird_counter = FibCounter(pair.rcv_ns)
+    cleanup.counters.append(bird_counter)
+    bird_baseline = bird_counter()
+    say(f"ingest {label}: vispd up {up_s:.2f} s, first load complete {first_load_s:.2f} s after up started; "
+        f"baselines ours {ours_baseline}, BIRD {bird_baseline}")
+    pids = {"helper": vispd.status(name, "a").get("pid"), "exabgp": vispd.daemon_pid(name, f"exabgp-{SLICE}-a"),
+            "provider": vispd.daemon_pid(name, "bird-p1"), "bird_rcv": pair.pid("rcv")}
+    ours = Side("ours", routes, installed, p_sock, SESSION, counter, ours_baseline,
+                lambda: {"exabgp": pids["exabgp"], "helper": pids["helper"], "bird_snd": pids["provider"]})
+    bird = Side("bird", routes, routes, pair.snd_sock, "rcv", bird_counter, bird_baseline,
+                lambda: {"bird_rcv": pair.pid("rcv"), "bird_snd": pair.pid("snd")})
+    for i in range(runs):   # rounds alternate which side goes first
+        for side in ((ours, bird) if i % 2 == 0 else (bird, ours)):
+            run = side.measure(timeout)
+            say(f"  {label} run {i + 1}/{runs} {side.name:4s} " + " ".join(f"{k}={v}" for k, v in run.items()))
+    result = {**_ingest_figures(ours, bird, routes, pids), "up_s": round(up_s, 3), "first_load_s": round(first_load_s, 3)}
+    say(f"ingest {label}: to 99%: ours {result['ours_t99_s']} s, BIRD {result['bird_t99_s']} s, ratio {result['ratio_t99']}; "
+        f"to 100%: ours {result['ours_s']} s ({result['ours_routes_per_s']} routes/s), BIRD {result['bird_s']} s "
         f"({result['bird_routes_per_s']} routes/s), ratio {result['ratio_all']}; tail-stalled runs "
         f"{result['tail_stalled_runs']}; peak RSS ExaBGP {result['exabgp_hwm_mib']} MiB + helper "
         f"{result['helper_hwm_mib']} MiB = {result['rss_mib']} MiB (BIRD receiver {result['bird_rcv_hwm_mib']} MiB); "
         f"CPU µs/route {result['cpu_us_per_route']}")
-    counter.close()
-    bird_counter.close()
+    for c in (counter, bird_counter):
+        c.close()
     cleanup.counters = [c for c in cleanup.counters if c not in (counter, bird_counter)]
     pair.stop()
     cleanup.pairs.remove(pair)

@@ -3,6 +3,8 @@
 Per namespace: devices other than lo, IPv4 addresses other than 127.0.0.1, permanent
 neighbours, routes with protocol 77, HTB root qdiscs, HTB classes, tc filters (as netlink
 dump entries: u32 also lists its hash tables, the same on both sides), nftables tables.
+
+I/O: reads the kernel's objects in the given namespaces (changes nothing).
 """
 from __future__ import annotations
 

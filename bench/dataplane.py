@@ -38,6 +38,8 @@
    up, re-up and down of hb100.
 3. Everything is removed in a `finally`: vispd down for the hb* topologies, the vbp-*
    namespaces by name, iperf3 servers by PID. The last line printed is one JSON object.
+
+I/O (root): topologies and namespaces of its own, removed when it ends.
 """
 from __future__ import annotations
 

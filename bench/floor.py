@@ -21,6 +21,8 @@ processed in an order where each veth's creating end comes before its peer end, 
 namespace is reached every device it holds exists and its macvlans can be stacked at once.
 Processes (`Daemon` resources: BIRD, ExaBGP) are not kernel objects and have no floor: a
 plan that has them is refused (the bench strips providers and egress from its topologies).
+
+I/O (root): creates and removes its own `vbp-` namespaces.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Every process is started through `ip netns exec` (which execs in place, so the P
 is iperf3's own) and stopped by that PID. The client is pinned to CPU 0 and the server to
 CPU 1 (`-A`), so on a two-core machine the sender, and the kernel forwarding that runs in
 its softirq context, share one core while the receiver has the other, on both paths alike.
+
+I/O: iperf3 processes in namespaces, stopped by PID.
 """
 from __future__ import annotations
 

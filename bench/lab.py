@@ -22,6 +22,8 @@
 3. Everything is torn down in a `finally` (Lab.stop: host shells by PID, then `vispd down`).
    The last line printed is one JSON object with at least `mininet_vs_netns_build_ratio`,
    `static_reconverge_ms`, `ospf_reconverge_ms`.
+
+I/O (root): Mininet labs and topologies of its own, removed when it ends.
 """
 from __future__ import annotations
 

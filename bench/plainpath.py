@@ -7,6 +7,8 @@ end carries what the packet meets on the sliced path's substrate device: HTB roo
 1:1 at the link capacity and a leaf class 1:10 at the slice's guarantee with the capacity as
 ceiling (the root's `default 10` puts every packet in it, where the sliced path needs a u32
 source-MAC filter: that filter is part of what slicing costs).
+
+I/O (root): creates and removes its own namespaces.
 """
 from __future__ import annotations
 

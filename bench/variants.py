@@ -8,6 +8,8 @@ after, from the plan, exactly as vispd renders it:
   path's (no u32 source-MAC filters, `default 10` into a single guarantee class).
 
 What is left in the last one is macvlan demultiplexing alone.
+
+I/O (root): changes the guard and filters of a topology the bench built.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ be cheap enough to send often: no process per command.
 The protocol: BIRD greets with `0001 BIRD x.y ready.`; each command is one line; a reply is
 lines of a 4-digit code followed by `-` (more follows) or a space (last line), or lines
 starting with a space (continuations). Codes 8000 and up are errors.
+
+I/O: one UNIX socket connection per command.
 """
 from __future__ import annotations
 

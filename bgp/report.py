@@ -1,6 +1,9 @@
 """What the helper tells the outside world, and how: the log (stderr, which ExaBGP passes on,
 plus the configured log file when stderr is not already that file), session notices on a
-UNIX datagram socket, and the status file (JSON, replaced atomically, rate-limited)."""
+UNIX datagram socket, and the status file (JSON, replaced atomically, rate-limited).
+
+I/O: the log, a datagram socket and the status file.
+"""
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,8 @@ The stages run in order — YAML syntax, schema, semantics — and a stage runs 
 previous one found nothing, because semantic checks on a half-parsed file would report
 mistakes that are only echoes of the first ones. Nothing here touches the kernel;
 `load_topology` is what every command calls before doing anything.
+
+Pure, but for reading the file it is given.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Each daemon has, in the topology's run directory, its configuration files, `NAME
 (stdout and stderr). A daemon is started without daemonising, in its own session, inside
 its network namespace, and stopped by the PID vispd recorded — and only if that PID still
 runs in the namespace vispd started it in, so a recycled PID is never signalled.
+
+I/O: processes, PID files and configuration files in the run directory.
 """
 from __future__ import annotations
 

@@ -7,7 +7,10 @@ the kernel reports a failed message anyway, so the errors are read back, matched
 prefixes by sequence number, and returned. Every route carries our protocol number and metric;
 deletions match on both, so this module can never remove a route it did not make, and our
 metric (non-zero) keeps a `replace` from overwriting a metric-0 route that vispd or the kernel
-owns for the same prefix."""
+owns for the same prefix.
+
+I/O: netlink, in the calling thread's namespace.
+"""
 from __future__ import annotations
 
 import errno as errno_module

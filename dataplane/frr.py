@@ -6,6 +6,8 @@ provider's namespace (vispd starts it as a Daemon, stopped by PID): it copies
 frr, which the daemons run as), starts zebra, waits for its zserv socket, starts bgpd,
 and stays until either exits or it is told to stop (SIGTERM), then stops both.
 `vtysh --vty_socket DIR` talks to the router.
+
+I/O: the zebra and bgpd processes and their files.
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ It writes the ownership markers that `dataplane.observe` reads back:
 `KernelHost` keeps per-namespace sockets and caches (ifindexes, markers) for one command;
 `MininetHost` (dataplane.mininet_backend) overrides only how a namespace and a veth pair
 come to exist.
+
+I/O: the kernel and processes, for one topology.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ owned namespaces), and dispatches every step to its resource kind's recipe throu
 registry `compiler.resources.RESOURCE_KINDS` — it never looks at a kind's name.
 
 Nothing without a vispd marker is ever reported, changed or deleted.
+
+I/O, through its KernelHost.
 """
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ Mininet's own cleanup (`mn -c`) is never used: it kills every mnexec and deletes
 `*-eth*` link on the machine. Hosts are stopped by PID (`stop_hosts`), and each shell's
 PID is recorded in the topology's state (`lab-shells`) so `vispd down` can stop the shells
 of a lab whose process died.
+
+I/O: Mininet hosts (shells) and links, stopped by PID.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ costs about 0.3 ms where forking a helper (pyroute2's netns.create, `ip netns ad
 2-5 ms; namespaces made here are ordinary `ip netns` namespaces. `entered(name)` switches
 the calling thread into a namespace for a block: sockets opened and processes forked there
 live in that namespace.
+
+I/O: mounts under /run/netns and setns of the calling thread.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Ownership is recognised by the markers `dataplane.host.KernelHost` writes: `lo`'
 (or the state journal) for namespaces, each device's ifalias, route protocol 77 for
 routes; addresses and neighbours count only on owned devices. Which of it matches the plan
 is each resource kind's call (`observe` in compiler.resources); this module only reads.
+
+I/O: reads the kernel through the host's sockets (changes nothing).
 """
 from __future__ import annotations
 

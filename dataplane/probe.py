@@ -13,6 +13,8 @@ rest of vispd. Each prints JSON on stdout.
         [--taps IF=SRC,..]   UDP unicast to the given addresses, broadcast and multicast
         out every interface, broadcast and multicast frames written into the TAPs, and
         control datagrams to the neighbours; every payload is `M|kind|S|N|detail`.
+
+I/O: sockets in the sliver it runs in.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ pyroute2 spends about a millisecond per request encoding, decoding and running i
 loop; these messages are fixed-layout, so they are packed with `struct` here and each
 is acknowledged before the next (errors come back with the device named). The socket
 belongs to the namespace it was opened in.
+
+I/O: one netlink socket in the namespace it was opened in.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Mininet hosts are interactive shells (they ignore SIGTERM) holding a namespace vispd
 names; their PIDs and start times are recorded in the topology's state so `vispd down`
 stops exactly those processes, even when the lab's own process died.
+
+I/O: the record file and signals to the recorded PIDs.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ systems and containers sometimes leave 0600. When a topology has pseudo-devices,
 sets the distribution default and records the original mode machine-wide (in /run/vispd);
 `restore_access` puts it back once no vispd namespace is left on the machine, whichever
 state directory the topologies were built from.
+
+I/O: the mode of /dev/net/tun and a record file under /run/vispd.
 """
 from __future__ import annotations
 

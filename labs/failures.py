@@ -8,6 +8,8 @@ failure-and-recovery cycle of a substrate link for several slices at once, and
 
 Times are `time.monotonic()` seconds, as in labs/lablib.py (whose `Pinger` and
 `event_figures` this builds on) and `linkstate.LinkChange`.
+
+I/O: link changes and probes inside a lab.
 """
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ them by the moment each interval line arrives (it flushes at every interval).
 
 Processes are started in the lab's hosts with `lab.popen` (not daemonised) and stopped by
 their PID; nothing here ever kills by name.
+
+I/O: processes in lab hosts, report files.
 """
 from __future__ import annotations
 

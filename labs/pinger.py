@@ -16,6 +16,8 @@ Unlike `ping -D`, whose timestamps are taken when a reply is *printed* (late whe
 waits for the CPU) and which does not say when each request left, every time here is taken
 at the event itself. The caller runs it with real-time priority (`chrt -f`), so that
 neither schedule nor timestamps depend on the load of the machine. Stops on SIGINT/SIGTERM.
+
+I/O: raw ICMP sockets in the lab host it runs in.
 """
 from __future__ import annotations
 

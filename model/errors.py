@@ -2,6 +2,8 @@
 
 Owns the `SourceMark` (where a value came from) and `TopologyError`, which carries
 several `Problem`s so that one run reports every mistake it found, not just the first.
+
+Pure.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ them, so `cost: true` or `asn: "64512"` is a mistake rather than a 1 or a number
 kebab-case in YAML. Objects do not hold their source position themselves; `Topology.source`
 (a `SourceMap`) answers "where was `slices[1].links[0]` written" for every path, which is
 what errors cite.
+
+Pure.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Bandwidth is always bits per second, decimal prefixes (as tc and carriers use th
 A bare number is rejected: the unit must be written. An optional `bit`, `bps`, `b` and
 `/s` may follow the prefix (`1Gb/s` is 1 Gbit/s); an upper-case `B` means bytes and is
 rejected with the equivalent in bits, since a factor of 8 is too easy to get wrong.
+
+Pure.
 """
 from __future__ import annotations
 

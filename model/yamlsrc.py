@@ -5,6 +5,8 @@ marks), turns it into plain Python values and a `SourceMap` from value paths suc
 `("slices", 0, "nodes", 2)` to the `SourceMark` of that value (and, with a `"<key>"`
 suffix, of its key). Duplicate mapping keys are errors here, since PyYAML silently keeps
 the last one.
+
+Pure, but for reading the file it is given.
 """
 from __future__ import annotations
 

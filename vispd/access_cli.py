@@ -1,7 +1,10 @@
 """`vispd access profile` and `vispd access revoke`: what a remote user needs, and taking
 it away again — each through the user's access type (compiler.access_types), with the
 topology's credential store (access.credentials) and, for revocation, the servers'
-management sockets (access.openvpn): other clients never notice."""
+management sockets (access.openvpn): other clients never notice.
+
+I/O: the credential store and the servers' management sockets.
+"""
 from __future__ import annotations
 
 from access import openvpn

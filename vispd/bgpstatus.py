@@ -4,6 +4,8 @@ Session figures come from the status files the ExaBGP helpers keep in the run di
 (state, uptime, prefixes received/accepted/installed, max-prefix, announced and refused
 announcements); routes are read from the sliver's kernel table, labelled by who put them
 there (route protocol: 77 vispd's static routes, 78 BGP, 79 the egress manager).
+
+I/O: reads status files and a sliver's routing table.
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ This module owns what is checked and how it is judged; `dataplane.probe` owns th
 
 Every probe runs in parallel with the others of its phase, is bounded by a deadline, and is
 killed by PID when the phase ends.
+
+I/O (root): probe processes in every sliver.
 """
 from __future__ import annotations
 

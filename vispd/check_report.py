@@ -1,4 +1,7 @@
-"""What `vispd check` found: per-phase results, their human lines and their JSON."""
+"""What `vispd check` found: per-phase results, their human lines and their JSON.
+
+Pure.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,8 @@
 
 Exit codes: 0 success, 1 a check failed or the kernel refused, 2 bad input (topology errors
 as FILE:LINE:COL lines, unknown topology, bad usage).
+
+I/O through the application's modules.
 """
 from __future__ import annotations
 

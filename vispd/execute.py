@@ -5,6 +5,8 @@ slice's uid/gid, no supplementary groups, no inheritable capabilities, no_new_pr
 non-root uid holds no capabilities, and no_new_privs keeps file capabilities such as
 ping's cap_net_raw from being granted, so ping falls back to ICMP datagram sockets), then execs
 the program in place of vispd. `--root` skips setpriv: operators only.
+
+I/O: replaces the process with the command in the sliver.
 """
 from __future__ import annotations
 

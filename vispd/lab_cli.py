@@ -5,6 +5,8 @@ the first word are replaced by the host's address, a sliver's being its loopback
 the CLI adds `hosts`, `status`, `check`, `routes SLICE NODE`, `linkdown A B`, `linkup A B`
 and `bgp`. `--script FILE` runs the commands of FILE (one per line, `#` comments) instead
 of prompting, and the exit status says whether every vispd command in it succeeded.
+
+I/O: a Mininet CLI over a built lab.
 """
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ link (dataplane.mininet_backend), with `backend="netns"` it is exactly `vispd up
 have readable names (vispd.naming.host_names): `seattle` (node), `plb-seattle` (sliver),
 `mae-east`, `internet`, `public` (lab hosts). `stop()` removes everything: host shells
 stopped by PID, then `vispd down`'s removal (never Mininet's `mn -c`).
+
+I/O (root): Mininet hosts and links, through the engine.
 """
 from __future__ import annotations
 

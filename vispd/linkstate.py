@@ -1,6 +1,9 @@
 """`vispd link down|up`: take a substrate link down for real, or bring it back, and apply
 only what that changes. Failed links are controller state (the topology's `failed-links`
-file), recorded before the kernel is touched, which the planner takes as input."""
+file), recorded before the kernel is touched, which the planner takes as input.
+
+I/O: the failed-links state and the kernel, through a backend.
+"""
 from __future__ import annotations
 
 import time

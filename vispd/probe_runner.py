@@ -1,7 +1,10 @@
 """Running `dataplane.probe` programs inside slivers for `vispd check`: one process per
 sliver and phase, as the slice's user (or root for sniffers), all in parallel, each
 bounded by a deadline and killed by PID when its phase ends; their JSON results read
-back without blocking on any one of them."""
+back without blocking on any one of them.
+
+I/O: processes in slivers, stopped by PID.
+"""
 from __future__ import annotations
 
 import json

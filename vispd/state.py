@@ -5,6 +5,8 @@ name the topology instead of the file), `namespaces` (a journal: every namespace
 began to create, written *before* creating it, so a crash never leaves one unowned) and
 `lock` (serialises commands on one topology). STATE_DIR is $VISPD_STATE_DIR or
 /var/lib/vispd.
+
+I/O: files under the state directory.
 """
 from __future__ import annotations
 

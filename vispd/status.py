@@ -1,5 +1,8 @@
 """`vispd status`: what is up for a topology, per node and sliver, and whether it matches
-the plan (the diff between the kernel and the plan is empty)."""
+the plan (the diff between the kernel and the plan is empty).
+
+I/O: observes the kernel (changes nothing).
+"""
 from __future__ import annotations
 
 from collections import Counter

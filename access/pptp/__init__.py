@@ -6,6 +6,8 @@ kernel has no PPP, this package is the PPP that runs over their ptys: async HDLC
 composed per link in `session` on top of the shared automaton in `fsm`; `engine` is the
 process (pty, TUN, relay), `tun` the device, `config` its JSON, and `launch` the contract
 the planner uses: `server_files`, `server_command`, `client_command`.
+
+I/O lives in `engine`, `relay`, `tun` and `greguard`; the protocol modules are pure.
 """
 from .launch import client_command, server_command, server_files
 

@@ -15,6 +15,8 @@ Owns the process: arguments, configuration, logging, the pty's raw mode, the ppt
 watching pptpd (its calls must end when pptpd is stopped by PID: pptpd leaves them
 running), and the GRE guard; the event loop is `relay.Relay`. There is no MPPE: every link
 is logged as UNENCRYPTED. VISPD_PPTP_PROFILE=DIR writes a cProfile per engine.
+
+I/O: the process, its pty and its TUN.
 """
 from __future__ import annotations
 

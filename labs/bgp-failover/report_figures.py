@@ -1,6 +1,9 @@
 """bgp-failover's figures and plot, computed from a finished run (run.py's `Run`): losses and
 loss windows around each event, the path per phase, the TCP flow around the switches,
-per-cycle and summary figures, and the matplotlib figure."""
+per-cycle and summary figures, and the matplotlib figure.
+
+Pure but for writing the plot.
+"""
 from __future__ import annotations
 
 import os

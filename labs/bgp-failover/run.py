@@ -15,6 +15,8 @@ primary provider pings the Internet host every 10 ms and pushes a rate-limited T
 Each cycle disables the slice's session at the primary provider's BIRD (`birdc disable
 slice_SLICE`: a real BGP Cease toward the vISP's ExaBGP), holds it down, enables it again
 and waits until the route is back. Figures and a plot go to the report directory.
+
+I/O (root): builds the lab, measures, tears it down.
 """
 from __future__ import annotations
 

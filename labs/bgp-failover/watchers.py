@@ -1,7 +1,10 @@
 """bgp-failover's observers: the route every sliver would use toward the Internet host,
 polled through netlink in each namespace (RouteWatcher, with the paths and loops those
 routes make), and byte counters of the providers' and the Internet router's devices
-(CounterSampler). Both are threads that only record; run.py starts and stops them."""
+(CounterSampler). Both are threads that only record; run.py starts and stops them.
+
+I/O: threads reading routes and sockets inside the lab's namespaces.
+"""
 from __future__ import annotations
 
 import contextlib

@@ -1,6 +1,9 @@
 """client-access's OpenVPN client side: the client process in the client host with its
 output timestamped as it comes (`Client`), and the addresses and routes of a namespace
-read over netlink (`Addresses`)."""
+read over netlink (`Addresses`).
+
+I/O: the client process in the lab's client host.
+"""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,7 @@
-"""client-access's plot: connect times, RTT distributions and throughputs of a finished run."""
+"""client-access's plot: connect times, RTT distributions and throughputs of a finished run.
+
+Pure but for writing the plot.
+"""
 from __future__ import annotations
 
 import lablib  # (run.py put labs/ on sys.path)

@@ -20,6 +20,8 @@ underlay (outside the vISP). Then:
   * refusals: a client with a certificate from another CA (same user name), and the user
     revoked with `vispd access revoke` while connected (how long until the live session is
     closed), then reconnecting with the revoked certificate.
+
+I/O (root): builds the lab, measures, tears it down.
 """
 from __future__ import annotations
 

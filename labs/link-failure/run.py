@@ -7,6 +7,8 @@ while the Kansas City-Indianapolis link, on their least-cost path, fails and rec
 Writes figures.json and plot.png to --out (default labs/link-failure/report).
 
     python3 labs/link-failure/run.py [--short]
+
+I/O (root): builds the lab, measures, tears it down.
 """
 from __future__ import annotations
 

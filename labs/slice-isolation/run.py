@@ -8,6 +8,8 @@ links. Both receivers' rates are recorded every 0.1 s. Writes figures.json and p
 --out (default labs/slice-isolation/report).
 
     python3 labs/slice-isolation/run.py [--short]
+
+I/O (root): builds the lab, measures, tears it down.
 """
 from __future__ import annotations
 
