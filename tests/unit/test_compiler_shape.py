@@ -4,7 +4,6 @@ registry only."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
