@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
 
 from access.pptp import launch
 
@@ -98,7 +99,5 @@ def _state(path: str) -> str | None:
 
 
 def _listening(ns: str) -> str:
-    import subprocess
-
     return subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htln", "sport = :1723"], capture_output=True,
                           text=True).stdout

@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from compiler.routing import next_hops, slice_graph
+
 if __package__:
     from .lablib import Pinger, Sample, answered, event_figures, steady_ttl
 else:  # labs/NAME/run.py puts labs/ on sys.path
@@ -26,8 +28,6 @@ else:  # labs/NAME/run.py puts labs/ on sys.path
 def path_nodes(topo, slice_name: str, src: str, dst: str, failed=()) -> list[str]:
     """The least-cost node path of a slice from src to dst (vispd's tie-breaking), with the
     links in `failed` ((a, b) pairs) taken out; [] when unreachable."""
-    from compiler.routing import next_hops, slice_graph
-
     sl = topo.slice(slice_name)
     dead = {tuple(sorted(f)) for f in failed}
     graph = slice_graph(topo.slice_nodes(sl), [lk for lk in topo.slice_links(sl) if lk.key not in dead])

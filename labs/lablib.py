@@ -45,6 +45,7 @@ if ROOT not in sys.path:  # vispd and dataplane, when run as `python3 labs/NAME/
 
 import measure  # noqa: E402
 from measure import say, wait_for  # noqa: E402,F401  (the labs' shared measuring helpers)
+from dataplane.netns import alive as process_alive  # noqa: E402
 
 
 # -- arguments ---------------------------------------------------------------------------
@@ -434,8 +435,6 @@ def median(values):
 
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
-    from dataplane.netns import alive as process_alive
-
     return process_alive(pid)
 
 

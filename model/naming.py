@@ -8,6 +8,7 @@ hash of what they identify, so the same YAML always yields the same addresses.
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 IFNAMSIZ = 15
 NS_PREFIX = "vispd."
@@ -92,8 +93,6 @@ def spread_by_name(names: list[str], base: int, span: int, taken: set[int] = fro
     """Give each name a number in [base, base+span) derived from the name alone (crc32),
     probing upward on a clash (names taken in sorted order, so the result does not depend
     on declaration order). Used for slice uids and HTB class ids."""
-    import zlib
-
     used = set(taken)
     result = {}
     for name in sorted(names):

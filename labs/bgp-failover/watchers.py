@@ -13,6 +13,8 @@ import threading
 import time
 
 from dataplane import netns  # (run.py put the repository on sys.path)
+from model.naming import host_names
+from pyroute2 import IPRoute
 
 PROBE_INTERVAL = 0.01   # s between echo requests
 ROUTE_POLL = 0.005      # s between route look-ups in the sliver
@@ -51,8 +53,6 @@ class RouteWatcher(threading.Thread):
             raise RuntimeError(f"cannot watch routes: {self.error}")
 
     def run(self) -> None:
-        from pyroute2 import IPRoute
-
         sockets = {}
         try:
             for host, ns in self.namespaces.items():
@@ -130,8 +130,6 @@ class RouteWatcher(threading.Thread):
 
 def owners(plan) -> dict[str, str]:
     """Interface address -> the readable host that holds it (slivers and lab hosts)."""
-    from model.naming import host_names
-
     names = host_names(plan.namespaces())
     return {r.cidr.split("/")[0]: names.get(r.ns, r.ns) for r in plan.resources
             if r.KIND == "address" and r.ifname != "lo"}

@@ -14,6 +14,7 @@ import threading
 import time
 
 from dataplane import netns  # (run.py put the repository on sys.path)
+from pyroute2 import IPRoute
 
 
 class Addresses:
@@ -21,8 +22,6 @@ class Addresses:
     the thread that opened it)."""
 
     def __init__(self, ns: str):
-        from pyroute2 import IPRoute
-
         with netns.entered(ns):
             self.ipr = IPRoute()
 

@@ -32,12 +32,16 @@ import statistics
 import subprocess
 import sys
 import time
+import shutil
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[0:1] = [REPO, os.path.dirname(HERE), HERE]
 
 import lablib  # noqa: E402
+import networkx as nx  # noqa: E402
+from access import pki  # noqa: E402
 from lablib import alive, say, wait_for  # noqa: E402
 import failures  # noqa: E402
 from client import Addresses, Client  # noqa: E402
@@ -105,8 +109,6 @@ class Run:
 
     def farthest_sliver(self) -> str:
         """The slice's sliver farthest (IGP cost) from the access point."""
-        import networkx as nx
-
         sl = self.topo.slice(self.slice)
         graph = nx.Graph()
         for link in self.topo.slice_links(sl):
@@ -313,8 +315,6 @@ class Run:
 
     def rogue_profile(self, profile: str) -> str:
         """The user's profile with a certificate and key from another CA (same user name)."""
-        from access import pki
-
         rogue_dir = os.path.join(self.workdir, "rogue-pki")
         pki.ensure_ca(rogue_dir, "rogue")
         pki.ensure_client(rogue_dir, self.args.user)
@@ -369,8 +369,6 @@ def extra_args(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tempfile
-
     args = lablib.parse_args("client-access", __doc__, argv, extra=extra_args)
     lablib.require_root()
     settings = dict(SHORT if args.short else FULL)
@@ -398,8 +396,6 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None:
             run.stop()
         lab.stop()
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     figs["leftovers"] = {"namespaces": lablib.namespaces_of(name),
                          "processes": [pid for pid in run.pids if alive(pid)]}

@@ -21,6 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lablib  # noqa: E402
 from measure import percentile  # noqa: E402
+from model.units import parse_bandwidth  # noqa: E402
 
 SRC, DST = "seattle", "kansas-city"
 FLOOD, STEADY = "flood", "steady"
@@ -41,8 +42,6 @@ def mbps(value: float | None) -> float | None:
 
 def per_stream(rate: str, streams: int) -> str:
     """iperf3's -b is per stream: the total split over `streams`, in bit/s."""
-    from model.units import parse_bandwidth
-
     return str(parse_bandwidth(rate) // streams)
 
 
