@@ -104,7 +104,7 @@ class PlanContext:
         self.prefixes = allocate_slice_prefixes(topo)
         explicit = {sl.uid for sl in topo.slices if sl.uid is not None}
         defaults = spread_by_name([sl.name for sl in topo.slices if sl.uid is None], DEFAULT_UID_BASE,
-                                  UID_SPAN, explicit)
+                                  UID_SPAN, explicit | runtime.taken_ids)
         self.uids = {sl.name: sl.uid if sl.uid is not None else defaults[sl.name] for sl in topo.slices}
         self.class_ids = spread_by_name([sl.name for sl in topo.slices], SLICE_CLASS_BASE, CLASS_SPAN)
 

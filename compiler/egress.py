@@ -137,6 +137,7 @@ def _exabgp_daemon(ctx: PlanContext, slice_name: str, node: str, sessions: list[
                                project_root=runtime.project_root)
     return Daemon(node=node, ns=ctx.sliver_ns(node, slice_name), name=stem, argv=tuple(argv),
                   env=tuple(sorted(env.items())),
+                  listens=tuple(("tcp", n["local_address"], 179) for n in config["neighbors"]),
                   files=((f"{stem}.json", json.dumps(config, indent=1, sort_keys=True)),
                          (f"{stem}.conf", exabgp.render(config, config_path, python=runtime.python))))
 
@@ -176,4 +177,5 @@ def _egress_manager(ctx: PlanContext, sessions: list[Session]) -> Daemon:
     return Daemon(node="", ns="", name="egress-manager",
                   argv=runtime.module_command("bgp.egress_manager", "--config", runtime.run_file("egress-manager.json")),
                   env=runtime.module_env(), reload_signal=signal.SIGHUP,
+                  listens=(("unix", config["event_socket"], 0),),
                   files=(("egress-manager.json", json.dumps(config, indent=1, sort_keys=True)),))

@@ -1,7 +1,8 @@
 """Everything machine-specific a plan depends on (pure data): the interpreter that runs
 vispd's own daemons, where the project lives (their PYTHONPATH), and where a topology's
 files go. The compiler takes it as a value, so the same topology compiles to the same plan
-on every machine, apart from these fields; the application makes it from the machine it
+on every machine, apart from these fields (default slice uids step around the machine's
+accounts); the application makes it from the machine it
 runs on (vispd.state.machine_runtime).
 """
 from __future__ import annotations
@@ -20,13 +21,15 @@ class Runtime:
     state_dir: str  # the topology's state: credentials (PKI, keys, passwords)
     run_dir: str  # daemons' configuration, PID and log files
     sock_dir: str  # daemons' control sockets (kept short)
+    taken_ids: frozenset[int] = frozenset()  # this machine's account and group ids: default uids avoid them
 
     @classmethod
     def for_topology(cls, topology: str, python: str = "python3", project_root: str = "",
-                     state_root: str = DEFAULT_STATE_ROOT) -> "Runtime":
+                     state_root: str = DEFAULT_STATE_ROOT, taken_ids: frozenset[int] = frozenset()) -> "Runtime":
         state_dir = os.path.join(state_root, topology)
         return cls(python=python, project_root=project_root, state_dir=state_dir,
-                   run_dir=os.path.join(state_dir, "run"), sock_dir=f"{SOCKET_ROOT}/{topology}")
+                   run_dir=os.path.join(state_dir, "run"), sock_dir=f"{SOCKET_ROOT}/{topology}",
+                   taken_ids=frozenset(taken_ids))
 
     def module_command(self, module: str, *args: str) -> tuple[str, ...]:
         """argv that runs one of the project's modules as a program."""

@@ -28,7 +28,7 @@ from compiler.resources import VISPD_RTPROTO, owner_marker
 from compiler.resources.host import RunningDaemon
 from model.errors import VispdError
 
-from . import netns
+from . import netns, sockets
 from .daemons import DaemonDirectory
 from .fib import Fib
 from .rtnl import RawLinks
@@ -241,6 +241,20 @@ class KernelHost:
 
     def daemon_stop(self, name: str) -> None:
         self.daemons.stop(name)
+
+    def daemon_missing(self, name: str, ns: str, listens) -> list:
+        if not listens:
+            return []
+        running = self.daemons.running(name)
+        if running is None:
+            return list(listens)
+        return sockets.missing(ns, running.pid, listens)
+
+    def daemon_log(self, name: str) -> str:
+        return self.daemons.path(f"{name}.log")
+
+    def port_holders(self, ns: str, listen) -> list[tuple[int, str]]:
+        return sockets.holders(ns, listen)
 
     def daemons_running(self) -> list[RunningDaemon]:
         found = []

@@ -41,6 +41,10 @@ def speaker_statuses(plan) -> list[dict]:
     return result
 
 
+def is_up(neighbor: dict) -> bool:
+    return str(neighbor.get("state", "")).lower() in ("up", "established")
+
+
 def render_bgp_status(statuses: list[dict]) -> str:
     lines = [f"{'slice':<10} {'node':<12} {'provider':<10} {'state':<12} {'uptime':>8} "
              f"{'received':>9} {'installed':>9}  announced"]
@@ -50,7 +54,7 @@ def render_bgp_status(statuses: list[dict]) -> str:
         neighbors = status.get("neighbors", {})
         items = neighbors.values() if isinstance(neighbors, dict) else neighbors
         for n in items:
-            up = str(n.get("state", "")).lower() in ("up", "established")
+            up = is_up(n)
             uptime = f"{now - n['since']:.0f}s" if up and n.get("since") else "-"
             flag = " (max-prefix reached)" if n.get("max_prefix_exceeded") else ""
             lines.append(f"{status['slice']:<10} {status['node']:<12} {n.get('name', '?'):<10} "

@@ -35,6 +35,7 @@ import networkx as nx
 
 from dataplane import netns
 
+from .check_bgp import bgp_phase
 from .check_report import CrossPing, EgressReach, Isolation, Reach, Report
 from compiler.plan import Plan, SliverInfo
 from .probe_runner import Probe, Probes, collect, wait_ready
@@ -370,6 +371,7 @@ def run_checks(plan: Plan, timeout: float = 2.0, converge: float = 30.0) -> Repo
         report.errors += [f"sliver {ns} does not exist: run `vispd up {plan.topology}` first" for ns in missing]
         return report
     layout = Layout.of(plan)
+    bgp_phase(plan, report, converge)
     ping_phase(layout, report, timeout, converge)
     egress_phase(plan, layout, report, timeout, converge)
     isolation_phase(layout, report, timeout)

@@ -88,6 +88,26 @@ class EgressReach:
 
 
 @dataclass
+class SessionCheck:
+    """The BGP sessions of one speaker (a slice's egress sliver, or a border router)."""
+
+    slice: str
+    node: str
+    sessions: int
+    down: list[dict]  # {"neighbor", "state", "reason"} of each session not Established
+
+    @property
+    def ok(self) -> bool:
+        return not self.down
+
+    def lines(self) -> list[str]:
+        head = (f"bgp {self.slice}@{self.node}: {self.sessions - len(self.down)}/{self.sessions} sessions "
+                f"Established")
+        return [head] + _capped([f"  not Established: {d['neighbor']} ({d['state']}): {d['reason']}"
+                                 for d in self.down])
+
+
+@dataclass
 class Report:
     topology: str
     reach: list[Reach] = field(default_factory=list)
@@ -98,10 +118,12 @@ class Report:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed_links: list[tuple[str, str]] = field(default_factory=list)  # `vispd link down`
+    sessions: list[SessionCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return (not self.errors and all(not r.failures for r in (*self.reach, *self.egress))
+                and all(s.ok for s in self.sessions)
                 and all(not c.answered for c in self.cross) and all(i.ok for i in self.isolation))
 
     def lines(self) -> list[str]:
@@ -109,7 +131,7 @@ class Report:
         if self.failed_links:
             lines.append("links down: " + ", ".join(f"{a}-{b}" for a, b in self.failed_links)
                          + " (their virtual links are not expected to carry anything)")
-        for part in (*self.reach, *self.egress, *self.cross, *self.isolation):
+        for part in (*self.sessions, *self.reach, *self.egress, *self.cross, *self.isolation):
             lines += part.lines()
         lines += [_spray_line(name, tally) for name, tally in sorted(self.spray.items())]
         lines.append(f"{self.topology}: {'ok' if self.ok else 'FAILED'}")
@@ -121,6 +143,7 @@ class Report:
             "failed_links": [list(link) for link in self.failed_links],
             "reach": [vars(r) for r in self.reach],
             "egress": [vars(e) for e in self.egress],
+            "bgp_sessions": [{**vars(s), "ok": s.ok} for s in self.sessions],
             "cross_ping": [vars(c) for c in self.cross],
             "isolation": [{**vars(i), "ok": i.ok} for i in self.isolation],
             "spray": self.spray,

@@ -8,6 +8,7 @@ with this machine's runtime and the topology's recorded state.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,20 +23,24 @@ from compiler.schedule import schedule
 from dataplane import tundev
 from dataplane.kernel import KernelBackend
 from model.errors import UnknownTopology, VispdError
-from model.schema import Topology
+from model.schema import SHORT_NAME_PATTERN, Topology
 
 from .credentials import gather
-from .state import TopologyState, rewrite_journal
+from .state import TopologyState, account_of, rewrite_journal
 
 
 def resolve(argument: str) -> tuple[Topology, str]:
-    """(topology, source path) for a file path or the name of a topology that is up."""
-    if os.path.exists(argument) or argument.endswith((".yaml", ".yml")):
+    """(topology, source path) for a file, or for the name of a topology that is up — a name
+    wins over a directory or anything else of that name that is not a file."""
+    if os.path.isfile(argument):
         return load_topology(argument), argument
-    source = TopologyState(argument).source()
-    if source is None:
-        raise UnknownTopology(f"'{argument}' is neither a topology file nor the name of a topology that is up")
-    return load_topology(source), source
+    if re.fullmatch(SHORT_NAME_PATTERN, argument):
+        source = TopologyState(argument).source()
+        if source is not None:
+            return load_topology(source), source
+    if os.path.exists(argument) or argument.endswith((".yaml", ".yml")) or os.sep in argument:
+        return load_topology(argument), argument  # says why it cannot be read, at FILE:1:1
+    raise UnknownTopology(f"'{argument}' is neither a topology file nor the name of a topology that is up")
 
 
 def warnings_for(topo: Topology) -> list[str]:
@@ -90,6 +95,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
        make_backend: Callable[[Plan, TopologyState], object] | None = None) -> Outcome:
     """Build or reconcile `topo`; `make_backend(plan, state)` chooses another backend than
     the kernel's own (the Mininet lab does)."""
+    refuse_taken_uids(topo)
     plan = topology_plan(topo, create_credentials=True)
     if make_backend is None:
         backend, state = kernel_backend(topo.name)
@@ -112,6 +118,18 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             if make_backend is None:
                 backend.close()
     return Outcome(plan, steps, list(backend.unowned), warnings_for(topo))
+
+
+def refuse_taken_uids(topo: Topology) -> None:
+    """A slice's explicit uid must not be an account (or group) of this machine: the slice's
+    programs would act as that account."""
+    for sl in topo.slices:
+        if sl.uid is None:
+            continue
+        owner = account_of(sl.uid)
+        if owner:
+            raise VispdError(f"slice '{sl.name}': uid {sl.uid} is the {owner} on this machine; choose another "
+                             "uid, or leave `uid:` out (default uids avoid this machine's accounts)")
 
 
 def _refuse_unowned(unowned: list[str], plan: Plan) -> None:

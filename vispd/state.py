@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import sys
 from typing import Iterator
 
+from compiler.context import DEFAULT_UID_BASE, UID_SPAN
 from compiler.runtime import DEFAULT_STATE_ROOT, Runtime
 from model.errors import VispdError
 
@@ -29,9 +32,28 @@ def state_root() -> str:
 
 def machine_runtime(topology: str) -> Runtime:
     """The Runtime of this machine: this interpreter and checkout, the state root of the
-    environment ($VISPD_STATE_DIR)."""
+    environment ($VISPD_STATE_DIR), and the ids of its accounts in the range default slice
+    uids come from (they must not be given to a slice)."""
     return Runtime.for_topology(topology, python=sys.executable or "python3", project_root=PROJECT_ROOT,
-                                state_root=state_root())
+                                state_root=state_root(), taken_ids=accounts_in(DEFAULT_UID_BASE, UID_SPAN))
+
+
+def accounts_in(base: int, span: int) -> frozenset[int]:
+    """uids and gids of this machine's accounts and groups in [base, base + span)."""
+    ids = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
+    return frozenset(i for i in ids if base <= i < base + span)
+
+
+def account_of(uid: int) -> str | None:
+    """'account NAME' or 'group NAME' that has this id on this machine, else None."""
+    try:
+        return f"account '{pwd.getpwuid(uid).pw_name}'"
+    except KeyError:
+        pass
+    try:
+        return f"group '{grp.getgrgid(uid).gr_name}'"
+    except KeyError:
+        return None
 
 
 class TopologyState:

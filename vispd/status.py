@@ -9,9 +9,11 @@ from collections import Counter
 
 from dataplane import netns
 
-from .engine import plan_changes
 from model.schema import Topology
 from model.units import format_bandwidth
+
+from .daemon_health import daemon_health
+from .engine import plan_changes
 
 
 def collect_status(topo: Topology) -> dict:
@@ -28,10 +30,12 @@ def collect_status(topo: Topology) -> dict:
         })
     nodes = [{"node": n.name, "namespace": f"vispd.{topo.name}.{n.name}",
               "present": netns.exists(f"vispd.{topo.name}.{n.name}")} for n in topo.nodes]
+    daemons = daemon_health(plan)
     return {
         "topology": topo.name,
         "source": topo.source.file if topo.source else None,
-        "in_sync": not outcome.steps,
+        "in_sync": not outcome.steps and not any(d["problem"] for d in daemons),
+        "daemons": daemons,
         "pending": dict(pending),
         "unowned_namespaces": outcome.unowned,
         "nodes": nodes,
@@ -58,6 +62,11 @@ def render_status(status: dict) -> str:
             devs = "".join(f" {d['type']}:{d['name']}={d['subnet']}" for d in s["pseudo_devices"])
             lines.append(f"  {s['node']:<14} {'up ' if s['present'] else 'DOWN'} lo {s['loopback']:<15} "
                          f"{len(s['interfaces'])} links{devs}")
+    healthy = [d for d in status["daemons"] if not d["problem"]]
+    lines.append(f"daemons: {len(healthy)}/{len(status['daemons'])} running and serving")
+    for d in status["daemons"]:
+        if d["problem"]:
+            lines.append(f"  {d['name']:<24} {d['problem']} (namespace {d['namespace'] or 'of the host'})")
     if status["unowned_namespaces"]:
         lines.append("namespaces with vispd names but no vispd marker (left alone): "
                      + ", ".join(status["unowned_namespaces"]))

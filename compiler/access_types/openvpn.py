@@ -170,7 +170,8 @@ class OpenVpn(AccessType):
         cfg = server_of(ctx)
         return Daemon(node=ctx.point.node, ns=ctx.ns, name=cfg.name,
                       argv=tuple(server_command(ctx.runtime.run_dir, cfg.file("conf"))),
-                      files=tuple(sorted(server_files(cfg).items())))
+                      files=tuple(sorted(server_files(cfg).items())),
+                      listens=((cfg.proto, cfg.local, cfg.port),) if cfg.proto == "udp" else (("tcp", cfg.local, cfg.port),))
 
     def make_credentials(self, topology, slice_name, points, store) -> None:
         store.ensure_ca(slice_name, f"vispd {topology.name} {slice_name}")

@@ -20,6 +20,7 @@ IFNAMSIZ = 15
 IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 AUTH_METHODS = ("mschapv2", "chap-md5")  # CHAP methods the engine speaks (access.pptp.auth)
 TUN_PREFIX = "ppp"
+PPTP_PORT = 1723  # pptpd's control channel (TCP)
 
 
 class ConfigError(ValueError):
@@ -147,7 +148,7 @@ class Pptp(AccessType):
         files = tuple(sorted((f"{name}/{leaf}", text) for leaf, text in server_files(config, runtime.python).items()))
         return Daemon(node=point.node, ns=ctx.ns, name=name,
                       argv=tuple(server_command(runtime.run_file(name), shim_path(runtime.project_root))),
-                      files=files, env=runtime.module_env())
+                      files=files, env=runtime.module_env(), listens=(("tcp", point.public_address, PPTP_PORT),))
 
     def make_credentials(self, topology, slice_name, points, store) -> None:
         store.ensure_passwords(slice_name, {u.name: u.credential for entry, _ in points for u in entry.users})

@@ -51,7 +51,7 @@ def relay_daemon(name: str, config: dict, node: str, ns: str, runtime) -> Daemon
     text = json.dumps(normalise(config), indent=1, sort_keys=True) + "\n"
     return Daemon(node=node, ns=ns, name=name,
                   argv=runtime.module_command("access.localsock", "--config", runtime.run_file(conf)),
-                  files=((conf, text),), env=runtime.module_env())
+                  files=((conf, text),), env=runtime.module_env(), listens=(("unix", config["socket"], 0),))
 
 
 class Socket(AccessType):

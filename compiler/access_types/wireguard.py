@@ -220,7 +220,7 @@ def supervisor_daemon(cfg: WireGuardServer, node: str, ns: str, runtime) -> Daem
     return Daemon(node=node, ns=ns, name=cfg.name,
                   argv=runtime.module_command("access.wireguard", "--config", runtime.run_file(conf)),
                   files=((conf, json.dumps(supervisor_config(cfg), indent=1, sort_keys=True) + "\n"),),
-                  env=runtime.module_env())
+                  env=runtime.module_env(), listens=(("udp", "0.0.0.0", cfg.port),))
 
 
 def server_of(ctx: ServerContext) -> WireGuardServer:

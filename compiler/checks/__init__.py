@@ -10,6 +10,7 @@ from model.schema import Topology
 from model.yamlsrc import SourceMap
 
 from .access import check_access
+from .addresses import check_lab_prefixes, check_special_ranges
 from .common import Reporter
 from .egress import check_announcements, check_providers
 from .kinds import check_kinds
@@ -34,4 +35,6 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
     check_providers(topo, say, node_names)
     check_announcements(topo, say)
     check_access(topo, say, slice_names)
+    check_special_ranges(topo, say)
+    check_lab_prefixes(topo, say)
     return say.problems

@@ -14,6 +14,9 @@ MAX_ANNOUNCED_LENGTH = 24
 MAX_PREPEND = 5
 MAX_COMMUNITIES = 5
 DEFAULT_PEERINGS = 16  # /28s of 192.0.2.0/24 handed to providers without a `peering`
+# The lab's own hosts live beside the providers' (`vispd.T.+NAME`): a provider may not take
+# their names (the public underlay's client hosts are `c-TYPE-SLICE-NODE`).
+RESERVED_PROVIDER_NAMES = {"internet": "the lab's Internet router", "public": "the lab's public underlay"}
 
 
 def check_providers(topo, say, node_names: set[str]) -> set[str]:
@@ -21,6 +24,7 @@ def check_providers(topo, say, node_names: set[str]) -> set[str]:
     peerings = []
     for i, provider in enumerate(topo.providers):
         base = ("providers", i)
+        _check_name(provider, base, say)
         if provider.node not in node_names:
             say(base + ("node",), f"provider '{provider.name}' attaches to unknown node '{provider.node}'"
                 f"{hint(provider.node, node_names)}")
@@ -39,6 +43,14 @@ def check_providers(topo, say, node_names: set[str]) -> set[str]:
     if topo.providers and topo.internet.host not in topo.internet.prefix:
         say(("internet", "host"), f"host {topo.internet.host} is outside the Internet prefix {topo.internet.prefix}")
     return names
+
+
+def _check_name(provider, base: tuple, say) -> None:
+    reserved = RESERVED_PROVIDER_NAMES.get(provider.name)
+    if reserved is None and provider.name.startswith("c-"):
+        reserved = "the lab's client hosts (c-TYPE-SLICE-NODE)"
+    if reserved:
+        say(base + ("name",), f"provider name '{provider.name}' is reserved for {reserved}: choose another name")
 
 
 def _check_peering(provider, index: int, users: list, peerings: list, say) -> None:

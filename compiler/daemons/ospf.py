@@ -124,11 +124,12 @@ def sliver_daemon(topology: str, sl: Slice, node: str, ns: str, loopback: str,
     slice's default route into OSPF; the egress manager turns it on and off."""
     name = daemon_name(sl.name, node)
     conf = render_sliver_bird(topology, sl, node, loopback, neighbours, stubs, originate_default)
+    control = os.path.join(sock_dir, f"{name}.ctl")
     return Daemon(node=node, ns=ns, name=name,
-                  argv=("bird", "-f", "-c", os.path.join(run_dir, f"{name}.conf"),
-                        "-s", os.path.join(sock_dir, f"{name}.ctl"),
+                  argv=("bird", "-f", "-c", os.path.join(run_dir, f"{name}.conf"), "-s", control,
                         "-P", os.path.join(run_dir, f"{name}.birdpid")),
-                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP)
+                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP,
+                  listens=(("unix", control, 0),))
 
 
 def control_socket(sock_dir: str, slice_name: str, node: str) -> str:

@@ -16,6 +16,7 @@ from ..resources import Address, Daemon, Neighbour, Netns, Veth
 from .base import ProviderKind
 
 INTERNET = "internet"
+BGP_LISTEN = ("tcp", "0.0.0.0", 179)
 LAB_SYSCTLS = (
     ("net.ipv6.conf.all.disable_ipv6", "1"),
     ("net.ipv6.conf.default.disable_ipv6", "1"),
@@ -67,7 +68,7 @@ def _router(ctx, provider: Provider, pns: str, sessions: list, local_transit: st
         return Daemon(node=host, ns=pns, name=name,
                       argv=runtime.module_command("dataplane.frr", "--conf-dir", runtime.run_dir, "--name", name,
                                                   "--vty-dir", runtime.socket(name)),
-                      env=runtime.module_env(),
+                      env=runtime.module_env(), listens=(BGP_LISTEN,),
                       files=tuple((f"{name}.{daemon}.conf", text) for daemon, text in sorted(confs.items())))
     name = f"bird-{provider.name}"
     conf = render_provider_bird(ctx.topo, provider, sessions, local_transit, inet_transit)
@@ -75,8 +76,11 @@ def _router(ctx, provider: Provider, pns: str, sessions: list, local_transit: st
 
 
 def bird_daemon(runtime, node: str, ns: str, name: str, conf: str) -> Daemon:
-    """BIRD in the foreground with its config, control socket and PID file (SIGHUP reloads)."""
+    """BIRD in the foreground with its config, control socket and PID file (SIGHUP reloads);
+    it serves BGP on port 179 and its control socket."""
+    control = runtime.socket(f"{name}.ctl")
     return Daemon(node=node, ns=ns, name=name,
-                  argv=("bird", "-f", "-c", runtime.run_file(f"{name}.conf"), "-s", runtime.socket(f"{name}.ctl"),
+                  argv=("bird", "-f", "-c", runtime.run_file(f"{name}.conf"), "-s", control,
                         "-P", runtime.run_file(f"{name}.birdpid")),
-                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP)
+                  files=((f"{name}.conf", conf),), reload_signal=signal.SIGHUP,
+                  listens=(BGP_LISTEN, ("unix", control, 0)))
