@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bgp import api
 from compiler.daemons.speaker_config import SpeakerConfig
-from bgp.policy import screen
+from compiler.policy import screen
 from bgp.rib import PeerPolicy, Rib
 
 MAX_LISTED_FIB_ERRORS = 20

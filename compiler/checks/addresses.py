@@ -31,8 +31,7 @@ def _declared(topo) -> list[tuple[tuple, IPv4Network, str]]:
               for i, p in enumerate(topo.providers) if p.peering is not None]
     if topo.providers:
         found += [(("internet", "prefix"), topo.internet.prefix, "the Internet prefix"),
-                  (("internet", "transit"), topo.internet.transit, "the Internet transit"),
-                  (("internet", "host"), IPv4Network(f"{topo.internet.host}/32"), "the Internet host")]
+                  (("internet", "transit"), topo.internet.transit, "the Internet transit")]
     if any(a.type != "socket" for a in topo.access):
         found.append((("public", "prefix"), IPv4Network(topo.public.prefix), "the public underlay"))
     return found
@@ -48,25 +47,27 @@ def check_special_ranges(topo, say) -> None:
 
 def check_lab_prefixes(topo, say) -> None:
     """The lab's prefixes and the providers' peerings must stay clear of the vISP's address
-    space and slice prefixes, and of one another."""
-    visp = [(p, "address-space") for p in topo.address_space]
-    visp += [(p, f"slice '{name}''s prefix {p}") for name, p in allocate_slice_prefixes(topo).items()
-             if p is not None and not any(p.subnet_of(s) for s in topo.address_space)]
-    outside = [(path, prefix, what) for path, prefix, what in _declared(topo)
-               if path[0] in ("providers", "internet", "public")]
+    space and slice prefixes, and of one another. A problem with a default (not written in
+    the file) is reported where the other prefix is written, naming the default."""
+    written = say.smap.marks
+    visp = [(("address-space", i), p, "address-space") for i, p in enumerate(topo.address_space)]
+    visp += [(("slices", i, "prefix"), s.prefix, f"slice '{s.name}''s prefix") for i, s in enumerate(topo.slices)
+             if s.prefix is not None and not any(s.prefix.subnet_of(a) for a in topo.address_space)]
+    outside = [entry for entry in _declared(topo) if entry[0][0] in ("providers", "internet", "public")]
     for index, (path, prefix, what) in enumerate(outside):
-        clash = next((name for space, name in visp if prefix.overlaps(space)), None)
+        clash = next(((p, pre, w) for p, pre, w in visp if prefix.overlaps(pre)), None)
         if clash is not None:
-            say(path, f"{what} {prefix} overlaps the vISP's {clash}: its addresses would be routed into the vISP")
+            _say_clash(say, written, (path, prefix, what), clash, "its addresses would be routed into the vISP")
             continue
-        for other_path, other, other_what in outside[:index]:
-            if _may_not_overlap(path, other_path) and prefix.overlaps(other):
-                say(path, f"{what} {prefix} overlaps {other_what} {other}")
+        for other in outside[:index]:
+            if not (path[0] == other[0][0] == "providers") and prefix.overlaps(other[1]):
+                _say_clash(say, written, (path, prefix, what), other, "one of them must move")
                 break
 
 
-def _may_not_overlap(one: tuple, other: tuple) -> bool:
-    """The Internet host lives inside the Internet prefix by design; peerings are checked
-    against each other with the providers."""
-    pair = {one, other}
-    return pair != {("internet", "prefix"), ("internet", "host")} and not (one[0] == other[0] == "providers")
+def _say_clash(say, written: dict, one: tuple, other: tuple, consequence: str) -> None:
+    (path, prefix, what), (other_path, other_prefix, other_what) = one, other
+    if path not in written and other_path in written:
+        (path, prefix, what), (other_path, other_prefix, other_what) = other, one
+    default = "" if other_path in written else f" (the default: set `{'.'.join(map(str, other_path))}` to move it)"
+    say(path, f"{what} {prefix} overlaps {other_what} {other_prefix}{default}: {consequence}")

@@ -1,18 +1,14 @@
 """Semantic checks of BGP egress (pure): providers (their node, AS, access-link addressing
 and capacity, their kind's own rules), the lab's Internet, and PEERING-style announcement
-safety — only inside the slice's own allocation, no longer than /24, prepending at most 5,
-at most 5 communities (the BGP helper refuses the same again at run time)."""
+safety — the rules of compiler.policy, which the BGP helper applies again at run time."""
 from __future__ import annotations
 
 from model.units import format_bandwidth
 
 from ..addressing import allocate_slice_prefixes
+from ..policy import MAX_COMMUNITIES, MAX_PREFIX_LENGTH, MAX_PREPEND, community_error
 from ..providers import provider_kind
 from .common import hint, unique_names
-
-MAX_ANNOUNCED_LENGTH = 24
-MAX_PREPEND = 5
-MAX_COMMUNITIES = 5
 DEFAULT_PEERINGS = 16  # /28s of 192.0.2.0/24 handed to providers without a `peering`
 # The lab's own hosts live beside the providers' (`vispd.T.+NAME`): a provider may not take
 # their names (the public underlay's client hosts are `c-TYPE-SLICE-NODE`).
@@ -79,9 +75,13 @@ def check_announcements(topo, say) -> None:
             if own is not None and not announcement.prefix.subnet_of(own):
                 say(where + ("prefix",), f"refusing to announce {announcement.prefix}: outside slice "
                     f"'{sl.name}''s allocation {own}")
-            if announcement.prefix.prefixlen > MAX_ANNOUNCED_LENGTH:
-                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: longer than /{MAX_ANNOUNCED_LENGTH}")
+            if announcement.prefix.prefixlen > MAX_PREFIX_LENGTH:
+                say(where + ("prefix",), f"refusing to announce {announcement.prefix}: longer than /{MAX_PREFIX_LENGTH}")
             if announcement.prepend > MAX_PREPEND:
                 say(where + ("prepend",), f"AS-path prepending is limited to {MAX_PREPEND}")
             if len(announcement.communities) > MAX_COMMUNITIES:
                 say(where + ("communities",), f"at most {MAX_COMMUNITIES} communities per announcement")
+            for k, community in enumerate(announcement.communities):
+                error = community_error(community)
+                if error:
+                    say(where + ("communities", k), error)

@@ -1,11 +1,11 @@
-"""Announcement safety (bgp.policy): only the slice's allocation, nothing longer than /24, at
+"""Announcement safety (compiler.policy): only the slice's allocation, nothing longer than /24, at
 most 5 prepends and 5 communities, each refusal with a reason naming the rule."""
 from __future__ import annotations
 
 import pytest
 
 from compiler.daemons.speaker_config import Announcement
-from bgp.policy import refusal_reason, screen
+from compiler.policy import refusal_reason, screen
 
 ALLOCATION = ["198.18.0.0/22"]
 

@@ -3,13 +3,14 @@
 An announcement is accepted only if its prefix is an IPv4 network (no host bits) inside one
 of the slice's allocated prefixes, no longer than /24, with at most 5 AS-path prepends and at
 most 5 well-formed standard communities. Everything else is refused with a reason naming the
-rule; the helper never hands a refused announcement to ExaBGP."""
+rule; the helper never hands a refused announcement to ExaBGP, and `vispd validate` checks
+a topology's announcements against the same rules."""
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 
-from compiler.daemons.speaker_config import Announcement
+from .daemons.speaker_config import Announcement
 
 MAX_PREFIX_LENGTH = 24
 MAX_PREPEND = 5
@@ -26,7 +27,7 @@ class Refusal:
                 "communities": list(self.announcement.communities), "reason": self.reason}
 
 
-def _community_error(community: str) -> str | None:
+def community_error(community: str) -> str | None:
     parts = community.split(":")
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         return f"community {community!r} is not of the form ASN:VALUE"
@@ -67,7 +68,7 @@ def refusal_reason(announcement: Announcement, allowed_prefixes) -> str | None:
     if len(announcement.communities) > MAX_COMMUNITIES:
         return f"{len(announcement.communities)} communities exceed the limit of {MAX_COMMUNITIES}"
     for community in announcement.communities:
-        error = _community_error(community)
+        error = community_error(community)
         if error:
             return error
     return None
