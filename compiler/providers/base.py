@@ -1,5 +1,11 @@
 """What a provider kind is (pure): how a provider's access device on its egress node comes
-to exist, what sits at its far end, and what of the provider the lab must emulate."""
+to exist, the addresses of the one BGP session between the vISP's border router (in that
+node's namespace) and the provider, and what of the provider the lab must emulate.
+
+The access device is named `x-PROVIDER` in the egress node's namespace whatever the kind
+(model.naming.access_ifname): everything the vISP plans on it — the border's address,
+the policy table toward the provider, per-slice shaping — is the same for every kind.
+"""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -18,11 +24,11 @@ class ProviderKind:
         """Add what makes the access device `x-PROVIDER` exist in the egress node's namespace
         (nothing when the lab world makes it)."""
 
-    def far_end_mac(self, provider: Provider, ctx) -> str:
-        """The MAC of the provider's router on the access link (static neighbours, guard)."""
+    def session_addresses(self, provider: Provider, index: int, ctx) -> tuple[str, str]:
+        """(the border's address on the access link, with its length; the provider's address)."""
         raise NotImplementedError
 
-    def plan_world(self, provider: Provider, index: int, ctx, parts, sessions: list) -> tuple | None:
+    def plan_world(self, provider: Provider, index: int, ctx, parts, border) -> tuple | None:
         """The lab's stand-in for the provider (EMULATED kinds); returns what the lab's
         Internet router peers with: (provider, Internet side address, provider side address)."""
         return None
