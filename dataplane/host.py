@@ -202,13 +202,21 @@ class KernelHost:
         with contextlib.suppress(NetlinkError):
             self.ipr(ns).neigh("del", dst=ip, ifindex=self.index(ns, ifname))
 
-    def routes_apply(self, ns: str, prefsrc: str, changes: list[tuple[str, str | None]]) -> list:
+    def routes_apply(self, ns: str, prefsrc: str, changes: list[tuple[str, str | None]], table: int = MAIN_TABLE) -> list:
         with netns.entered(ns):
-            fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0, prefsrc=prefsrc or None)
+            fib = Fib(VISPD_RTPROTO, table, 0, prefsrc=prefsrc or None)
         try:
             return fib.apply(changes)
         finally:
             fib.close()
+
+    def rule_add(self, ns: str, iif: str, table: int, priority: int) -> None:
+        with contextlib.suppress(NetlinkError):  # already there: the same rule
+            self.ipr(ns).rule("add", iifname=iif, table=table, priority=priority, protocol=VISPD_RTPROTO)
+
+    def rule_delete(self, ns: str, iif: str, table: int, priority: int) -> None:
+        with contextlib.suppress(NetlinkError):
+            self.ipr(ns).rule("del", iifname=iif, table=table, priority=priority, protocol=VISPD_RTPROTO)
 
     # -- batch tools ---------------------------------------------------------------------------------
     def run_batch(self, ns: str, argv: list[str], script: str, check: bool = True) -> None:

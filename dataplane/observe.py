@@ -88,8 +88,12 @@ class KernelReader:
             ifname = owned.get(msg["ifindex"])
             if ifname is not None and msg["state"] & NUD_PERMANENT:
                 neighbours.append((ifname, msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR") or ""))
+        routes = self._routes(ns)
+        if slice_name is None:  # node namespaces: the border's policy tables and rules too
+            routes += self._policy_routes(ipr)
         return NamespaceView(ns, node, slice_name, self.host.aliases.get((ns, "lo"), {}), devices=tuple(devices),
-                             addresses=tuple(addresses), neighbours=tuple(neighbours), routes=self._routes(ns))
+                             addresses=tuple(addresses), neighbours=tuple(neighbours), routes=routes,
+                             rules=self._rules(ipr) if slice_name is None else ())
 
     def _devices(self, ns: str, ipr) -> tuple[list[DeviceView], dict[int, str]]:
         devices, owned = [], {}
@@ -109,11 +113,33 @@ class KernelReader:
                 mac=link.get_attr("IFLA_ADDRESS") or "", noarp=bool(link["flags"] & IFF_NOARP)))
         return devices, owned
 
-    def _routes(self, ns: str) -> tuple[tuple[str, str], ...]:
-        """vispd's static routes (protocol 77, metric 0), read with one filtered raw dump."""
+    def _routes(self, ns: str) -> tuple[tuple[int, str, str], ...]:
+        """vispd's static routes of the main table (protocol 77, metric 0), read with one
+        filtered raw dump (a sliver's table may hold a full BGP table beside them)."""
         with netns.entered(ns):
             fib = Fib(VISPD_RTPROTO, MAIN_TABLE, 0)
         try:
-            return tuple((dst, gateway or "") for dst, gateway in fib.routes().items())
+            return tuple((MAIN_TABLE, dst, gateway or "") for dst, gateway in fib.routes().items())
         finally:
             fib.close()
+
+    @staticmethod
+    def _policy_routes(ipr) -> tuple[tuple[int, str, str], ...]:
+        """vispd's routes in other tables than the main one (the border's per-provider tables)."""
+        found = []
+        for msg in ipr.get_routes(family=socket.AF_INET, table=0):
+            table = msg.get_attr("RTA_TABLE") or msg["table"]
+            if msg["proto"] != VISPD_RTPROTO or table in (MAIN_TABLE, 255):
+                continue
+            dst = msg.get_attr("RTA_DST")
+            found.append((table, f"{dst or '0.0.0.0'}/{msg['dst_len']}", msg.get_attr("RTA_GATEWAY") or ""))
+        return tuple(found)
+
+    @staticmethod
+    def _rules(ipr) -> tuple[tuple[str, int, int], ...]:
+        found = []
+        for msg in ipr.get_rules(family=socket.AF_INET):
+            if msg.get_attr("FRA_PROTOCOL") == VISPD_RTPROTO:
+                found.append((msg.get_attr("FRA_IIFNAME") or "", msg.get_attr("FRA_TABLE") or msg["table"],
+                              msg.get_attr("FRA_PRIORITY") or 0))
+        return tuple(found)

@@ -155,6 +155,9 @@ class Slice(Strict):
     uid: Annotated[Int, Field(ge=1000, le=2**31 - 2)] | None = None
     pseudo_devices: list[PseudoDevice] = []
     egress: list[Name] = []
+    # what the border router passes the slice from its providers: full tables (each provider's
+    # routes on a path of its own) or one default route per provider
+    provider_routes: Literal["full", "default"] = "full"
     announce: list["Announcement"] = []
     description: str | None = None
 
@@ -201,6 +204,14 @@ class Public(Strict):
     prefix: Prefix = IPv4Network("100.64.0.0/16")
 
 
+class Border(Strict):
+    """The border routers' flap guard: a slice prefix that changes more than `flap-changes`
+    times within `flap-window` seconds is held (not passed to the providers) until it calms."""
+
+    flap_changes: Annotated[Int, Field(ge=1, le=10000)] = 10
+    flap_window: Annotated[Int, Field(ge=1, le=86400)] = 60
+
+
 class AccessUser(Strict):
     name: Name
     credential: str | None = None
@@ -227,6 +238,7 @@ class Topology(Strict):
     providers: list[Provider] = []
     internet: Internet = Internet()
     public: Public = Public()
+    border: Border = Border()
     access: list[Access] = []
 
     _source: Any = PrivateAttr(default=None)

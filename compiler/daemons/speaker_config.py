@@ -20,11 +20,24 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Neighbor:
     name: str
-    address: str          # the provider's address: BGP peer and FIB gateway
+    address: str          # the peer's address (a provider's is also the FIB gateway)
     local_address: str
     peer_as: int
     local_pref: int = 100
     max_prefix: int | None = None   # None: unlimited
+    add_path: str = ""    # ExaBGP's add-path capability toward it: "", "send" or "receive"
+
+
+@dataclass(frozen=True)
+class ProviderPath:
+    """A provider's routes as a slice's speaker receives them from the vISP's border router:
+    one ADD-PATH path id per provider, and that provider's next hop on the slice's link to
+    the border (the FIB gateway that sends a packet to this provider)."""
+
+    name: str
+    path_id: str          # the ADD-PATH path identifier, dotted ("0.0.0.1")
+    next_hop: str
+    local_pref: int = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class SpeakerConfig:
     event_socket: str | None = None
     log_file: str | None = None
     config_file: str | None = None    # where this JSON lives (render() needs it for `run`)
+    paths: tuple[ProviderPath, ...] = ()  # behind a border: the providers' paths on its session
     extra: dict = field(default_factory=dict, compare=False)
 
     def neighbor_by_address(self) -> dict[str, Neighbor]:
@@ -100,7 +114,24 @@ def _neighbor(raw, index: int) -> Neighbor:
         peer_as=_required_int(raw, "peer_as", where, 1),
         local_pref=_optional_int(raw, "local_pref", 100, where),
         max_prefix=_optional_int(raw, "max_prefix", None, where),
+        add_path=_add_path(raw.get("add_path", ""), where),
     )
+
+
+def _add_path(value, where: str) -> str:
+    if value not in ("", "send", "receive", "send/receive"):
+        raise ConfigError(f"{where}: 'add_path' must be send, receive or send/receive, got {value!r}")
+    return value
+
+
+def parse_path(raw, index: int) -> ProviderPath:
+    where = f"paths[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be an object")
+    return ProviderPath(name=_require(raw, "name", str, where),
+                        path_id=_ipv4(_require(raw, "path_id", str, where), "path_id", where),
+                        next_hop=_ipv4(_require(raw, "next_hop", str, where), "next_hop", where),
+                        local_pref=_optional_int(raw, "local_pref", 100, where))
 
 
 def _announcement(raw, index: int) -> Announcement:
@@ -118,7 +149,7 @@ def _announcement(raw, index: int) -> Announcement:
 
 KNOWN_KEYS = {"slice", "node", "local_as", "router_id", "neighbors", "allowed_prefixes", "announce",
               "rt_proto", "table", "metric", "hold_time", "prefsrc", "status_file", "event_socket", "log_file",
-              "config_file"}
+              "config_file", "paths"}
 
 
 def parse_config(raw: dict) -> SpeakerConfig:
@@ -157,13 +188,18 @@ def parse_config(raw: dict) -> SpeakerConfig:
         event_socket=raw.get("event_socket"),
         log_file=raw.get("log_file"),
         config_file=raw.get("config_file"),
+        paths=tuple(parse_path(p, i) for i, p in enumerate(raw.get("paths") or [])),
         extra={k: v for k, v in raw.items() if k not in KNOWN_KEYS},
     )
 
 
-def load_config(path: str) -> SpeakerConfig:
+def read_raw(path: str) -> dict:
     with open(path) as handle:
         raw = json.load(handle)
     if isinstance(raw, dict) and not raw.get("config_file"):
         raw = {**raw, "config_file": path}
-    return parse_config(raw)
+    return raw
+
+
+def load_config(path: str) -> SpeakerConfig:
+    return parse_config(read_raw(path))

@@ -14,19 +14,21 @@ from .linkdown import LinkDown
 from .macvlan import Macvlan
 from .neighbour import Neighbour
 from .netns import Netns
-from .route import VISPD_RTPROTO, Route, RouteBatchError
+from .route import MAIN_TABLE, VISPD_RTPROTO, Route, RouteBatchError
+from .rule import RoutingRule
 from .shaping import Shaping, ShapingClass
 from .tuntap import TunTap
 from .veth import Veth
 
 # In the order observation reports them (the diff does not depend on it).
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Netns, IsolationFilter, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, Daemon,
+    Netns, IsolationFilter, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, RoutingRule,
+    Daemon,
 )
 DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
 
 __all__ = [
     "Address", "Daemon", "Device", "DeviceRef", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
-    "Netns", "RESOURCE_KINDS", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
+    "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
     "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
 ]

@@ -3,7 +3,9 @@
 In each node namespace, table `netdev vispd` has a set of admitted (source MAC, destination
 MAC) pairs (both ends of one slice's virtual link) and, per guarded device, an ingress
 chain with policy drop that accepts only those pairs. Broadcast, multicast and frames
-between different slices are dropped before macvlan demultiplexing sees them. The script
+between different slices are dropped before macvlan demultiplexing sees them. On a border
+router's link to a slice, a source guard (BCP 38) admits only IPv4 packets from the slice's
+own prefixes, so no slice can send with another's addresses. The script
 deletes and re-creates the table in one transaction, so an update is never half-applied;
 the namespace's `lo` marker carries `nft=DIGEST`.
 """
@@ -27,16 +29,19 @@ class IsolationFilter(Resource):
     MODE: ClassVar[str] = "update"
     devices: tuple[str, ...] = ()
     pairs: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (device, prefixes its packets may come from)
 
     @property
     def key(self) -> tuple:
         return (self.KIND, self.ns)
 
     def describe(self) -> str:
-        return f"isolation filter in {self.ns} on {len(self.devices)} devices ({len(self.pairs)} MAC pairs)"
+        sources = f", source guard on {len(self.sources)}" if self.sources else ""
+        return f"isolation filter in {self.ns} on {len(self.devices)} devices ({len(self.pairs)} MAC pairs){sources}"
 
     def bound_devices(self) -> tuple[DeviceRef, ...]:
-        return tuple((self.ns, device) for device in self.devices)  # its hooks are bound to them
+        hooked = list(self.devices) + [device for device, _ in self.sources]
+        return tuple((self.ns, device) for device in hooked)  # its hooks are bound to them
 
     def create(self, host) -> None:
         host.run_batch(self.ns, ["nft", "-f", "-"], render(self, host.marker))
@@ -79,6 +84,13 @@ def render(guard: IsolationFilter, owner: str) -> str:
             f"  chain {_chain_name(device)} {{",
             f'    type filter hook ingress device "{device}" priority -500; policy drop;',
             "    ether saddr . ether daddr @pairs accept",
+            "  }",
+        ]
+    for device, prefixes in guard.sources:
+        lines += [
+            f"  chain {_chain_name(device)} {{",
+            f'    type filter hook ingress device "{device}" priority -500; policy drop;',
+            f"    meta protocol ip ip saddr {{ {', '.join(prefixes)} }} accept",
             "  }",
         ]
     lines.append("}")

@@ -1,6 +1,8 @@
-"""A static route vispd places in a sliver (pure data and recipe), marked by route protocol
-`VISPD_RTPROTO` (so nothing else's routes are read or touched). Routes of one namespace and
-source address are written together in one netlink batch."""
+"""A static route vispd places (pure data and recipe): in a sliver's main table, or in a
+node namespace (the border router's routes toward the slices' prefixes, and its per-provider
+policy tables). Marked by route protocol `VISPD_RTPROTO`, so nothing else's routes are read or
+touched. Routes of one namespace, source address and table are written together in one
+netlink batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from typing import ClassVar
 from .base import Resource
 
 VISPD_RTPROTO = 77  # route protocol number that marks vispd's static routes
+MAIN_TABLE = 254
 
 
 class RouteBatchError(OSError):
@@ -28,27 +31,29 @@ class Route(Resource):
     gateway: str = ""
     ifname: str = ""
     prefsrc: str = ""
+    table: int = MAIN_TABLE
 
     @property
     def key(self) -> tuple:
-        return (self.KIND, self.ns, self.dst)
+        return (self.KIND, self.ns, self.dst) + (() if self.table == MAIN_TABLE else (self.table,))
 
     def describe(self) -> str:
-        return f"route {self.dst} via {self.gateway} dev {self.ifname} in {self.ns}"
+        table = "" if self.table == MAIN_TABLE else f" table {self.table}"
+        return f"route {self.dst} via {self.gateway} dev {self.ifname} in {self.ns}{table}"
 
     @classmethod
     def batched(cls, action: str) -> bool:
         return True  # additions, changes and removals: one netlink batch per namespace and source
 
     def batch_key(self) -> tuple:
-        return (self.ns, self.prefsrc)
+        return (self.ns, self.prefsrc, self.table)
 
     @classmethod
     def apply_batch(cls, host, steps) -> None:
         first = steps[0].resource
         errors = host.routes_apply(first.ns, first.prefsrc,
                                    [(s.resource.dst, None if s.action == "delete" else s.resource.gateway)
-                                    for s in steps])
+                                    for s in steps], first.table)
         if errors:
             failed = next(s for s in steps if s.resource.dst == errors[0].prefix)
             raise RouteBatchError(failed, errors[0])
@@ -62,12 +67,13 @@ class Route(Resource):
     @classmethod
     def observe(cls, host, view, desired) -> list[Resource]:
         found: list[Resource] = []
-        for dst, gateway in view.routes:
-            want = desired.get(("route", view.ns, dst))
+        for table, dst, gateway in view.routes:
+            key = ("route", view.ns, dst) + (() if table == MAIN_TABLE else (table,))
+            want = desired.get(key)
             if want is not None and want.gateway == gateway:
                 found.append(want)
             else:
-                found.append(cls(node=view.node, ns=view.ns, dst=dst, gateway=gateway, ifname="?"))
+                found.append(cls(node=view.node, ns=view.ns, dst=dst, gateway=gateway, ifname="?", table=table))
         return found
 
 

@@ -3,7 +3,8 @@
 Per device: root HTB `1:` (default class `1:ffff` for anything unclassified), class `1:1`
 at the link capacity, one class per slice with its guarantee as rate and the capacity as
 ceiling, and u32 filters that classify by the source MAC of the slice's macvlan (matched
-at offset -8 from the network header, i.e. the Ethernet source address). All shaping of a
+at offset -8 from the network header, i.e. the Ethernet source address) or, on a border's
+access link where every frame has the node's MAC, by the slice's source prefix. All shaping of a
 namespace is written in one `tc -batch`; the device's marker carries `tc=DIGEST`.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ShapingClass:
     ceil: int  # bits/s ceiling
     macs: tuple[str, ...]  # source MACs classified into this class
     label: str = ""
+    sources: tuple[str, ...] = ()  # source prefixes classified into this class (access links)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ def render(shaping: Shaping) -> list[str]:
             lines.append(
                 f"filter add dev {dev} parent 1: protocol all prio 1 u32 {_mac_match(mac)} flowid 1:{cls.classid:x}"
             )
+        for prefix in cls.sources:
+            lines.append(f"filter add dev {dev} parent 1: protocol ip prio 2 u32 match ip src {prefix} "
+                         f"flowid 1:{cls.classid:x}")
     return lines
 
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from model.naming import parse_ns
+
 from .base import Device, DeviceRef
+
+
+def _sliver(ns: str) -> bool:
+    parsed = parse_ns(ns)
+    return parsed is not None and parsed[2] is not None
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,9 @@ class Veth(Device):
 
     @property
     def substrate(self) -> bool:
-        return True
+        """Between node and lab namespaces it is laid with them; a veth into a sliver (a
+        slice's link to its border router) belongs to that node's part of the plan."""
+        return not (_sliver(self.ns) or _sliver(self.peer_ns))
 
     @property
     def carries(self) -> tuple[DeviceRef, ...]:

@@ -1,0 +1,40 @@
+"""A policy routing rule vispd places in a namespace (pure data and recipe): packets that
+arrive on `iif` are routed by table `table` — the border router sends what a slice hands to
+a provider's next hop to that provider's table. Marked by rule protocol `VISPD_RTPROTO`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import Resource
+
+
+@dataclass(frozen=True)
+class RoutingRule(Resource):
+    KIND: ClassVar[str] = "rule"
+    PHASE: ClassVar[int] = 5
+    iif: str = ""
+    table: int = 0
+    priority: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.KIND, self.ns, self.iif, self.table, self.priority)
+
+    @property
+    def on_device(self):
+        return None  # a rule names its device but outlives it (the kernel keeps it)
+
+    def describe(self) -> str:
+        return f"rule iif {self.iif} lookup {self.table} (priority {self.priority}) in {self.ns}"
+
+    def create(self, host) -> None:
+        host.rule_add(self.ns, self.iif, self.table, self.priority)
+
+    def delete(self, host) -> None:
+        host.rule_delete(self.ns, self.iif, self.table, self.priority)
+
+    @classmethod
+    def observe(cls, host, view, desired) -> list[Resource]:
+        return [cls(node=view.node, ns=view.ns, iif=iif, table=table, priority=priority)
+                for iif, table, priority in view.rules]
