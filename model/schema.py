@@ -24,18 +24,40 @@ from pydantic import (
 
 from .errors import describe_value
 from .units import parse_bandwidth
+from .yamlscalar import YAML11_BOOLEANS
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 SHORT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
 SITE_PATTERN = r"^[a-z0-9]{1,6}$"
 IFNAME_PATTERN = r"^[a-z][a-z0-9]{0,14}$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+def _name_not_boolean(value: Any) -> Any:
+    """A name written `true` or `false` is read as a boolean (YAML 1.2, see yamlscalar):
+    say how to write it as a name. Other values go on to the pattern check."""
+    if isinstance(value, bool):
+        written = "true" if value else "false"
+        raise ValueError(f"must be a string, got {written} (if '{written}' is the name, quote it: "
+                         f"\"{written}\")")
+    return value
+
+
+def _bool_not_text(value: Any) -> Any:
+    """`yes`, `no`, `on`, `off` are text in YAML 1.2 (booleans only in YAML 1.1)."""
+    if isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
+        meant = "true" if value.lower() in ("yes", "on", "y") else "false"
+        raise ValueError(f"must be true or false, got {value!r} (topology files are YAML 1.2, where "
+                         f"yes/no/on/off are text: write {meant})")
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_name_not_boolean), Field(pattern=NAME_PATTERN)]
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
 # YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
 Int = Annotated[int, StrictType()]
 Float = Annotated[float, StrictType()]
-Bool = Annotated[bool, StrictType()]
+Bool = Annotated[bool, StrictType(), BeforeValidator(_bool_not_text)]
 
 
 def _typed_text(value: Any, what: str, example: str) -> str:
