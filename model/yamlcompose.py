@@ -84,8 +84,8 @@ class Composer:
             if self.aliased * 2 > self.values:
                 raise ComposeStop(line, column, f"the document expands to more than {MAX_VALUES} values "
                                                 "through its aliases and merge keys")
-            raise ComposeStop(line, column, f"the document has more than {MAX_VALUES} values: "
-                                            "more than a topology file may hold")
+            raise ComposeStop(line, column, f"the document has more than {MAX_VALUES} values (keys, "
+                                            "scalars, lists and mappings): vispd's limit for a topology file")
         if self.chars > MAX_EXPANDED_CHARS:
             raise ComposeStop(line, column, f"the document expands to more than {MAX_EXPANDED_CHARS} "
                                             "characters through its aliases and merge keys")

@@ -41,7 +41,10 @@ class BadScalar(Exception):
 
 
 def short_tag(tag: str) -> str:
-    shown = tag.replace(CORE, "!!", 1) if tag.startswith(CORE) else tag
+    if tag.startswith(CORE):
+        shown = "!!" + tag[len(CORE):]
+    else:
+        shown = tag if tag.startswith("!") else f"!<{tag}>"
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
