@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import yaml
 from yaml import events as ev
 
-from .errors import Problem, SourceMark
+from .errors import Problem, SourceMark, quote
 from .limits import MAX_DEPTH, MAX_EXPANDED_CHARS, MAX_VALUES
 from .yamlscalar import MAP, MERGE, NULL, SEQ, STR, BadScalar, construct, resolve_plain, unsupported
 
@@ -113,8 +113,14 @@ class Composer:
         return None
 
     def _anchor(self, event, node: Node) -> None:
-        if event.anchor is not None:
-            self.anchors[event.anchor] = node
+        if event.anchor is None:
+            return
+        first = self.anchors.get(event.anchor)
+        if first is not None:  # YAML would let the second win; PyYAML refuses it, and so do we
+            line, column = _where(event)
+            self.problems.append((line, column, f"YAML: duplicate anchor {quote(event.anchor)} (first "
+                                                f"defined on line {first.line}, column {first.column})"))
+        self.anchors[event.anchor] = node
 
     def _scalar(self, event) -> Node:
         line, column = _where(event)
@@ -157,10 +163,10 @@ class Composer:
         line, column = _where(event)
         target = self.anchors.get(event.anchor)
         if target is None:
-            raise ComposeStop(line, column, f"YAML syntax error: found undefined alias '{event.anchor}'")
+            raise ComposeStop(line, column, f"YAML syntax error: found undefined alias {quote(event.anchor)}")
         if id(target) in self.open_ids:
             self.problems.append((line, column, "an alias refers to a value that contains it"))
-            return Node(SCALAR, NULL, None, line, column)
+            return Node(MAPPING, MAP, [], line, column)  # an empty stand-in: no echo of the problem
         self._check_depth(event, target.height)
         self._charge(event, target.values, target.chars, True)
         return target
@@ -235,7 +241,7 @@ def syntax_problem(path: str, text: str, error: yaml.MarkedYAMLError, lines: lis
     return Problem(where, message, line)
 
 
-FULL_REPARSE_CHARS = 256 * 1024  # the Python parser reads about 0.6 MB/s here
+FULL_REPARSE_CHARS = 256 * 1024  # the Python parser reads about 0.6 MB/s here: at most ~0.5 s
 
 
 def _drain(text: str) -> yaml.MarkedYAMLError | None:
@@ -247,26 +253,31 @@ def _drain(text: str) -> yaml.MarkedYAMLError | None:
     return None
 
 
-def _python_wording(text: str, error: yaml.MarkedYAMLError) -> yaml.MarkedYAMLError:
-    """The same error from the Python parser: on the whole text when it is small, else on
-    the text up to two lines after the error (the parser looks no further than one line
-    ahead); libyaml's own wording when the two parsers disagree."""
-    if getattr(yaml, "CSafeLoader", None) is None:  # the error already is the Python parser's
-        return error
-    if len(text) <= FULL_REPARSE_CHARS:
-        return _drain(text) or error
-    mark = error.problem_mark or error.context_mark
-    if mark is None:
-        return error
+def _end_of_line(text: str, line: int) -> int:
+    """The index just after the end of 0-based `line` (or the text's length)."""
     cut = 0
-    for _ in range(mark.line + 3):
+    for _ in range(line + 1):
         found = text.find("\n", cut)
         if found < 0:
-            cut = len(text)
-            break
+            return len(text)
         cut = found + 1
+    return cut
+
+
+def _python_wording(text: str, error: yaml.MarkedYAMLError) -> yaml.MarkedYAMLError:
+    """The same error from the Python parser, on the text up to two lines after the error
+    (the parser looks no further ahead than that; the whole text when it is small). The
+    Python parser is slow, so when that text is long, or the parsers disagree, libyaml's
+    own wording is kept: the message is still located, only worded differently."""
+    mark = error.problem_mark or error.context_mark
+    if getattr(yaml, "CSafeLoader", None) is None or mark is None:
+        return error  # already the Python parser's
+    cut = len(text) if len(text) <= FULL_REPARSE_CHARS else _end_of_line(text, mark.line + 2)
+    if cut > FULL_REPARSE_CHARS:
+        return error
     again = _drain(text[:cut])
-    if again is not None and again.problem_mark is not None and mark is not None \
-            and (again.problem_mark.line, again.problem_mark.column) == (mark.line, mark.column):
+    if again is None or again.problem_mark is None:
+        return error
+    if cut == len(text) or (again.problem_mark.line, again.problem_mark.column) == (mark.line, mark.column):
         return again
     return error

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Problem, SourceMark, TopologyError, quote
+from .errors import Problem, SourceMark, TopologyError, describe_value, quote
 from .limits import MAX_FILE_BYTES, count_problems
 from .textfile import read_topology_text, too_large
 from .yamlcompose import MAPPING, SCALAR, SEQUENCE, ComposeStop, Node, compose_document, \
@@ -92,7 +92,7 @@ class _Converter:
                 continue
             key = key_node.value if key_node.kind == SCALAR else None
             if not isinstance(key, str):
-                shown = repr(key) if key_node.kind == SCALAR else "a collection"
+                shown = describe_value(key) if key_node.kind == SCALAR else "a collection"
                 smap.marks[path + ("<badkey>",)] = self.mark(key_node)
                 self.problems.append(smap.problem(path + ("<badkey>",), f"a key must be a name, got {shown}"))
                 continue
