@@ -27,6 +27,9 @@ Path = tuple[Any, ...]
 # What YAML's reader refuses (PyYAML's Reader.NON_PRINTABLE): checked up front, in one pass.
 _NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]")
 _BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+# Every key of a topology is a kebab-case name; letters of either case and '_' are let
+# through so that the schema can suggest the right spelling ('Name', 'prefix_length').
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass
@@ -91,10 +94,8 @@ class _Converter:
                 self.merge_sources(value_node, merged)
                 continue
             key = key_node.value if key_node.kind == SCALAR else None
-            if not isinstance(key, str):
-                shown = describe_value(key) if key_node.kind == SCALAR else "a collection"
-                smap.marks[path + ("<badkey>",)] = self.mark(key_node)
-                self.problems.append(smap.problem(path + ("<badkey>",), f"a key must be a name, got {shown}"))
+            if not isinstance(key, str) or not KEY.match(key):
+                self.problems.append(smap.problem_at(key_node.line, key_node.column, _bad_key(key_node)))
                 continue
             if key in result:
                 first = smap.marks[path + (key, "<key>")]
@@ -125,6 +126,14 @@ class _Converter:
                     self.merge_sources(value_node, into)
                 else:
                     into.append((key_node, value_node))
+
+
+def _bad_key(node: Node) -> str:
+    if node.kind != SCALAR:
+        return "a key must be a name, got a collection"
+    if not isinstance(node.value, str):
+        return f"a key must be a name, got {describe_value(node.value)}"
+    return f"a key must be a name (letters, digits, '-', at most 64), got {quote(node.value)}"
 
 
 def split_lines(text: str) -> list[str]:

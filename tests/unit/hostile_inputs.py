@@ -8,6 +8,14 @@ MiB = 1024 * 1024
 HEAD = "name: t\nasn: 64512\naddress-space: [10.0.0.0/8]\n"
 
 
+def output_bound(path_chars: int) -> int:
+    """The most `vispd validate` may print for a file whose path has `path_chars`
+    characters: MAX_SHOWN_PROBLEMS problems of a location, a message, an excerpt and a caret
+    line (wide characters pad the caret by two cells), and two closing lines."""
+    per_problem = path_chars + 16 + limits.MAX_MESSAGE_CHARS + 2 * (6 + 2 * (limits.EXCERPT_CHARS + 2))
+    return limits.MAX_SHOWN_PROBLEMS * per_problem + 200
+
+
 def plain_nodes(target_bytes: int) -> str:
     """Ordinary annotated nodes until the text reaches `target_bytes`."""
     out, size, i = [HEAD, "nodes:\n"], len(HEAD), 0

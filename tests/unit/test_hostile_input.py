@@ -19,7 +19,6 @@ import pytest
 
 import hostile_inputs as hostile
 from model import limits
-from model.errors import excerpt
 from unit_helpers import ABILENE, ROOT, abilene_full_text
 from vispd import cli
 
@@ -90,7 +89,7 @@ def test_heavy_inputs_are_refused_within_the_bounds(tmp_path, name):
     assert said in first_problem(err)
     assert usage["cpu_s"] <= CPU_BOUND_S, usage
     assert usage["maxrss_mib"] <= MEMORY_BOUND_MIB, usage
-    assert len(err) <= output_bound(len(str(tmp_path)) + 40)
+    assert len(err) <= hostile.output_bound(len(str(tmp_path)) + 40)
 
 
 def test_the_largest_topology_the_limits_accept_validates_within_the_bounds(tmp_path):
@@ -109,13 +108,6 @@ def test_dangling_names_at_the_count_limits_are_reported_within_the_bounds(tmp_p
     except subprocess.TimeoutExpired:
         pytest.fail("vispd validate ran for more than 8 s")
     assert usage["status"] == 2 and usage["cpu_s"] <= CPU_BOUND_S
-
-
-def output_bound(path_chars: int) -> int:
-    """The most `validate` prints: MAX_SHOWN_PROBLEMS problems of a location, a message, an
-    excerpt and a caret line (wide characters pad the caret by two), and two closing lines."""
-    per_problem = path_chars + 16 + limits.MAX_MESSAGE_CHARS + 2 * (6 + 2 * (limits.EXCERPT_CHARS + 2))
-    return limits.MAX_SHOWN_PROBLEMS * per_problem + 200
 
 
 # -- size and endless input ---------------------------------------------------------------

@@ -248,12 +248,19 @@ def test_a_long_line_is_quoted_as_a_short_excerpt_with_the_caret_under_the_colum
     assert duplicate, lines[:6]
 
 
-def test_a_huge_unknown_key_is_quoted_short(tmp_path):
+def test_a_huge_key_is_quoted_short(tmp_path):
     text = hostile.HEAD + "nodes: [{name: a}]\n? " + "k" * 1_000_000 + "\n: 1\n"  # longer than a simple key
     status, _, err, _ = validate_text(tmp_path, text)
     assert status == 2 and len(err) < 2000
     message = LOCATED.match(err.splitlines()[0])["message"]
-    assert message.startswith("unknown key 'kkkk") and len(message) <= limits.MAX_MESSAGE_CHARS
+    assert message == "a key must be a name (letters, digits, '-', at most 64), got 'kkkk" + "k" * 36 + \
+        "'… (1000000 characters)"
+
+
+@pytest.mark.parametrize("key", ["a[sn", "it's", "with space", "", "k" * 65, "é"])
+def test_keys_are_names(key):
+    [(line, column, message)] = problems(hostile.HEAD + f"nodes: [{{name: a}}]\n'{key}': 1\n".replace("'it's'", '"it\'s"'))
+    assert (line, column) == (5, 1) and message.startswith("a key must be a name (letters, digits, '-', at most 64), got ")
 
 
 @pytest.mark.parametrize("line, column, shown, pad", [
