@@ -4,7 +4,7 @@ and textually (byte flips, truncation, deletions, repeated lines, hostile snippe
 merge keys). For every mutant, through the public entry point `vispd.cli.main`:
 
 - the exit status is 0 or 2, and nothing escapes as an exception (no traceback);
-- the output is bounded: at most `hostile_inputs.output_bound(len(path))` characters
+- the output is bounded: at most `bench.hostile_topologies.output_bound(len(path))` characters
   (100 problems of one location, a message of at most 300 characters, an excerpt of at
   most 120 characters and a caret line, about 75 kB), whatever the mutant;
 - exit 2 ends with the count line, every located line is FILE:LINE:COL inside the file;
@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hostile_inputs as hostile
+from bench import hostile_topologies as hostile
 from unit_helpers import abilene_full_text
 from vispd import cli
 

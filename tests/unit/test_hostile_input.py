@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-import hostile_inputs as hostile
+from bench import hostile_topologies as hostile
 from model import limits
 from unit_helpers import ABILENE, ROOT, abilene_full_text
 from vispd import cli

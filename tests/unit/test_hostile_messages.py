@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-import hostile_inputs as hostile
+from bench import hostile_topologies as hostile
 from compiler.loader import load_topology
 from model import limits
 from model.errors import TopologyError, excerpt

@@ -1,5 +1,6 @@
-"""Generators of hostile topology texts, one per class of issue 10 ("Parsing is not
-bounded"), sized from model.limits so that each sits just under or just over a bound."""
+"""Hostile topology texts, one generator per class of issue 10 ("Parsing is not bounded"),
+sized from model.limits so that each sits just under or just over a bound (pure: each
+function returns YAML text). Used by bench/parse.py and by the tests of the loader."""
 from __future__ import annotations
 
 from model import limits
