@@ -32,7 +32,6 @@ SITE_PATTERN = r"^[a-z0-9]{1,6}$"
 IFNAME_PATTERN = r"^[a-z][a-z0-9]{0,14}$"
 
 
-
 def _name_not_boolean(value: Any) -> Any:
     """A name written `true` or `false` is read as a boolean (YAML 1.2, see yamlscalar):
     say how to write it as a name. Other values go on to the pattern check."""
@@ -52,7 +51,13 @@ def _bool_not_text(value: Any) -> Any:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_name_not_boolean), Field(pattern=NAME_PATTERN)]
+def _name(pattern: str) -> Any:
+    """A name field: text matching `pattern`, with a hint when YAML read it as a boolean."""
+    return Annotated[str, BeforeValidator(_name_not_boolean), Field(pattern=pattern)]
+
+
+Name = _name(NAME_PATTERN)
+ShortName = _name(SHORT_NAME_PATTERN)
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
 # YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
 Int = Annotated[int, StrictType()]
@@ -126,7 +131,7 @@ class Strict(BaseModel):
 
 class Node(Strict):
     name: Name
-    site: Annotated[str, Field(pattern=SITE_PATTERN)] | None = None
+    site: _name(SITE_PATTERN) | None = None
     description: str | None = None
     latitude: Annotated[Float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[Float, Field(ge=-180, le=180)] | None = None
@@ -149,7 +154,7 @@ class Link(Strict):
 class PseudoDevice(Strict):
     node: Name
     type: Literal["tun", "tap"]
-    name: Annotated[str, Field(pattern=IFNAME_PATTERN)] | None = None
+    name: _name(IFNAME_PATTERN) | None = None
 
 
 class Ospf(Strict):
@@ -161,7 +166,7 @@ class Ospf(Strict):
 
 
 class Slice(Strict):
-    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    name: ShortName
     prefix: Prefix | None = None
     prefix_length: Annotated[Int, Field(ge=8, le=28)] = 22
     nodes: Literal["all"] | list[Name] = "all"
@@ -190,7 +195,7 @@ class Announcement(Strict):
 class Provider(Strict):
     """An upstream provider at an egress node; in the lab, a BIRD router of its own."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,12}$")]
+    name: _name(r"^[a-z][a-z0-9-]{0,12}$")
     node: Name
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     bandwidth: Bandwidth
@@ -232,7 +237,7 @@ class Access(Strict):
 
 
 class Topology(Strict):
-    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    name: ShortName
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     address_space: list[Prefix] = Field(min_length=1)
     description: str | None = None
