@@ -58,6 +58,9 @@ def _name(pattern: str) -> Any:
 
 Name = _name(NAME_PATTERN)
 ShortName = _name(SHORT_NAME_PATTERN)
+SiteCode = _name(SITE_PATTERN)
+DeviceName = _name(IFNAME_PATTERN)
+ProviderName = _name(r"^[a-z][a-z0-9-]{0,12}$")
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
 # YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
 Int = Annotated[int, StrictType()]
@@ -131,7 +134,7 @@ class Strict(BaseModel):
 
 class Node(Strict):
     name: Name
-    site: _name(SITE_PATTERN) | None = None
+    site: SiteCode | None = None
     description: str | None = None
     latitude: Annotated[Float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[Float, Field(ge=-180, le=180)] | None = None
@@ -154,7 +157,7 @@ class Link(Strict):
 class PseudoDevice(Strict):
     node: Name
     type: Literal["tun", "tap"]
-    name: _name(IFNAME_PATTERN) | None = None
+    name: DeviceName | None = None
 
 
 class Ospf(Strict):
@@ -195,7 +198,7 @@ class Announcement(Strict):
 class Provider(Strict):
     """An upstream provider at an egress node; in the lab, a BIRD router of its own."""
 
-    name: _name(r"^[a-z][a-z0-9-]{0,12}$")
+    name: ProviderName
     node: Name
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     bandwidth: Bandwidth

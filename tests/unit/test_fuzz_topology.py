@@ -107,6 +107,33 @@ ANY_VALUE = st.recursive(
     max_leaves=12)
 
 
+def mutate_once(draw, data, path: tuple, paths: list) -> None:
+    kind = draw(st.sampled_from(["drop", "retype", "swap", "deepen", "alias", "cycle"]))
+    if kind == "drop":
+        del get(data, path[:-1])[path[-1]]
+    elif kind == "retype":
+        put(data, path, draw(ANY_VALUE))
+    elif kind == "swap":
+        other = draw(st.sampled_from(paths))
+        if path[:len(other)] != other and other[:len(path)] != path:
+            a, b = get(data, path), get(data, other)
+            put(data, path, b)
+            put(data, other, a)
+    elif kind == "deepen":
+        value = get(data, path)
+        for _ in range(draw(st.integers(1, 80))):
+            value = [value] if draw(st.booleans()) else {"k": value}
+        put(data, path, value)
+    elif kind == "alias":  # the same object twice: the dumper writes an anchor and an alias
+        put(data, draw(st.sampled_from(paths)), get(data, path))
+    elif isinstance(get(data, path), (list, dict)):  # cycle: a collection inside itself
+        container = get(data, path)
+        if isinstance(container, list):
+            container.append(container)
+        else:
+            container["self"] = container
+
+
 @st.composite
 def structurally_mutated(draw, seed: dict) -> str:
     data = copy.deepcopy(seed)
@@ -114,32 +141,10 @@ def structurally_mutated(draw, seed: dict) -> str:
         paths = [p for p in paths_of(data) if p]
         if not paths:
             break
-        path = draw(st.sampled_from(paths))
-        kind = draw(st.sampled_from(["drop", "retype", "swap", "deepen", "alias", "cycle"]))
-        if kind == "drop":
-            container = get(data, path[:-1])
-            del container[path[-1]]
-        elif kind == "retype":
-            put(data, path, draw(ANY_VALUE))
-        elif kind == "swap":
-            other = draw(st.sampled_from(paths))
-            if path[:len(other)] != other and other[:len(path)] != path:
-                a, b = get(data, path), get(data, other)
-                put(data, path, b)
-                put(data, other, a)
-        elif kind == "deepen":
-            value = get(data, path)
-            for _ in range(draw(st.integers(1, 80))):
-                value = [value] if draw(st.booleans()) else {"k": value}
-            put(data, path, value)
-        elif kind == "alias":  # the same object twice: the dumper writes an anchor and an alias
-            put(data, draw(st.sampled_from(paths)), get(data, path))
-        elif isinstance(get(data, path), (list, dict)):  # cycle: a collection inside itself
-            container = get(data, path)
-            if isinstance(container, list):
-                container.append(container)
-            else:
-                container["self"] = container
+        try:
+            mutate_once(draw, data, draw(st.sampled_from(paths)), paths)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier alias shared an object, so this path no longer leads where it did
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
                           default_flow_style=draw(st.sampled_from([False, None, True])),
                           width=draw(st.sampled_from([80, 10**6])))

@@ -19,7 +19,7 @@ import pytest
 
 from bench import hostile_topologies as hostile
 from model import limits
-from unit_helpers import ABILENE, ROOT, abilene_full_text
+from unit_helpers import ROOT, abilene_full_text
 from vispd import cli
 
 CPU_BOUND_S = 5.0
