@@ -26,18 +26,48 @@ from pydantic import (
 
 from .errors import describe_value
 from .units import parse_bandwidth
+from .yamlscalar import YAML11_BOOLEANS
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 SHORT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
 SITE_PATTERN = r"^[a-z0-9]{1,6}$"
 IFNAME_PATTERN = r"^[a-z][a-z0-9]{0,14}$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+def _name_not_boolean(value: Any) -> Any:
+    """A name written `true` or `false` is read as a boolean (YAML 1.2, see yamlscalar):
+    say how to write it as a name. Other values go on to the pattern check."""
+    if isinstance(value, bool):
+        written = "true" if value else "false"
+        raise ValueError(f"must be a string, got {written} (if '{written}' is the name, quote it: "
+                         f"\"{written}\")")
+    return value
+
+
+def _bool_not_text(value: Any) -> Any:
+    """`yes`, `no`, `on`, `off` are text in YAML 1.2 (booleans only in YAML 1.1)."""
+    if isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
+        meant = "true" if value.lower() in ("yes", "on", "y") else "false"
+        raise ValueError(f"must be true or false, got {value!r} (topology files are YAML 1.2, where "
+                         f"yes/no/on/off are text: write {meant})")
+    return value
+
+
+def _name(pattern: str) -> Any:
+    """A name field: text matching `pattern`, with a hint when YAML read it as a boolean."""
+    return Annotated[str, BeforeValidator(_name_not_boolean), Field(pattern=pattern)]
+
+
+Name = _name(NAME_PATTERN)
+ShortName = _name(SHORT_NAME_PATTERN)
+SiteCode = _name(SITE_PATTERN)
+DeviceName = _name(IFNAME_PATTERN)
+ProviderName = _name(r"^[a-z][a-z0-9-]{0,12}$")
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
 # YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
 Int = Annotated[int, StrictType()]
 Float = Annotated[float, StrictType()]
-Bool = Annotated[bool, StrictType()]
+Bool = Annotated[bool, StrictType(), BeforeValidator(_bool_not_text)]
 
 
 def _typed_text(value: Any, what: str, example: str) -> str:
@@ -106,7 +136,7 @@ class Strict(BaseModel):
 
 class Node(Strict):
     name: Name
-    site: Annotated[str, Field(pattern=SITE_PATTERN)] | None = None
+    site: SiteCode | None = None
     description: str | None = None
     latitude: Annotated[Float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[Float, Field(ge=-180, le=180)] | None = None
@@ -129,7 +159,7 @@ class Link(Strict):
 class PseudoDevice(Strict):
     node: Name
     type: Literal["tun", "tap"]
-    name: Annotated[str, Field(pattern=IFNAME_PATTERN)] | None = None
+    name: DeviceName | None = None
 
 
 class Ospf(Strict):
@@ -141,7 +171,7 @@ class Ospf(Strict):
 
 
 class Slice(Strict):
-    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    name: ShortName
     prefix: Prefix | None = None
     prefix_length: Annotated[Int, Field(ge=8, le=28)] = 22
     nodes: Literal["all"] | list[Name] = "all"
@@ -173,7 +203,7 @@ class Announcement(Strict):
 class Provider(Strict):
     """An upstream provider at an egress node; in the lab, a BIRD router of its own."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,12}$")]
+    name: ProviderName
     node: Name
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     bandwidth: Bandwidth
@@ -228,7 +258,7 @@ class Access(Strict):
 
 
 class Topology(Strict):
-    name: Annotated[str, Field(pattern=SHORT_NAME_PATTERN)]
+    name: ShortName
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     address_space: list[Prefix] = Field(min_length=1)
     description: str | None = None

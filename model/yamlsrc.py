@@ -1,23 +1,37 @@
-"""Read YAML keeping where every value came from.
+"""Read YAML keeping where every value came from, with every cost bounded.
 
-`load_marked(path)` composes the document with PyYAML (whose nodes carry line and column
-marks), turns it into plain Python values and a `SourceMap` from value paths such as
-`("slices", 0, "nodes", 2)` to the `SourceMark` of that value (and, with a `"<key>"`
-suffix, of its key). Duplicate mapping keys are errors here, since PyYAML silently keeps
-the last one.
+`load_marked(path)` reads the file (bounded: model.textfile), composes its one document
+(bounded: model.yamlcompose, YAML 1.2 scalars, core tags only), turns it into plain Python
+values and a `SourceMap` from value paths such as `("slices", 0, "nodes", 2)` to the
+`SourceMark` of that value (and, with a `"<key>"` suffix, of its key), and checks the
+counts of the topology's lists (model.limits). Duplicate mapping keys are errors here,
+since PyYAML silently keeps the last one. Every problem is a `TopologyError` at its
+FILE:LINE:COL; nothing here raises anything else, whatever the input.
 
 Pure, but for reading the file it is given.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from .errors import Problem, SourceMark, TopologyError
+from .errors import Problem, SourceMark, TopologyError, describe_value, quote
+from .limits import MAX_FILE_BYTES, count_problems
+from .textfile import read_topology_text, too_large
+from .yamlcompose import MAPPING, SCALAR, SEQUENCE, ComposeStop, Node, compose_document, \
+    is_merge_key, syntax_problem
 
 Path = tuple[Any, ...]
+
+# What YAML's reader refuses (PyYAML's Reader.NON_PRINTABLE): checked up front, in one pass.
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]")
+_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+# Every key of a topology is a kebab-case name; letters of either case and '_' are let
+# through so that the schema can suggest the right spelling ('Name', 'prefix_length').
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass
@@ -40,187 +54,142 @@ class SourceMap:
         """The mark of the key that names `path` (for 'unknown key' errors)."""
         return self.marks.get(tuple(path) + ("<key>",)) or self.mark(path)
 
+    def line_of(self, mark: SourceMark | None) -> str | None:
+        if mark and 0 < mark.line <= len(self.lines):
+            return self.lines[mark.line - 1]
+        return None
+
     def problem(self, path: Path, message: str, at_key: bool = False) -> Problem:
         mark = self.key_mark(path) if at_key else self.mark(path)
-        line = None
-        if mark and 0 < mark.line <= len(self.lines):
-            line = self.lines[mark.line - 1]
-        return Problem(mark, message, line)
+        return Problem(mark, message, self.line_of(mark))
 
-
-def _mark(file: str, node: yaml.Node) -> SourceMark:
-    return SourceMark(file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _merged_pairs(node: yaml.MappingNode, seen: frozenset[int] = frozenset()) -> tuple[list, list]:
-    """(own key/value pairs, pairs brought in by `<<: *anchor` merge keys)."""
-    own, merged = [], []
-    seen = seen | {id(node)}
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            for source in sources:
-                if isinstance(source, yaml.MappingNode) and id(source) not in seen:
-                    sub_own, sub_merged = _merged_pairs(source, seen)
-                    merged.extend(sub_own + sub_merged)
-        else:
-            own.append((key_node, value_node))
-    return own, merged
-
-
-def _key(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        return None
-    try:
-        return _scalar(node)
-    except _BadScalar:
-        return node.value
-
-
-MAX_VALUES = 200_000  # aliases can make a small file expand exponentially ("billion laughs")
+    def problem_at(self, line: int, column: int, message: str) -> Problem:
+        mark = SourceMark(self.file, line, column)
+        return Problem(mark, message, self.line_of(mark))
 
 
 class _Converter:
-    """Composed YAML nodes → plain values, recording the mark of every value and key."""
+    """Composed nodes → plain values, recording the mark of every value and key. The
+    composer has bounded the expanded size and depth, so this recursion is bounded too."""
 
     def __init__(self, smap: SourceMap, problems: list[Problem]) -> None:
         self.smap = smap
         self.problems = problems
-        self.active: set[int] = set()  # nodes being converted (an alias to one is a cycle)
-        self.count = 0
 
-    def say(self, path: Path, mark: SourceMark, message: str) -> None:
-        self.smap.marks[path] = mark
-        self.problems.append(self.smap.problem(path, message))
+    def mark(self, node: Node) -> SourceMark:
+        return SourceMark(self.smap.file, node.line, node.column)
 
-    def convert(self, node: yaml.Node, path: Path) -> Any:
-        smap = self.smap
-        smap.marks[path] = _mark(smap.file, node)
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise TopologyError([smap.problem(path, f"the document expands to more than {MAX_VALUES} values (aliases?)")])
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                return _scalar(node)
-            except _BadScalar as exc:
-                self.problems.append(smap.problem(path, exc.message))
-                return None
-        if id(node) in self.active:
-            self.problems.append(smap.problem(path, "an alias refers to a value that contains it"))
-            return None
-        self.active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [self.convert(item, path + (index,)) for index, item in enumerate(node.value)]
-            return self.mapping(node, path)
-        finally:
-            self.active.discard(id(node))
+    def convert(self, node: Node, path: Path) -> Any:
+        self.smap.marks[path] = self.mark(node)
+        if node.kind == SCALAR:
+            return node.value
+        if node.kind == SEQUENCE:
+            return [self.convert(item, path + (index,)) for index, item in enumerate(node.value)]
+        return self.mapping(node, path)
 
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+    def mapping(self, node: Node, path: Path) -> dict:
         smap = self.smap
         result: dict[str, Any] = {}
-        own, merged = _merged_pairs(node)
-        for key_node, value_node in own:
-            key_mark = _mark(smap.file, key_node)
-            key = _key(key_node)
-            if not isinstance(key, str):
-                shown = repr(key) if isinstance(key_node, yaml.ScalarNode) else "a collection"
-                self.say(path + ("<badkey>",), key_mark, f"a key must be a name, got {shown}")
+        merged: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if is_merge_key(key_node):
+                self.merge_sources(value_node, merged)
+                continue
+            key = key_node.value if key_node.kind == SCALAR else None
+            if not isinstance(key, str) or not KEY.match(key):
+                self.problems.append(smap.problem_at(key_node.line, key_node.column, _bad_key(key_node)))
                 continue
             if key in result:
                 first = smap.marks[path + (key, "<key>")]
-                self.say(path + (key, "<dup>"), key_mark,
-                         f"duplicate key '{key}' (first set on line {first.line})")
+                self.problems.append(smap.problem_at(key_node.line, key_node.column,
+                                                     f"duplicate key {quote(key)} (first set on line {first.line})"))
                 continue
-            smap.marks[path + (key, "<key>")] = key_mark
+            smap.marks[path + (key, "<key>")] = self.mark(key_node)
             result[key] = self.convert(value_node, path + (key,))
         for key_node, value_node in merged:
             # Keys written in the mapping itself override merged ones, as YAML specifies.
-            key = _key(key_node)
+            key = key_node.value if key_node.kind == SCALAR else None
             if isinstance(key, str) and key not in result:
-                smap.marks[path + (key, "<key>")] = _mark(smap.file, key_node)
+                smap.marks[path + (key, "<key>")] = self.mark(key_node)
                 result[key] = self.convert(value_node, path + (key,))
         return result
 
+    def merge_sources(self, value: Node, into: list[tuple[Node, Node]]) -> None:
+        """The pairs a `<<:` brings in (a mapping, or a list of mappings; nested merges
+        included, earlier sources first), appended to `into`."""
+        sources = value.value if value.kind == SEQUENCE else [value]
+        for source in sources:
+            if source.kind != MAPPING:
+                self.problems.append(self.smap.problem_at(
+                    source.line, source.column, "'<<' (a merge key) takes a mapping or a list of mappings"))
+                continue
+            for key_node, value_node in source.value:
+                if is_merge_key(key_node):
+                    self.merge_sources(value_node, into)
+                else:
+                    into.append((key_node, value_node))
 
-class _BadScalar(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+def _bad_key(node: Node) -> str:
+    if node.kind != SCALAR:
+        return "a key must be a name, got a collection"
+    if not isinstance(node.value, str):
+        return f"a key must be a name, got {describe_value(node.value)}"
+    return f"a key must be a name (letters, digits, '-', at most 64), got {quote(node.value)}"
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
-    """Resolve a scalar with the safe loader's rules (ints, floats, bools, null, strings)."""
-    constructor = yaml.constructor.SafeConstructor()
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` as YAML counts them (\\n, \\r\\n, \\r, NEL, LS, PS)."""
+    return _BREAK.split(text)
+
+
+def _reader_problem(path: str, text: str, lines: list[str]) -> Problem | None:
+    bad = _NON_PRINTABLE.search(text)
+    if bad is None:
+        return None
+    breaks = list(_BREAK.finditer(text, 0, bad.start()))
+    line_start = breaks[-1].end() if breaks else 0
+    mark = SourceMark(path, len(breaks) + 1, bad.start() - line_start + 1)
+    return Problem(mark, f"YAML: character #x{ord(bad.group()):04x} is not allowed",
+                   lines[mark.line - 1] if mark.line <= len(lines) else None)
+
+
+def _compose(path: str, text: str, smap: SourceMap):
+    """(root node, problems) of the only document; TopologyError when there is none, more
+    than one, a syntax error or a bound crossed."""
     try:
-        return constructor.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError:
-        raise _BadScalar(f"YAML: unsupported tag {_short_tag(node.tag)}: only plain YAML values "
-                         "are accepted") from None
-    except ValueError:  # e.g. `!!int x`
-        raise _BadScalar(f"YAML: {node.value!r} is not a valid {_short_tag(node.tag)}") from None
+        root, found, second = compose_document(text)
+    except ComposeStop as stop:
+        raise TopologyError([smap.problem_at(stop.line, stop.column, stop.message)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise TopologyError([syntax_problem(path, text, exc, smap.lines)]) from None
+    except yaml.YAMLError as exc:  # a reader error of libyaml's that the check above missed
+        raise TopologyError([Problem(SourceMark(path, 1, 1), f"YAML: {shorten_error(exc)}")]) from None
+    if root is None:
+        raise TopologyError([Problem(SourceMark(path, 1, 1), "the file is empty: expected a topology mapping")])
+    if second is not None:
+        raise TopologyError([smap.problem_at(*second, "a second YAML document: a topology file holds exactly one")])
+    return root, [smap.problem_at(line, column, message) for line, column, message in found]
 
 
-def _short_tag(tag: str) -> str:
-    return tag.replace("tag:yaml.org,2002:", "!!")
-
-
-def _compose(text: str) -> list:
-    """Compose every document, with libyaml when present (about ten times faster on big
-    topologies, same marks). Errors always come from the pure-Python parser, so that their
-    wording and position do not depend on how PyYAML was built."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            return list(yaml.compose_all(text, Loader=fast))
-        except yaml.YAMLError:
-            pass
-    return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+def shorten_error(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def load_marked(path: str, text: str | None = None) -> tuple[Any, SourceMap]:
     """Parse `path` (or `text`, reported as `path`) into (data, source map)."""
     if text is None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise TopologyError([Problem(SourceMark(path, 1, 1), f"cannot read: {exc.strerror}")]) from None
-        except UnicodeDecodeError as exc:
-            before = exc.object[: exc.start]
-            line = before.count(b"\n") + 1
-            column = exc.start - (before.rfind(b"\n") + 1) + 1
-            raise TopologyError([Problem(SourceMark(path, line, column),
-                                         f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})")]) from None
-    smap = SourceMap(file=path, lines=text.splitlines())
-    try:
-        documents = _compose(text)
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        where = SourceMark(path, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
-        raise TopologyError([Problem(where, f"YAML: character #x{exc.character:04x} is not allowed",
-                                     smap.lines[where.line - 1] if where.line <= len(smap.lines) else None)]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = SourceMark(path, mark.line + 1, mark.column + 1) if mark else None
-        line = smap.lines[where.line - 1] if where and where.line <= len(smap.lines) else None
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        if exc.problem and exc.context and exc.context_mark and exc.problem_mark \
-                and exc.context_mark.line != exc.problem_mark.line:
-            message += (f" ({exc.context.replace('while parsing', 'in')} that starts on line {exc.context_mark.line + 1},"
-                        f" column {exc.context_mark.column + 1})")
-        raise TopologyError([Problem(where, message, line)]) from None
-    if not documents or documents[0] is None:
-        raise TopologyError([Problem(SourceMark(path, 1, 1), "the file is empty: expected a topology mapping")])
-    if len(documents) > 1:
-        second = _mark(path, documents[1])
-        raise TopologyError([Problem(second, "a second YAML document: a topology file holds exactly one",
-                                     smap.lines[second.line - 1] if second.line <= len(smap.lines) else None)])
-    problems: list[Problem] = []
-    data = _Converter(smap, problems).convert(documents[0], ())
+        text = read_topology_text(path)
+    elif len(text) > MAX_FILE_BYTES:
+        raise too_large(path, f"the text has {len(text)} characters")
+    smap = SourceMap(file=path, lines=split_lines(text))
+    bad_character = _reader_problem(path, text, smap.lines)
+    if bad_character is not None:
+        raise TopologyError([bad_character])
+    root, problems = _compose(path, text, smap)
+    data = _Converter(smap, problems).convert(root, ())
+    if not problems:
+        problems = count_problems(data, smap)
     if problems:
         raise TopologyError(problems)
     return data, smap

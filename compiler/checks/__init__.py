@@ -11,7 +11,7 @@ from model.yamlsrc import SourceMap
 
 from .access import check_access
 from .addresses import check_lab_prefixes, check_special_ranges
-from .common import Reporter
+from .common import Known, Reporter
 from .egress import check_announcements, check_providers
 from .kinds import check_kinds
 from .slices import check_slices
@@ -30,7 +30,7 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
     say = Reporter(smap)
     node_names = check_nodes(topo, smap, say)
     link_keys = check_links(topo, smap, say, node_names)
-    provider_names = {p.name for p in topo.providers}
+    provider_names = Known(p.name for p in topo.providers)
     slice_names = check_slices(topo, say, node_names, link_keys, provider_names)
     check_providers(topo, say, node_names)
     check_announcements(topo, say)

@@ -2,9 +2,8 @@
 problems, name suggestions, and the duplicate-name rule."""
 from __future__ import annotations
 
-import difflib
-
 from model.errors import Problem
+from model.hints import Hints
 from model.yamlsrc import SourceMap
 
 
@@ -19,13 +18,27 @@ class Reporter:
         self.problems.append(self.smap.problem(path, message))
 
 
-def hint(name: str, known) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+class Known(set):
+    """A set of declared names that also suggests the closest one to a name it lacks, with
+    bounded work however many names are missing (model.hints)."""
+
+    def __init__(self, names=()):
+        super().__init__(names)
+        self._hints: Hints | None = None
+
+    def hint(self, name: str) -> str:
+        if self._hints is None:
+            self._hints = Hints(self)
+        return self._hints.suffix(name)
 
 
-def unique_names(items, attr: str, path: tuple, what: str, say) -> set[str]:
-    """The set of names; every repeated one is reported at its second occurrence."""
+def hint(name: str, known: "Known") -> str:
+    """" (did you mean 'x'?)" for a name `known` lacks, or ""."""
+    return known.hint(name)
+
+
+def unique_names(items, attr: str, path: tuple, what: str, say) -> Known:
+    """The declared names; every repeated one is reported at its second occurrence."""
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         value = getattr(item, attr)
@@ -33,7 +46,7 @@ def unique_names(items, attr: str, path: tuple, what: str, say) -> set[str]:
             say(path + (i, attr), f"duplicate {what} name '{value}'")
         else:
             seen[value] = i
-    return set(seen)
+    return Known(seen)
 
 
 def one_of(names) -> str:
