@@ -95,30 +95,26 @@ def _extra_ranges(facts: SliceFacts, graph: LeastCostPaths) -> list[tuple[int, R
 def _sliver_routes(ctx: PlanContext, facts: SliceFacts, source: str, hops: list[int],
                    blocks: dict[int, list[tuple[int, int]]], extra: list[tuple[int, Range]],
                    text: dict[tuple[int, int], str]) -> list[Route]:
-    """One sliver's routes, by address: its loopback blocks per hop (offsets from the slice
-    prefix), re-cut together with the hop's pseudo-device and access ranges where it has any."""
+    """One sliver's routes, neighbour by neighbour (by name), each in address order: its
+    loopback blocks (offsets from the slice prefix), re-cut together with the pseudo-device
+    and access ranges of the destinations behind that neighbour where there are any."""
     base = int(facts.prefix.network_address)  # the loopback of topology position p is base + p
     extra_by_hop: dict[int, list[Range]] = {}
     for node, span in extra:
         if hops[node] != NO_HOP:
             extra_by_hop.setdefault(hops[node], []).append(span)
-    found = []  # (network, prefix length, CIDR text, hop)
-    for hop, own in blocks.items():
-        if hop in extra_by_hop:
-            continue
-        for block in own:
-            cidr = text.get(block)
-            if cidr is None:
-                cidr = text[block] = cidr_text(base + block[0], block[1])
-            found.append((block[0] + base, block[1], cidr, hop))
-    for hop, spans in extra_by_hop.items():
-        ranges = [(base + offset, base + offset + (1 << (ADDRESS_BITS - length))) for offset, length in blocks.get(hop, ())]
-        found += [(network, length, cidr_text(network, length), hop) for network, length in exact_cover(ranges + spans)]
-    found.sort()
     graph, ns, loopback = facts.graph, ctx.sliver_ns(source, facts.slice.name), facts.loopback[source]
-    way = {}  # hop -> (gateway, ifname)
-    for hop in {entry[3] for entry in found}:
+    routes: list[Route] = []
+    for hop in sorted(blocks.keys() | extra_by_hop.keys()):
+        if hop in extra_by_hop:
+            ranges = [(base + offset, base + offset + (1 << (ADDRESS_BITS - length)))
+                      for offset, length in blocks.get(hop, ())]
+            cidrs = [cidr_text(network, length) for network, length in exact_cover(ranges + extra_by_hop[hop])]
+        else:
+            cidrs = [text.get(block) or text.setdefault(block, cidr_text(base + block[0], block[1]))
+                     for block in blocks[hop]]
         neighbour = graph.names[hop]
-        way[hop] = facts.ends[(neighbour, source)].ip, facts.ends[(source, neighbour)].ifname
-    return [Route(node=source, ns=ns, dst=cidr, gateway=way[hop][0], ifname=way[hop][1], prefsrc=loopback)
-            for _, _, cidr, hop in found]
+        gateway, ifname = facts.ends[(neighbour, source)].ip, facts.ends[(source, neighbour)].ifname
+        routes += [Route(node=source, ns=ns, dst=cidr, gateway=gateway, ifname=ifname, prefsrc=loopback)
+                   for cidr in cidrs]
+    return routes
