@@ -11,6 +11,7 @@ which the planner turns into Shaping and IsolationFilter resources at the end.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Network
@@ -22,7 +23,7 @@ from .addressing import SliceAddressing, access_subnets, allocate_slice_prefixes
 from .access_types.base import AccessPoint
 from .plan import SliverInfo
 from .resources import Resource, ShapingClass
-from .routing import distances, next_hops, slice_graph
+from .routing import NO_HOP, LazyTable, LeastCostPaths
 from .runtime import Runtime
 
 DEFAULT_UID_BASE = 60000  # default slice uids: 60000..63999, derived from the slice name
@@ -66,8 +67,10 @@ class LinkEnd:
 @dataclass(frozen=True)
 class SliceFacts:
     """A slice's layout: members, loopbacks, virtual link ends, pseudo-devices, access
-    subnets and (for `routing: static`) least-cost next hops; `cost` is computed for every
-    routing mode (the egress manager needs it)."""
+    subnets, and its least-cost paths over its live links (`graph`, shared by the slices
+    whose graphs are equal). `hops` (for `routing: static`), `cost` and `paths()` read
+    as {node: {destination: ...}} tables, computed row by row when asked for: nothing
+    holds every pair of nodes at once."""
 
     slice: Slice
     prefix: IPv4Network
@@ -78,18 +81,64 @@ class SliceFacts:
     ends: dict[tuple[str, str], LinkEnd]  # (node, peer) -> the end at node
     devices_at: dict[str, list[tuple[str, IPv4Network, str]]]  # node -> (ifname, subnet, tun|tap)
     access_at: dict[str, list[IPv4Network]]  # node -> access subnets (pools, socket /30s)
-    hops: dict[str, dict[str, str]]  # static routing: node -> destination -> next hop node
-    cost: dict[str, dict[str, int]]  # node -> destination -> least cost (live links)
+    graph: LeastCostPaths  # the slice's nodes and live links
+
+    @property
+    def static(self) -> bool:
+        return self.slice.routing == "static"
+
+    @cached_property
+    def ends_at(self) -> dict[str, list[LinkEnd]]:
+        """node -> its link ends, by peer name."""
+        by_node: dict[str, list[LinkEnd]] = {node: [] for node in self.members}
+        for (node, _), end in sorted(self.ends.items()):
+            by_node[node].append(end)
+        return by_node
+
+    @property
+    def hops(self) -> Mapping[str, dict[str, str]]:
+        """Static routing: node -> destination -> next hop node ({} for other modes)."""
+        return LazyTable(self.members, self.graph.hop_table) if self.static else {}
+
+    @property
+    def cost(self) -> Mapping[str, dict[str, int]]:
+        """node -> destination -> least cost over the live links (every routing mode)."""
+        return LazyTable(self.members, self.graph.cost_row)
 
     def targets(self, node: str) -> list[str]:
         """What other slivers route toward `node`: its loopback, pseudo-device subnets, access subnets."""
         return ([f"{self.loopback[node]}/32"] + [str(s) for _, s, _ in self.devices_at[node]]
                 + [str(s) for s in self.access_at[node]])
 
-    def paths(self) -> dict[str, dict[str, tuple[str, str, int]]]:
-        """{node: {destination: (gateway, ifname, cost)}} along the static next hops."""
-        return {x: {d: (self.ends[(hop, x)].ip, self.ends[(x, hop)].ifname, self.cost[x][d])
-                    for d, hop in self.hops.get(x, {}).items()} for x in self.members}
+    def paths(self) -> Mapping[str, Mapping[str, tuple[str, str, int]]]:
+        """{node: {destination: (gateway, ifname, cost)}} along the static next hops; each
+        entry is computed when read (one Dijkstra per destination asked for, kept)."""
+        return LazyTable(self.members, lambda node: _PathRow(self, node) if self.static else {})
+
+
+class _PathRow(Mapping):
+    """{destination: (gateway, ifname, cost)} from one node, entry by entry (see SliceFacts.paths)."""
+
+    def __init__(self, facts: SliceFacts, node: str):
+        self._facts, self._node = facts, node
+
+    def __getitem__(self, destination: str) -> tuple[str, str, int]:
+        graph = self._facts.graph
+        if destination not in graph.index:
+            raise KeyError(destination)
+        hops, costs = graph.toward(destination)
+        me = graph.index[self._node]
+        if hops[me] == NO_HOP:
+            raise KeyError(destination)
+        hop = graph.names[hops[me]]
+        return self._facts.ends[(hop, self._node)].ip, self._facts.ends[(self._node, hop)].ifname, costs[me]
+
+    def __iter__(self) -> Iterator[str]:
+        graph = self._facts.graph
+        return (graph.names[d] for d, hop in enumerate(graph.first_hops(self._node)) if hop != NO_HOP)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class PlanContext:
@@ -128,9 +177,10 @@ class PlanContext:
     @cached_property
     def slice_facts(self) -> dict[str, SliceFacts]:
         used_macs: dict[tuple[str, str], set[str]] = defaultdict(set)  # MACs on one substrate device
-        return {sl.name: self._facts(sl, used_macs) for sl in self.topo.slices}
+        graphs: dict[tuple, LeastCostPaths] = {}  # one per distinct graph: equal graphs share paths
+        return {sl.name: self._facts(sl, used_macs, graphs) for sl in self.topo.slices}
 
-    def _facts(self, sl: Slice, used_macs: dict) -> SliceFacts:
+    def _facts(self, sl: Slice, used_macs: dict, graphs: dict[tuple, LeastCostPaths]) -> SliceFacts:
         prefix = self.prefixes[sl.name]
         assert prefix is not None, "validated topologies always have a prefix"
         layout = slice_addressing(self.topo, sl.name, prefix)
@@ -152,10 +202,13 @@ class PlanContext:
         access_at: dict[str, list] = defaultdict(list)
         for node, _, subnet in access_subnets(self.topo, sl.name, layout):
             access_at[node].append(subnet)
-        graph = slice_graph(members, [lk for lk in links if lk.key not in self.failed_links])
+        live = [lk for lk in links if lk.key not in self.failed_links]
+        key = LeastCostPaths.graph_key(members, live)
+        if key not in graphs:
+            graphs[key] = LeastCostPaths.from_links(members, live)
         return SliceFacts(sl, prefix, layout, self.uids[sl.name], members,
                           {n: str(layout.loopback(self.node_index[n])) for n in members}, ends, devices_at,
-                          access_at, next_hops(graph) if sl.routing == "static" else {}, distances(graph))
+                          access_at, graphs[key])
 
 
 @dataclass

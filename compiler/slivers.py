@@ -1,14 +1,15 @@
 """A slice's slivers (pure): per node it spans, a namespace with a loopback, one private
 macvlan per virtual link on the node's device for that link (fixed MAC, static neighbour,
 an HTB class, admitted by the node's guard), its TUN/TAP pseudo-devices, and its routing:
-static routes along least-cost paths (`routing: static`), a BIRD speaking OSPF
-(`routing: ospf`), or nothing (`routing: none`)."""
+static routes along least-cost paths (`routing: static`, aggregated: see
+compiler.static_routes), a BIRD speaking OSPF (`routing: ospf`), or nothing (`routing: none`)."""
 from __future__ import annotations
 
 from .context import PlanContext, PlanParts, SliceFacts
 from .daemons.ospf import sliver_daemon
 from .plan import SliverInfo
 from .resources import Address, Macvlan, Neighbour, Netns, Route, ShapingClass, TunTap
+from .static_routes import static_routes
 
 
 def sliver_sysctls(gid: int) -> tuple[tuple[str, str], ...]:
@@ -25,12 +26,13 @@ def sliver_sysctls(gid: int) -> tuple[tuple[str, str], ...]:
 
 
 def plan_slices(ctx: PlanContext, parts: PlanParts) -> None:
+    routes = static_routes(ctx)
     for sl in ctx.topo.slices:
         facts = ctx.slice_facts[sl.name]
         _plan_virtual_links(ctx, parts, facts)
         _plan_pseudo_devices(ctx, parts, facts)
         for node in facts.members:
-            _plan_sliver(ctx, parts, facts, node)
+            _plan_sliver(ctx, parts, facts, node, routes.pop((sl.name, node), []))
 
 
 def _plan_virtual_links(ctx: PlanContext, parts: PlanParts, facts: SliceFacts) -> None:
@@ -56,29 +58,24 @@ def _plan_pseudo_devices(ctx: PlanContext, parts: PlanParts, facts: SliceFacts) 
                       Address(node=node, ns=ns, ifname=ifname, cidr=f"{subnet.network_address + 1}/30"))
 
 
-def _plan_sliver(ctx: PlanContext, parts: PlanParts, facts: SliceFacts, x: str) -> None:
+def _plan_sliver(ctx: PlanContext, parts: PlanParts, facts: SliceFacts, x: str, routes: list[Route]) -> None:
     sl = facts.slice
     ns = ctx.sliver_ns(x, sl.name)
     loopback = facts.loopback[x]
     parts.add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(facts.uid)),
-              Address(node=x, ns=ns, ifname="lo", cidr=f"{loopback}/32"))
-    for dest, hop in sorted(facts.hops.get(x, {}).items()):
-        out, back = facts.ends[(x, hop)], facts.ends[(hop, x)]
-        for dst in facts.targets(dest):
-            parts.add(Route(node=x, ns=ns, dst=dst, gateway=back.ip, ifname=out.ifname, prefsrc=loopback))
+              Address(node=x, ns=ns, ifname="lo", cidr=f"{loopback}/32"), *routes)
     if sl.routing == "ospf":
         parts.add(_ospf_daemon(ctx, facts, x, ns))
     parts.slivers.append(SliverInfo(
         slice=sl.name, node=x, ns=ns, loopback=loopback, uid=facts.uid, gid=facts.uid,
-        interfaces=tuple(sorted((e.ifname, e.cidr, e.mac) for (a, _), e in facts.ends.items() if a == x)),
+        interfaces=tuple(sorted((e.ifname, e.cidr, e.mac) for e in facts.ends_at[x])),
         pseudo_devices=tuple((n, m, str(s)) for n, s, m in facts.devices_at[x])))
 
 
 def _ospf_daemon(ctx: PlanContext, facts: SliceFacts, x: str, ns: str):
     sl = facts.slice
     stubs = [str(s) for _, s, _ in facts.devices_at[x]] + [str(s) for s in facts.access_at[x]]
-    neighbours = [(end.ifname, end.cidr, facts.ends[(b, a)].ip, end.cost)
-                  for (a, b), end in sorted(facts.ends.items()) if a == x]
+    neighbours = [(end.ifname, end.cidr, facts.ends[(end.peer, x)].ip, end.cost) for end in facts.ends_at[x]]
     egress_nodes = {p.node for p in ctx.topo.providers if p.name in sl.egress}
     return sliver_daemon(ctx.name, sl, x, ns, facts.loopback[x], neighbours, stubs, ctx.runtime.run_dir,
                          ctx.runtime.sock_dir, originate_default=x in egress_nodes)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from ipaddress import ip_address, ip_network
 
 import pytest
 
@@ -63,10 +64,12 @@ def lab(tmp_path_factory):
 
 
 def route_device(lab: Lab, slice_name: str, node: str, destination: str) -> str | None:
-    for route in lab.routes(slice_name, node):
-        if route["dst"] == f"{destination}/32":
-            return route["dev"]
-    return None
+    """The device of the route the kernel picks for `destination` (longest prefix match:
+    vispd's static routes cover several destinations with one prefix where they can)."""
+    covering = [r for r in lab.routes(slice_name, node)
+                if r["dst"] != "default" and ip_address(destination) in ip_network(r["dst"])]
+    best = max(covering, key=lambda r: ip_network(r["dst"]).prefixlen, default=None)
+    return best["dev"] if best else None
 
 
 def pings(lab: Lab, source: str, target: str) -> bool:

@@ -50,7 +50,11 @@ def test_check_names_the_pair_a_missing_route_cuts(deployed):
     name = name_of(path)
     # research has no egress, hence no default route to fall back on (plb's would carry it)
     denver, new_york = loopback(name, "research", "denver"), loopback(name, "research", "new-york")
-    subprocess.run(["ip", "-n", f"vispd.{name}.denver.research", "route", "del", f"{new_york}/32"], check=True)
+    # the one static route (protocol 77) covering new-york's loopback, whatever prefix carries it
+    ns = f"vispd.{name}.denver.research"
+    covering = subprocess.run(["ip", "-n", ns, "-o", "route", "show", "match", new_york, "proto", "77"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(["ip", "-n", ns, "route", "del", covering[0]], check=True)
     result = vispd("check", path, "--timeout", "1", check=False)
     lines = result.stdout.splitlines()
     assert result.returncode == 1, result.stdout

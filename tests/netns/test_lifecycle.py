@@ -93,10 +93,13 @@ def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path, state_dir)
     manager_pid = (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0]
     planned = vispd("plan", path).stdout.strip().split("\n")
     changes, summary = planned[:-1], planned[-1]
-    # routes, and the egress manager's copy of the path costs (reloaded in place, not restarted)
-    assert changes and all(line.startswith("~ route ") for line in changes[:-1]), changes
+    # routes (aggregated per next hop: some are re-cut into other prefixes), and the egress
+    # manager's copy of the path costs (reloaded in place, not restarted)
+    assert changes and all(line[:8] in ("~ route ", "+ route ", "- route ") for line in changes[:-1]), changes
     assert changes[-1] == "~ daemon egress-manager in the host namespace"
-    assert summary == f"{len(changes)} to update"
+    counts = {a: sum(1 for line in changes if line[0] == s) for a, s in (("create", "+"), ("update", "~"),
+                                                                         ("delete", "-"))}
+    assert summary == ", ".join(f"{counts[a]} to {a}" for a in ("create", "update", "delete") if counts[a])
     assert "to update" in vispd("up", path).stdout
     assert (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0] == manager_pid
     # seattle now reaches denver through sunnyvale, not over the direct link

@@ -1,12 +1,15 @@
-"""Shortest-path next hops: known answers on small graphs and on Abilene, deterministic ties."""
+"""Shortest-path next hops: known answers on small graphs and on Abilene, deterministic ties,
+and the fast paths (`LeastCostPaths`) against the definition on random graphs."""
 from __future__ import annotations
 
 import random
 
 import networkx as nx
+import pytest
 
 from model.schema import Link
-from compiler.routing import next_hops, slice_graph
+from routing_oracle import reference_next_hops
+from compiler.routing import NO_HOP, LeastCostPaths, distances, next_hops, paths_of, slice_graph
 
 
 def links(*specs: tuple[str, str, int]) -> list[Link]:
@@ -93,3 +96,42 @@ def test_abilene_every_next_hop_lies_on_a_least_cost_path(abilene):
             assert graph.edges[source, hop]["cost"] + distance[hop][destination] == distance[source][destination]
             pairs += 1
     assert pairs == 11 * 10
+
+
+# -- the fast paths agree with the definition, on random graphs full of ties -------------------
+
+def random_graph(rng: random.Random) -> nx.Graph:
+    """Up to 14 nodes with shuffled names, sparse or dense, costs 1-3 (many equal-cost
+    paths), sometimes in several parts."""
+    names = [f"{rng.choice('abcxyz')}{i}" for i in rng.sample(range(100), rng.randint(1, 14))]
+    specs = {tuple(sorted(rng.sample(names, 2))) for _ in range(rng.randint(0, 3 * len(names)))
+             if len(names) > 1}
+    return slice_graph(names, links(*[(a, b, rng.randint(1, 3)) for a, b in sorted(specs)]))
+
+
+def test_first_hops_match_the_definition_on_random_graphs():
+    rng = random.Random(2026)
+    for _ in range(300):
+        graph = random_graph(rng)
+        assert next_hops(graph) == reference_next_hops(graph)
+
+
+def test_toward_a_destination_gives_the_same_hops_and_the_least_costs():
+    rng = random.Random(11)
+    for _ in range(100):
+        graph = random_graph(rng)
+        paths = paths_of(graph)
+        reference = reference_next_hops(graph)
+        lengths = dict(nx.all_pairs_dijkstra_path_length(graph, weight="cost"))
+        for destination in paths.names:
+            hops, costs = paths.toward(destination)
+            for node, name in enumerate(paths.names):
+                want = reference.get(name, {}).get(destination)
+                assert (paths.names[hops[node]] if hops[node] != NO_HOP else None) == want
+                assert costs[node] == lengths[destination].get(name)
+        assert distances(graph) == lengths
+
+
+def test_a_cost_below_one_is_refused():
+    with pytest.raises(ValueError, match="cost 0"):
+        LeastCostPaths(["a", "b"], [("a", "b", 0)])

@@ -11,6 +11,7 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
+from routing_oracle import addresses_of, route_toward, routed_addresses
 from unit_helpers import PATHS, RING, topology
 from compiler.addressing import allocate_slice_prefixes
 from compiler.links import link_down_ends
@@ -126,9 +127,10 @@ def test_bird_accepts_every_rendered_configuration(ring_plan, tmp_path):
 def test_static_slice_routes_and_no_daemon(ring_plan):
     assert not [d for d in of(ring_plan, Daemon) if "-st-" in d.name or "-nn-" in d.name]
     routes = of(ring_plan, Route, ".st")
-    assert len(routes) == 4 * 3  # every sliver to every other loopback
-    a_to_c = next(r for r in routes if r.ns == "vispd.ring.a.st"
-                  and r.dst == f"{ring_plan.sliver('st', 'c').loopback}/32")
+    for node in "abcd":  # every sliver to every other loopback, and nowhere else
+        others = [f"{ring_plan.sliver('st', n).loopback}/32" for n in "abcd" if n != node]
+        assert routed_addresses([r for r in routes if r.ns == f"vispd.ring.{node}.st"]) == addresses_of(*others)
+    a_to_c = route_toward(routes, "vispd.ring.a.st", ring_plan.sliver("st", "c").loopback)
     assert a_to_c.ifname == "v-b"
 
 
@@ -144,14 +146,16 @@ def test_failed_link_is_down_at_both_ends_and_static_routes_go_around(ring):
     plan = compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset({("a", "b")})))
     assert plan.failed_links == frozenset({("a", "b")})
     assert sorted((r.ns, r.ifname) for r in of(plan, LinkDown)) == [("vispd.ring.a", "to-b"), ("vispd.ring.b", "to-a")]
-    routes = {(r.ns, r.dst): r for r in of(plan, Route, ".st")}
+    routes = of(plan, Route, ".st")
     lo = {n: plan.sliver("st", n).loopback for n in "abcd"}
-    assert routes[("vispd.ring.a.st", f"{lo['c']}/32")].ifname == "v-d"
-    assert routes[("vispd.ring.a.st", f"{lo['b']}/32")].ifname == "v-d"  # a-d-c-b
-    assert routes[("vispd.ring.b.st", f"{lo['a']}/32")].ifname == "v-c"
-    assert not [r for r in routes.values() if (r.ns.startswith("vispd.ring.a.") and r.ifname == "v-b")
+    assert route_toward(routes, "vispd.ring.a.st", lo["c"]).ifname == "v-d"
+    assert route_toward(routes, "vispd.ring.a.st", lo["b"]).ifname == "v-d"  # a-d-c-b
+    assert route_toward(routes, "vispd.ring.b.st", lo["a"]).ifname == "v-c"
+    assert not [r for r in routes if (r.ns.startswith("vispd.ring.a.") and r.ifname == "v-b")
                 or (r.ns.startswith("vispd.ring.b.") and r.ifname == "v-a")]
-    assert len(routes) == 12  # everyone still reaches everyone
+    for node in "abcd":  # everyone still reaches everyone
+        others = [f"{lo[n]}/32" for n in "abcd" if n != node]
+        assert routed_addresses([r for r in routes if r.ns == f"vispd.ring.{node}.st"]) == addresses_of(*others)
 
 
 def test_failed_link_leaves_the_slices_devices_and_ospf_configuration_alone(ring, ring_plan):
@@ -166,8 +170,10 @@ def test_partitioned_static_slice_routes_only_within_its_part(ring):
     plan = compile_plan(ring, PATHS, state=ControllerState(failed_links=frozenset({("a", "b"), ("b", "c")})))
     routes = of(plan, Route, ".st")
     assert not [r for r in routes if r.ns == "vispd.ring.b.st"]
-    assert not [r for r in routes if r.dst == f"{plan.sliver('st', 'b').loopback}/32"]
-    assert len(routes) == 3 * 2  # a, c, d reach each other
+    lo = {n: plan.sliver("st", n).loopback for n in "abcd"}
+    for node in "acd":  # a, c, d reach each other, and nobody routes toward b
+        others = [f"{lo[n]}/32" for n in "acd" if n != node]
+        assert routed_addresses([r for r in routes if r.ns == f"vispd.ring.{node}.st"]) == addresses_of(*others)
 
 
 def test_link_down_ends_names_both_veth_ends(ring, ring_plan):
