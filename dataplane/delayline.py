@@ -1,0 +1,361 @@
+"""The delay line: a process that holds packets in the kernel's NFQUEUE queues and releases
+them after a fixed one-way delay (plus optional jitter). Touches the kernel (netlink
+sockets, iptables rules in the namespaces it serves); config parsing/rendering is pure.
+
+    python3 -m dataplane.delayline --config FILE
+    python3 -m dataplane.delayline --queue 0 --delay 37ms [--jitter 1ms] [--loss 0.1%]
+                                   [--device r-a --direction in] [--netns NS]
+
+Packets stay in the kernel: the process reads metadata-only messages in batches
+(`dataplane.nfqueue`), keeps one (due time, last id) pair per batch (`delaysched`), and
+at each deadline (`rtclock.DeadlineTimer`, released `early` ahead to absorb the wake-up)
+sends one verdict accepting every id up to the last one due. Loss is dropped by the
+kernel before queueing (the rules of `delayrules`), never here.
+
+One process serves any number of (namespace, device, direction) links: sockets and rules
+are made inside each link's named namespace. A link may spread over several queues
+(`--queue-balance`, chosen by the kernel per flow, so a flow keeps its order); with
+`workers` > 1 the queues are shared round-robin among forked processes, one per core.
+
+Life cycle: bind every queue, install the rules (when the config names the device),
+print one JSON line `{"ready": ...}`; on SIGTERM/SIGINT remove the rules, release what is
+held when it is due, unbind, print `{"stats": ...}` and exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from model.linkprops import parse_duration_us, parse_loss
+from . import netns, nfqueue
+from .delayrules import DelayRules, render_iptables, render_iptables_delete
+from .delaysched import Schedule
+from .rtclock import DeadlineTimer, RealtimePolicy, set_timer_slack_ns
+
+DEFAULT_EARLY_US = 150
+LATE_NS = 1_000_000
+DRAIN_GRACE_NS = 200_000_000
+
+
+@dataclass(frozen=True)
+class LinkDelay:
+    """One delayed (namespace, device, direction): its queues and what it declares."""
+
+    queues: tuple[int, ...]
+    delay_us: int
+    jitter_us: int = 0
+    loss: float = 0.0
+    netns: str = ""  # "" = the namespace the process runs in
+    device: str = ""  # "" = the rules are installed by someone else (the plan)
+    direction: str = "in"
+
+    def rules(self) -> DelayRules:
+        return DelayRules(self.device, self.direction, self.queues, self.loss)
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    links: tuple[LinkDelay, ...]
+    early_us: int = DEFAULT_EARLY_US
+    realtime: str = "auto"
+    workers: int = 1
+    owner: str = ""
+    jitter_period_us: int | None = None
+    seed: int | None = None
+
+
+def _link_from(entry: dict) -> LinkDelay:
+    queues = entry["queues"] if isinstance(entry["queues"], list) else [entry["queues"]]
+    link = LinkDelay(queues=tuple(int(q) for q in queues), delay_us=parse_duration_us(entry["delay"]),
+                     jitter_us=parse_duration_us(entry.get("jitter", "0us")),
+                     loss=parse_loss(entry.get("loss", "0%")), netns=entry.get("netns", ""),
+                     device=entry.get("device", ""), direction=entry.get("direction", "in"))
+    if link.device:
+        link.rules()  # validates direction, queue numbers and loss
+    return link
+
+
+def parse_config(text: str) -> LineConfig:
+    """A LineConfig from its JSON text (pure); ValueError/KeyError on bad input."""
+    data = json.loads(text)
+    period = data.get("jitter-period")
+    return LineConfig(links=tuple(_link_from(entry) for entry in data["links"]),
+                      early_us=parse_duration_us(data.get("early", f"{DEFAULT_EARLY_US}us")),
+                      realtime=data.get("realtime", "auto"), workers=int(data.get("workers", 1)),
+                      owner=data.get("owner", ""), seed=data.get("seed"),
+                      jitter_period_us=parse_duration_us(period) if period else None)
+
+
+def render_config(config: LineConfig) -> str:
+    """The JSON text parse_config reads back (pure): what a planner writes to a file."""
+    links = [{"queues": list(link.queues), "delay": f"{link.delay_us}us", "jitter": f"{link.jitter_us}us",
+              "loss": f"{link.loss * 100:.10g}%", "netns": link.netns, "device": link.device,
+              "direction": link.direction} for link in config.links]
+    data = {"owner": config.owner, "early": f"{config.early_us}us", "realtime": config.realtime,
+            "workers": config.workers, "links": links}
+    if config.jitter_period_us is not None:
+        data["jitter-period"] = f"{config.jitter_period_us}us"
+    if config.seed is not None:
+        data["seed"] = config.seed
+    return json.dumps(data, indent=1) + "\n"
+
+
+def command(config_path: str, python: str = sys.executable) -> list[str]:
+    """The argv that runs the delay line for a config file (cwd: the project root)."""
+    return [python, "-m", "dataplane.delayline", "--config", config_path]
+
+
+# --- rules -------------------------------------------------------------------------------
+
+def _restore_argv(ns: str) -> list[str]:
+    base = ["iptables-restore", "--noflush"]
+    return ["ip", "netns", "exec", ns, *base] if ns else base
+
+
+def _restore(link: LinkDelay, script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_restore_argv(link.netns), input=script, capture_output=True, text=True)
+
+
+def install_rules(config: LineConfig) -> None:
+    """Install every link's rules (clearing a leftover copy first). On a refusal, remove
+    what was installed and raise RuntimeError."""
+    done: list[LinkDelay] = []
+    for link in config.links:
+        if not link.device:
+            continue
+        _restore(link, render_iptables_delete(link.rules(), config.owner))
+        result = _restore(link, render_iptables(link.rules(), config.owner))
+        if result.returncode != 0:
+            for installed in done:
+                _restore(installed, render_iptables_delete(installed.rules(), config.owner))
+            raise RuntimeError(f"rules for {link.device} in {link.netns or 'this namespace'}: "
+                               f"{result.stderr.strip()}")
+        done.append(link)
+
+
+def start_rule_removal(config: LineConfig) -> list[subprocess.Popen]:
+    """Start removing every link's rules; the caller keeps releasing packets meanwhile."""
+    procs = []
+    for link in config.links:
+        if link.device:
+            proc = subprocess.Popen(_restore_argv(link.netns), stdin=subprocess.PIPE, text=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc.stdin.write(render_iptables_delete(link.rules(), config.owner))
+            proc.stdin.close()
+            procs.append(proc)
+    return procs
+
+
+# --- serving -----------------------------------------------------------------------------
+
+@dataclass
+class Held:
+    """A bound queue and the schedule of what it holds."""
+
+    sock: nfqueue.QueueSocket
+    schedule: Schedule
+
+
+@dataclass
+class Stats:
+    messages: int = 0
+    reads: int = 0
+    releases: int = 0
+    late_releases: int = 0  # released more than 1 ms after their due time
+    max_late_us: float = 0.0
+    max_pending_batches: int = 0
+    realtime_switches: int = 0
+    queues: list[int] = field(default_factory=list)
+
+
+def bind_queues(links: list[tuple[LinkDelay, int]], config: LineConfig) -> list[Held]:
+    rng = random.Random(config.seed)
+    period = config.jitter_period_us * 1000 if config.jitter_period_us is not None else None
+    held = []
+    try:
+        for link, queue in links:
+            with netns.entered(link.netns) if link.netns else contextlib.nullcontext():
+                sock = nfqueue.bind(queue)
+            held.append(Held(sock, Schedule(link.delay_us * 1000, link.jitter_us * 1000, period,
+                                            random.Random(rng.random()))))
+    except BaseException:
+        for entry in held:
+            entry.sock.close()
+        raise
+    return held
+
+
+class Server:
+    """The epoll loop of one process over its queues, a deadline timer and a stop pipe."""
+
+    def __init__(self, held: list[Held], config: LineConfig):
+        self.held, self.config = held, config
+        self.early_ns = config.early_us * 1000
+        self.timer = DeadlineTimer()
+        self.policy = RealtimePolicy(config.realtime)
+        self.stats = Stats(queues=[h.sock.queue for h in held])
+        self.stop_read, self.stop_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stopping_since: int | None = None
+        self.removal: list[subprocess.Popen] = []
+        self._by_fd = {h.sock.fd: h for h in held}
+
+    def request_stop(self, *_args) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.stop_write, b"x")
+
+    def _release_due(self) -> None:
+        now = time.monotonic_ns()
+        for entry in self.held:
+            released = entry.schedule.release(now + self.early_ns)
+            if released is None:
+                continue
+            last_id, due = released
+            entry.sock.accept_through(last_id)
+            self.stats.releases += 1
+            late = now - due
+            if late > LATE_NS:
+                self.stats.late_releases += 1
+            self.stats.max_late_us = max(self.stats.max_late_us, late / 1000)
+
+    def _read(self, entry: Held, now: int) -> None:
+        count, last_id = entry.sock.read_batch()
+        if last_id is not None:
+            entry.schedule.arrive(now, last_id)
+            self.stats.messages += count
+            self.stats.reads += 1
+            self.stats.max_pending_batches = max(self.stats.max_pending_batches, len(entry.schedule))
+
+    def _arm(self) -> None:
+        dues = [d for d in (h.schedule.next_due() for h in self.held) if d is not None]
+        if dues:
+            self.timer.arm(min(dues) - self.early_ns)
+        else:
+            self.timer.disarm()
+
+    def _drained(self, now: int) -> bool:
+        if any(p.poll() is None for p in self.removal):
+            return False
+        idle = all(len(h.schedule) == 0 for h in self.held)
+        return idle and now - self.stopping_since > DRAIN_GRACE_NS
+
+    def _on_stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self.stop_read, 64)
+        if self.stopping_since is None:
+            self.stopping_since = time.monotonic_ns()
+            self.removal = start_rule_removal(self.config)
+
+    def serve(self) -> Stats:
+        poller = select.epoll()
+        for fd in (*self._by_fd, self.timer.fd, self.stop_read):
+            poller.register(fd, select.EPOLLIN)
+        self.policy.start()
+        while True:
+            events = poller.poll(-1 if self.stopping_since is None else 0.05)
+            now = time.monotonic_ns()
+            self._release_due()
+            for fd, _ in events:
+                if fd == self.timer.fd:
+                    self.timer.clear()
+                elif fd == self.stop_read:
+                    self._on_stop()
+                else:
+                    self._read(self._by_fd[fd], now)
+            self._release_due()
+            self._arm()
+            if now >= self.policy.next_check_ns:
+                self.policy.check(now)
+            if self.stopping_since is not None and self._drained(now):
+                break
+        self._finish(poller)
+        return self.stats
+
+    def _finish(self, poller) -> None:
+        for entry in self.held:  # anything read after the last schedule entry
+            if entry.schedule.last_seen_id is not None:
+                entry.sock.accept_through(entry.schedule.last_seen_id)
+            entry.sock.close()
+        poller.close()
+        self.timer.close()
+        self.stats.realtime_switches = self.policy.switches
+
+
+def emit(key: str, value) -> None:
+    """One JSON line on stdout in a single write (workers share the pipe)."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (json.dumps({key: value}) + "\n").encode())
+
+
+def run(config: LineConfig) -> int:
+    """Serve `config` in this process (one worker) or in forked workers; returns an exit code."""
+    set_timer_slack_ns(1)
+    assignments = [(link, q) for link in config.links for q in link.queues]
+    if config.workers <= 1:
+        server = Server(bind_queues(assignments, config), config)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, server.request_stop)
+        install_rules(config)
+        emit("ready", {"pid": os.getpid(), "queues": server.stats.queues})
+        emit("stats", asdict(server.serve()))
+        return 0
+    from .delayworkers import run_workers  # only multi-worker runs need fork management
+    return run_workers(config, assignments)
+
+
+def _args_config(args: argparse.Namespace) -> LineConfig:
+    low, _, high = args.queue.partition("-")
+    queues = tuple(range(int(low), int(high or low) + 1))
+    link = LinkDelay(queues=queues, delay_us=parse_duration_us(args.delay),
+                     jitter_us=parse_duration_us(args.jitter), loss=parse_loss(args.loss),
+                     netns=args.netns, device=args.device, direction=args.direction)
+    if link.device:
+        link.rules()
+    return LineConfig(links=(link,), early_us=parse_duration_us(args.early), realtime=args.realtime,
+                      workers=args.workers, owner=args.owner, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m dataplane.delayline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="JSON config (several links); or describe one link with the options below")
+    parser.add_argument("--queue", default="0", help="queue number, or a range A-B (--queue-balance)")
+    parser.add_argument("--delay", help="one-way delay, e.g. 37ms")
+    parser.add_argument("--jitter", default="0us")
+    parser.add_argument("--loss", default="0%")
+    parser.add_argument("--netns", default="", help="named namespace of the queue and rules")
+    parser.add_argument("--device", default="", help="install rules matching this device")
+    parser.add_argument("--direction", default="in", choices=("in", "forward"))
+    parser.add_argument("--early", default=f"{DEFAULT_EARLY_US}us", help="release this much ahead")
+    parser.add_argument("--realtime", default="auto", choices=("on", "off", "auto"))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--owner", default="")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    try:
+        if args.config:
+            with open(args.config) as handle:
+                config = parse_config(handle.read())
+        elif args.delay:
+            config = _args_config(args)
+        else:
+            parser.error("give --config FILE or --delay")
+    except (ValueError, KeyError) as error:
+        print(f"delayline: bad configuration: {error}", file=sys.stderr)
+        return 2
+    try:
+        return run(config)
+    except (OSError, RuntimeError) as error:
+        print(f"delayline: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
