@@ -21,8 +21,9 @@ On a path a -- r -- b (bench/delaypath.py; r forwards, namespaces hd-TAG-*):
    sender achieved, the packets b received (after waiting out the delay) and the delay
    process's CPU time (/proc/PID/schedstat: user + kernel, which includes re-injecting the
    packets and forwarding them to b). `delayed_link_pps` is the highest received rate over
-   the steps without any loss; `sender_limited` says whether the sender fell short of a
-   rate before any loss was seen (then the figure is a lower bound).
+   the steps without any loss (medians over the reps); `pps_bound_by` says what stopped
+   the ramp: "line" (the next rate lost packets), "sender" (the sender fell short of its
+   target before any loss: a lower bound) or "rates" (all rates tried went through).
    `delay_cpu_per_100k_pps`: median over the loss-free steps of cores used per 100k
    packets/s.
 
@@ -96,8 +97,12 @@ def both_directions_config() -> LineConfig:
                              LinkDelay(queues=(1,), delay_us=delay, device="r-b")), owner="bench")
 
 
+def config_file(path: DelayPath) -> str:
+    return f"/tmp/{path.r}.delayline.json"
+
+
 def write_config(path: DelayPath, config: LineConfig) -> str:
-    name = f"/tmp/{path.r}.delayline.json"
+    name = config_file(path)
     with open(name, "w") as handle:
         handle.write(render_config(config))
     return name
@@ -194,21 +199,26 @@ def measure_pps(path: DelayPath, rates: list[int], reps: int, seconds: float) ->
     return steps
 
 
+
 def summarise_pps(steps: list[dict]) -> dict:
+    """The highest loss-free rate (medians over reps per target rate) and what bounded it:
+    "line" (the next rate lost packets), "sender" (the sender fell short of a target before
+    any loss) or "rates" (every rate tried went through: a lower bound)."""
     by_target: dict[int, list[dict]] = {}
     for step in steps:
         by_target.setdefault(step["target"], []).append(step)
-    lossless, sender_limited, cpu = [], False, []
+    lossless, cpu, bound_by = [], [], "rates"
     for target in sorted(by_target):
         group = by_target[target]
         if statistics.median(s["lost"] for s in group) > 0:
+            bound_by = "line"
             break
-        if statistics.median(s["sent_rate"] for s in group) < 0.98 * target:
-            sender_limited = True
         lossless.append(statistics.median(s["received_rate"] for s in group))
         cpu += [s["cores_per_100k"] for s in group if s["cores_per_100k"] is not None]
-    return {"delayed_link_pps": max(lossless) if lossless else 0.0,
-            "sender_limited": sender_limited or len(lossless) == len(by_target),
+        if statistics.median(s["sent_rate"] for s in group) < 0.98 * target:
+            bound_by = "sender"
+            break
+    return {"delayed_link_pps": max(lossless) if lossless else 0.0, "pps_bound_by": bound_by,
             "delay_cpu_per_100k_pps": statistics.median(cpu) if cpu else None}
 
 
@@ -225,8 +235,12 @@ def main() -> int:
         args.rounds, args.ping_seconds, args.rates, args.reps, args.pps_seconds = 1, 2.0, "50000", 1, 1.0
     rates = [int(r) for r in args.rates.split(",")]
     with DelayPath() as path:
-        rtt = measure_rtt(path, args.rounds, args.ping_seconds)
-        steps = measure_pps(path, rates, args.reps, args.pps_seconds)
+        try:
+            rtt = measure_rtt(path, args.rounds, args.ping_seconds)
+            steps = measure_pps(path, rates, args.reps, args.pps_seconds)
+        finally:
+            if os.path.exists(config_file(path)):
+                os.unlink(config_file(path))
     loaded = [r for r in rtt if r["loaded"]]
     idle = [r for r in rtt if not r["loaded"]]
     figures = {

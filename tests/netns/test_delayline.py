@@ -1,0 +1,189 @@
+"""The delay line on a real path a -- r -- b (namespaces hd-TAG-*, r forwarding): RTT, jitter,
+loss, TCP, several workers and namespaces, and a clean stop that removes its rules."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.delay import IPERF_PORT, install_sink, ping_rtts, sink_count, start_iperf_server, within_fraction
+from bench.delaypath import B_ADDR, DelayLineProcess, DelayPath, ROOT
+from dataplane import delaycaps
+from dataplane.delayline import LineConfig, LinkDelay, render_config
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def nfqueue_works():
+    if shutil.which("iptables-restore") is None:
+        pytest.skip("needs iptables (apt iptables, the nft flavour) for NFQUEUE rules")
+    caps = delaycaps.probe()
+    if not caps.nfqueue:
+        pytest.skip(f"this kernel cannot queue packets to user space: {caps.detail}")
+
+
+@pytest.fixture
+def path(nfqueue_works):
+    with DelayPath() as built:
+        yield built
+
+
+def both_ways(path: DelayPath, one_way: str, *extra: str) -> None:
+    path.delay_line("--queue", "0", "--delay", one_way, "--device", "r-a", *extra)
+    path.delay_line("--queue", "1", "--delay", one_way, "--device", "r-b", *extra)
+
+
+def cross_flow(path: DelayPath, seconds: int) -> subprocess.Popen:
+    start_iperf_server(path)
+    return path.popen(path.a, ["iperf3", "-c", B_ADDR, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"],
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def test_rtt_is_twice_the_one_way_delay_idle_and_under_a_tcp_flow(path):
+    both_ways(path, "10ms")
+    rtts, sent = ping_rtts(path, seconds=3)
+    idle = within_fraction(rtts, sent, 20.0)
+    flow = cross_flow(path, 6)
+    time.sleep(1.0)
+    rtts_loaded, sent_loaded = ping_rtts(path, seconds=3)
+    report = json.loads(flow.communicate(timeout=30)[0])
+    mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
+    loaded = within_fraction(rtts_loaded, sent_loaded, 20.0)
+    print(f"idle {idle:.4f}, loaded {loaded:.4f} within 1 ms of 20 ms; cross flow {mbps:.0f} Mbit/s")
+    assert statistics.median(rtts) == pytest.approx(20.0, abs=0.5)
+    assert idle >= 0.98
+    assert loaded >= 0.98
+    assert mbps > 50  # the flow really competed
+
+
+def test_jitter_spreads_the_delay_as_declared(path):
+    path.delay_line("--queue", "0", "--delay", "10ms", "--jitter", "2ms", "--device", "r-a", "--seed", "5")
+    rtts, sent = ping_rtts(path, seconds=3)
+    offsets = [r - 10.0 for r in rtts]
+    inside = sum(-2.3 <= o <= 2.3 for o in offsets) / sent  # jitter + print resolution + wake-up
+    deciles = statistics.quantiles(offsets, n=10)
+    print(f"{inside:.3f} within +-2 ms; deciles {deciles[0]:.2f} .. {deciles[-1]:.2f} ms")
+    assert inside >= 0.97
+    assert -2.0 < deciles[0] < -1.0 and 1.0 < deciles[-1] < 2.3  # uniform: -1.6 / +1.6
+    assert 0.8 < statistics.pstdev(o for o in offsets if abs(o) <= 2.3) < 1.5  # uniform: 2/sqrt(3)
+
+
+def test_loss_is_binomial_and_dropped_in_the_kernel(path):
+    install_sink(path)
+    line = path.delay_line("--queue", "0", "--delay", "1ms", "--loss", "20%", "--device", "r-a")
+    sent = 20000
+    out = path.exec(path.a, [sys.executable, "-m", "bench.udpblast", "--dst", B_ADDR, "--rate", "50000",
+                             "--seconds", str(sent / 50000)])
+    assert out.returncode == 0, out.stderr
+    time.sleep(0.2)
+    received = sink_count(path)
+    lost = sent - received
+    sigma = math.sqrt(sent * 0.2 * 0.8)
+    assert abs(lost - 0.2 * sent) < 4.5 * sigma, f"lost {lost} of {sent}"
+    assert line.stop() == 0
+    queued = sum(s["messages"] for s in line.stats)
+    assert queued == received  # the dropped ones never reached user space
+
+
+def tcp_intervals(report: dict) -> list[dict]:
+    return [interval["streams"][0] for interval in report["intervals"]]
+
+
+def test_tcp_reaches_its_window_bound_rate_over_the_delayed_path(path):
+    both_ways(path, "10ms")
+    start_iperf_server(path)
+    out = path.exec(path.a, ["iperf3", "-c", B_ADDR, "-p", str(IPERF_PORT), "-t", "4", "-w", "1M", "-J"])
+    report = json.loads(out.stdout)
+    steady = tcp_intervals(report)[1:]
+    window = statistics.median(s["snd_wnd"] for s in steady)  # what the receiver advertises
+    bound_mbps = window * 8 / 0.020 / 1e6
+    rate = statistics.median(s["bits_per_second"] for s in steady) / 1e6
+    rtt_ms = statistics.median(s["rtt"] for s in steady) / 1000
+    print(f"{rate:.0f} Mbit/s of a {bound_mbps:.0f} Mbit/s window bound, smoothed RTT {rtt_ms:.1f} ms")
+    assert rtt_ms == pytest.approx(20.0, abs=2.0)
+    assert rate >= 0.8 * bound_mbps
+    assert sum(s["retransmits"] for s in tcp_intervals(report)) == 0  # nothing dropped on the line
+
+
+def nfqueue_bindings(ns: str) -> list[list[str]]:
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/netfilter/nfnetlink_queue"],
+                         capture_output=True, text=True).stdout
+    return [line.split() for line in out.splitlines() if line.strip()]
+
+
+def test_stop_releases_what_it_holds_then_removes_its_rules(path):
+    line = path.delay_line("--queue", "0", "--delay", "400ms", "--device", "r-a")
+    assert "vdly-in-r-a" in path.rules() and len(nfqueue_bindings(path.r)) == 1
+    ping = path.popen(path.a, ["ping", "-c", "1", "-W", "3", B_ADDR], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.1)  # the request is on the line
+    started = time.monotonic()
+    assert line.stop() == 0
+    stopped_after = time.monotonic() - started
+    reply = ping.communicate(timeout=10)[0]
+    assert "1 received" in reply, reply
+    assert float(re.search(r"time=([\d.]+)", reply).group(1)) >= 399
+    assert stopped_after < 2.0
+    assert "vdly" not in path.rules() and "NFQUEUE" not in path.rules()
+    assert nfqueue_bindings(path.r) == []
+    assert line.stats[0]["messages"] == 1
+
+
+def test_a_balanced_link_over_two_workers(path):
+    line = path.delay_line("--queue", "0-1", "--delay", "5ms", "--device", "r-a", "--workers", "2")
+    assert len(line.ready["workers"]) == 2
+    assert sorted(int(b[0]) for b in nfqueue_bindings(path.r)) == [0, 1]
+    assert "--queue-balance 0:1" in path.rules()
+    rtts, sent = ping_rtts(path, seconds=1)
+    assert within_fraction(rtts, sent, 5.0) >= 0.95
+    assert line.stop() == 0
+    assert len(line.stats) == 2 and sum(s["messages"] for s in line.stats) == len(rtts)
+    assert "vdly" not in path.rules() and nfqueue_bindings(path.r) == []
+
+
+def test_one_process_serves_links_in_two_namespaces(path, tmp_path):
+    config = LineConfig(links=(LinkDelay(queues=(0,), delay_us=3000, netns=path.r, device="r-a"),
+                               LinkDelay(queues=(5,), delay_us=4000, netns=path.b, device="b-r")),
+                        owner="test")
+    config_file = tmp_path / "delayline.json"
+    config_file.write_text(render_config(config))
+    # runs in this test's own namespace; sockets and rules go into r and b
+    proc = subprocess.Popen([sys.executable, "-m", "dataplane.delayline", "--config", str(config_file)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "ready" in json.loads(proc.stdout.readline())
+        rtts, sent = ping_rtts(path, seconds=1)
+        assert within_fraction(rtts, sent, 7.0) >= 0.95  # a->b held 3 ms at r, then 4 ms at b
+        assert [b[0] for b in nfqueue_bindings(path.b)] == ["5"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert nfqueue_bindings(path.r) == nfqueue_bindings(path.b) == []
+    assert "vdly" not in path.exec(path.b, ["iptables-save", "-t", "raw"]).stdout
+
+
+def test_a_queue_already_taken_is_refused_and_installs_nothing(path):
+    first = path.delay_line("--queue", "0", "--delay", "2ms", "--device", "r-a")
+    with pytest.raises(RuntimeError, match="NFQUEUE 0"):
+        DelayLineProcess(path.r, ["--queue", "0", "--delay", "1ms", "--device", "r-b"])
+    assert "vdly-in-r-b" not in path.rules()
+    rtts, sent = ping_rtts(path, seconds=0.5)
+    assert within_fraction(rtts, sent, 2.0) >= 0.9  # the first one still serves
+    assert first.stop() == 0
+
+
+def test_the_probe_finds_the_delay_line_here(nfqueue_works):
+    caps = delaycaps.probe()
+    assert caps.nfqueue
+    assert delaycaps.choose(caps) in ("netem", "delayline")
+    assert delaycaps.mechanism({delaycaps.FORCE_ENV: "none"}) is None
