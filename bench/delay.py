@@ -45,7 +45,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO  # as a script, bench/ would come first and shadow nothing useful
 
 from bench.delaypath import B_ADDR, DelayPath, DelayLineProcess  # noqa: E402
-from dataplane.delayline import LineConfig, LinkDelay, render_config  # noqa: E402
+from dataplane.delayconfig import LineConfig, LinkDelay, render_config  # noqa: E402
 from model.linkprops import parse_duration_us  # noqa: E402
 
 ONE_WAY = "37ms"

@@ -12,6 +12,12 @@ at each deadline (`rtclock.DeadlineTimer`, released `early` ahead to absorb the 
 sends one verdict accepting every id up to the last one due. Loss is dropped by the
 kernel before queueing (the rules of `delayrules`), never here.
 
+Under load (a read of at least 4 messages) the loop pauses up to `coalesce` (200 us, never
+past the next release) before reading again, so the next batch is larger: about 25-40%
+less CPU per packet at 100-150k packets/s (bench figures in the report). Packets read
+after a pause are stamped mid-pause: their delay is exact within +-coalesce/2. Sparse
+traffic (pings) is read at once.
+
 One process serves any number of (namespace, device, direction) links: sockets and rules
 are made inside each link's named namespace. A link may spread over several queues
 (`--queue-balance`, chosen by the kernel per flow, so a flow keeps its order); with
@@ -37,81 +43,15 @@ from dataclasses import asdict, dataclass, field
 
 from model.linkprops import parse_duration_us, parse_loss
 from . import netns, nfqueue
-from .delayrules import DelayRules, render_iptables, render_iptables_delete
+from .delayconfig import DEFAULT_COALESCE_US, DEFAULT_EARLY_US, LineConfig, LinkDelay, parse_config
+from .delayrules import render_iptables, render_iptables_delete
 from .delaysched import Schedule
 from .rtclock import DeadlineTimer, RealtimePolicy, set_timer_slack_ns
 
-DEFAULT_EARLY_US = 150
+COALESCE_MIN_BATCH = 4  # messages in one read: below it, traffic is sparse and reads stay immediate
+MIN_HOLD_NS = 20_000
 LATE_NS = 1_000_000
 DRAIN_GRACE_NS = 200_000_000
-
-
-@dataclass(frozen=True)
-class LinkDelay:
-    """One delayed (namespace, device, direction): its queues and what it declares."""
-
-    queues: tuple[int, ...]
-    delay_us: int
-    jitter_us: int = 0
-    loss: float = 0.0
-    netns: str = ""  # "" = the namespace the process runs in
-    device: str = ""  # "" = the rules are installed by someone else (the plan)
-    direction: str = "in"
-
-    def rules(self) -> DelayRules:
-        return DelayRules(self.device, self.direction, self.queues, self.loss)
-
-
-@dataclass(frozen=True)
-class LineConfig:
-    links: tuple[LinkDelay, ...]
-    early_us: int = DEFAULT_EARLY_US
-    realtime: str = "auto"
-    workers: int = 1
-    owner: str = ""
-    jitter_period_us: int | None = None
-    seed: int | None = None
-
-
-def _link_from(entry: dict) -> LinkDelay:
-    queues = entry["queues"] if isinstance(entry["queues"], list) else [entry["queues"]]
-    link = LinkDelay(queues=tuple(int(q) for q in queues), delay_us=parse_duration_us(entry["delay"]),
-                     jitter_us=parse_duration_us(entry.get("jitter", "0us")),
-                     loss=parse_loss(entry.get("loss", "0%")), netns=entry.get("netns", ""),
-                     device=entry.get("device", ""), direction=entry.get("direction", "in"))
-    if link.device:
-        link.rules()  # validates direction, queue numbers and loss
-    return link
-
-
-def parse_config(text: str) -> LineConfig:
-    """A LineConfig from its JSON text (pure); ValueError/KeyError on bad input."""
-    data = json.loads(text)
-    period = data.get("jitter-period")
-    return LineConfig(links=tuple(_link_from(entry) for entry in data["links"]),
-                      early_us=parse_duration_us(data.get("early", f"{DEFAULT_EARLY_US}us")),
-                      realtime=data.get("realtime", "auto"), workers=int(data.get("workers", 1)),
-                      owner=data.get("owner", ""), seed=data.get("seed"),
-                      jitter_period_us=parse_duration_us(period) if period else None)
-
-
-def render_config(config: LineConfig) -> str:
-    """The JSON text parse_config reads back (pure): what a planner writes to a file."""
-    links = [{"queues": list(link.queues), "delay": f"{link.delay_us}us", "jitter": f"{link.jitter_us}us",
-              "loss": f"{link.loss * 100:.10g}%", "netns": link.netns, "device": link.device,
-              "direction": link.direction} for link in config.links]
-    data = {"owner": config.owner, "early": f"{config.early_us}us", "realtime": config.realtime,
-            "workers": config.workers, "links": links}
-    if config.jitter_period_us is not None:
-        data["jitter-period"] = f"{config.jitter_period_us}us"
-    if config.seed is not None:
-        data["seed"] = config.seed
-    return json.dumps(data, indent=1) + "\n"
-
-
-def command(config_path: str, python: str = sys.executable) -> list[str]:
-    """The argv that runs the delay line for a config file (cwd: the project root)."""
-    return [python, "-m", "dataplane.delayline", "--config", config_path]
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -170,6 +110,7 @@ class Stats:
     messages: int = 0
     reads: int = 0
     releases: int = 0
+    holds: int = 0
     late_releases: int = 0  # released more than 1 ms after their due time
     max_late_us: float = 0.0
     max_pending_batches: int = 0
@@ -200,6 +141,7 @@ class Server:
     def __init__(self, held: list[Held], config: LineConfig):
         self.held, self.config = held, config
         self.early_ns = config.early_us * 1000
+        self.coalesce_ns = config.coalesce_us * 1000
         self.timer = DeadlineTimer()
         self.policy = RealtimePolicy(config.realtime)
         self.stats = Stats(queues=[h.sock.queue for h in held])
@@ -226,13 +168,27 @@ class Server:
                 self.stats.late_releases += 1
             self.stats.max_late_us = max(self.stats.max_late_us, late / 1000)
 
-    def _read(self, entry: Held, now: int) -> None:
+    def _read(self, entry: Held, stamp: int) -> int:
         count, last_id = entry.sock.read_batch()
         if last_id is not None:
-            entry.schedule.arrive(now, last_id)
+            entry.schedule.arrive(stamp, last_id)
             self.stats.messages += count
             self.stats.reads += 1
             self.stats.max_pending_batches = max(self.stats.max_pending_batches, len(entry.schedule))
+        return count
+
+    def _hold_reads(self) -> int:
+        """Under load, let the next batch grow for `coalesce` (never past the next release):
+        fewer, larger reads and verdicts for the same packets. Returns the pause taken."""
+        now = time.monotonic_ns()
+        pause = self.coalesce_ns
+        if self.timer.armed_at is not None:
+            pause = min(pause, self.timer.armed_at - now)
+        if pause < MIN_HOLD_NS:
+            return 0
+        time.sleep(pause / 1e9)
+        self.stats.holds += 1
+        return pause
 
     def _arm(self) -> None:
         dues = [d for d in (h.schedule.next_due() for h in self.held) if d is not None]
@@ -259,23 +215,27 @@ class Server:
         for fd in (*self._by_fd, self.timer.fd, self.stop_read):
             poller.register(fd, select.EPOLLIN)
         self.policy.start()
+        held_ns = 0
         while True:
             events = poller.poll(-1 if self.stopping_since is None else 0.05)
             now = time.monotonic_ns()
             self._release_due()
+            largest = 0
             for fd, _ in events:
                 if fd == self.timer.fd:
                     self.timer.clear()
                 elif fd == self.stop_read:
                     self._on_stop()
-                else:
-                    self._read(self._by_fd[fd], now)
+                else:  # packets read after a hold came in during it: stamp them mid-hold
+                    largest = max(largest, self._read(self._by_fd[fd], now - held_ns // 2))
             self._release_due()
             self._arm()
             if now >= self.policy.next_check_ns:
                 self.policy.check(now)
             if self.stopping_since is not None and self._drained(now):
                 break
+            busy = largest >= COALESCE_MIN_BATCH and self.stopping_since is None
+            held_ns = self._hold_reads() if busy and self.coalesce_ns else 0
         self._finish(poller)
         return self.stats
 
@@ -317,9 +277,8 @@ def _args_config(args: argparse.Namespace) -> LineConfig:
     link = LinkDelay(queues=queues, delay_us=parse_duration_us(args.delay),
                      jitter_us=parse_duration_us(args.jitter), loss=parse_loss(args.loss),
                      netns=args.netns, device=args.device, direction=args.direction)
-    if link.device:
-        link.rules()
-    return LineConfig(links=(link,), early_us=parse_duration_us(args.early), realtime=args.realtime,
+    return LineConfig(links=(link,), early_us=parse_duration_us(args.early),
+                      coalesce_us=parse_duration_us(args.coalesce), realtime=args.realtime,
                       workers=args.workers, owner=args.owner, seed=args.seed)
 
 
@@ -334,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="", help="install rules matching this device")
     parser.add_argument("--direction", default="in", choices=("in", "forward"))
     parser.add_argument("--early", default=f"{DEFAULT_EARLY_US}us", help="release this much ahead")
+    parser.add_argument("--coalesce", default=f"{DEFAULT_COALESCE_US}us",
+                        help="under load, let reads gather this long (0us: read at once)")
     parser.add_argument("--realtime", default="auto", choices=("on", "off", "auto"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--owner", default="")

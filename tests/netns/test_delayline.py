@@ -18,7 +18,7 @@ import pytest
 from bench.delay import IPERF_PORT, install_sink, ping_rtts, sink_count, start_iperf_server, within_fraction
 from bench.delaypath import B_ADDR, DelayLineProcess, DelayPath, ROOT
 from dataplane import delaycaps
-from dataplane.delayline import LineConfig, LinkDelay, render_config
+from dataplane.delayconfig import LineConfig, LinkDelay, render_config
 
 pytestmark = pytest.mark.root
 
