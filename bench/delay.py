@@ -45,6 +45,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO  # as a script, bench/ would come first and shadow nothing useful
 
 from bench.delaypath import B_ADDR, DelayPath, DelayLineProcess  # noqa: E402
+from dataplane import nfqueue  # noqa: E402
 from dataplane.delayconfig import LineConfig, LinkDelay, render_config  # noqa: E402
 from model.linkprops import parse_duration_us  # noqa: E402
 
@@ -163,8 +164,15 @@ def mac_of(path: DelayPath, ns: str, device: str) -> str:
     return json.loads(path.exec(ns, ["ip", "-j", "link", "show", device]).stdout)[0]["address"]
 
 
+def queue_drops(path: DelayPath) -> int:
+    """Packets r's queues dropped (queue full, or the reader's socket buffer full)."""
+    out = path.exec(path.r, ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
+    return sum(q["queue_dropped"] + q["user_dropped"] for q in nfqueue.parse_queue_stats(out))
+
+
 def pps_step(path: DelayPath, line: DelayLineProcess, rate: int, seconds: float, dst_mac: str) -> dict:
     before, cpu_before, wall_before = sink_count(path), cpu_ns(line.pid), time.monotonic()
+    drops_before = queue_drops(path)
     out = path.exec(path.a, ["taskset", "-c", "0", sys.executable, "-m", "bench.udpblast", "--dst", B_ADDR,
                              "--rate", str(rate), "--seconds", str(seconds), "--packet", "a-r",
                              "--dst-mac", dst_mac, "--port", str(SINK_PORT)])
@@ -176,7 +184,7 @@ def pps_step(path: DelayPath, line: DelayLineProcess, rate: int, seconds: float,
     wall = time.monotonic() - wall_before
     cores = (cpu_ns(line.pid) - cpu_before) / 1e9 / wall
     return {"target": rate, "sent_rate": sent["rate"], "sent": sent["sent"], "received": received,
-            "lost": sent["sent"] - received, "received_rate": received / sent["seconds"],
+            "lost": sent["sent"] - received, "queue_drops": queue_drops(path) - drops_before, "received_rate": received / sent["seconds"],
             "delay_cores": cores, "cores_per_100k": cores / (received / wall / 1e5) if received else None}
 
 

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from model.linkprops import parse_duration_us, parse_loss
 from . import netns, nfqueue
 from .delayconfig import DEFAULT_COALESCE_US, DEFAULT_EARLY_US, LineConfig, LinkDelay, parse_config
-from .delayrules import render_iptables, render_iptables_delete
+from .delayrules import DIRECTIONS, chain_name, render_iptables, render_iptables_delete
 from .delaysched import Schedule
 from .rtclock import DeadlineTimer, RealtimePolicy, set_timer_slack_ns
 
@@ -61,38 +61,81 @@ def _restore_argv(ns: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *base] if ns else base
 
 
-def _restore(link: LinkDelay, script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_restore_argv(link.netns), input=script, capture_output=True, text=True)
+def _by_namespace(config: LineConfig) -> dict[str, list[LinkDelay]]:
+    """The links whose rules this process manages, grouped by namespace (one
+    iptables-restore per namespace: its sections are applied in order)."""
+    groups: dict[str, list[LinkDelay]] = {}
+    for link in config.links:
+        if link.device:
+            groups.setdefault(link.netns, []).append(link)
+    return groups
+
+
+def _script(links: list[LinkDelay], owner: str, delete: bool = False) -> str:
+    render = render_iptables_delete if delete else render_iptables
+    return "".join(render(link.rules(), owner) for link in links)
+
+
+def _restore(ns: str, script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_restore_argv(ns), input=script, capture_output=True, text=True)
+
+
+def _present(ns: str, links: list[LinkDelay]) -> list[LinkDelay]:
+    """The links whose delay chain exists in `ns` (left by a predecessor that was killed)."""
+    tables = sorted({DIRECTIONS[link.direction][0] for link in links})
+    saved = "".join(subprocess.run(["ip", "netns", "exec", ns, "iptables-save", "-t", t] if ns else
+                                   ["iptables-save", "-t", t], capture_output=True, text=True).stdout
+                    for t in tables)
+    return [link for link in links if f":{chain_name(link.device, link.direction)} " in saved]
+
+
+def remove_rules(ns: str, links: list[LinkDelay], owner: str) -> None:
+    """Remove these links' rules one by one (a chain already gone does not stop the rest)."""
+    for link in links:
+        _restore(ns, _script([link], owner, delete=True))
 
 
 def install_rules(config: LineConfig) -> None:
-    """Install every link's rules (clearing a leftover copy first). On a refusal, remove
-    what was installed and raise RuntimeError."""
-    done: list[LinkDelay] = []
-    for link in config.links:
-        if not link.device:
-            continue
-        _restore(link, render_iptables_delete(link.rules(), config.owner))
-        result = _restore(link, render_iptables(link.rules(), config.owner))
+    """Install every link's rules (one iptables-restore per namespace), clearing leftover
+    copies first. On a refusal, remove what was installed and raise RuntimeError."""
+    done: list[str] = []
+    groups = _by_namespace(config)
+    for ns, links in groups.items():
+        leftovers = _present(ns, links)
+        if leftovers:
+            remove_rules(ns, leftovers, config.owner)
+        result = _restore(ns, _script(links, config.owner))
         if result.returncode != 0:
             for installed in done:
-                _restore(installed, render_iptables_delete(installed.rules(), config.owner))
-            raise RuntimeError(f"rules for {link.device} in {link.netns or 'this namespace'}: "
-                               f"{result.stderr.strip()}")
-        done.append(link)
+                remove_rules(installed, groups[installed], config.owner)
+            raise RuntimeError(f"rules in {ns or 'this namespace'}: {result.stderr.strip()}")
+        done.append(ns)
 
 
-def start_rule_removal(config: LineConfig) -> list[subprocess.Popen]:
-    """Start removing every link's rules; the caller keeps releasing packets meanwhile."""
-    procs = []
-    for link in config.links:
-        if link.device:
-            proc = subprocess.Popen(_restore_argv(link.netns), stdin=subprocess.PIPE, text=True,
+class RuleRemoval:
+    """Removing every link's rules in the background (one iptables-restore per namespace)
+    while the caller keeps releasing packets; a namespace whose combined removal fails
+    (a chain someone else deleted) is redone link by link."""
+
+    def __init__(self, config: LineConfig):
+        self.config = config
+        self.groups = _by_namespace(config)
+        self.running: dict[str, subprocess.Popen] = {}
+        for ns, links in self.groups.items():
+            proc = subprocess.Popen(_restore_argv(ns), stdin=subprocess.PIPE, text=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            proc.stdin.write(render_iptables_delete(link.rules(), config.owner))
+            proc.stdin.write(_script(links, config.owner, delete=True))
             proc.stdin.close()
-            procs.append(proc)
-    return procs
+            self.running[ns] = proc
+
+    def done(self) -> bool:
+        for ns, proc in list(self.running.items()):
+            if proc.poll() is None:
+                return False
+            if proc.returncode != 0:
+                remove_rules(ns, self.groups[ns], self.config.owner)
+            del self.running[ns]
+        return True
 
 
 # --- serving -----------------------------------------------------------------------------
@@ -147,7 +190,7 @@ class Server:
         self.stats = Stats(queues=[h.sock.queue for h in held])
         self.stop_read, self.stop_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.stopping_since: int | None = None
-        self.removal: list[subprocess.Popen] = []
+        self.removal: RuleRemoval | None = None
         self._by_fd = {h.sock.fd: h for h in held}
 
     def request_stop(self, *_args) -> None:
@@ -198,7 +241,7 @@ class Server:
             self.timer.disarm()
 
     def _drained(self, now: int) -> bool:
-        if any(p.poll() is None for p in self.removal):
+        if self.removal is not None and not self.removal.done():
             return False
         idle = all(len(h.schedule) == 0 for h in self.held)
         return idle and now - self.stopping_since > DRAIN_GRACE_NS
@@ -208,7 +251,7 @@ class Server:
             os.read(self.stop_read, 64)
         if self.stopping_since is None:
             self.stopping_since = time.monotonic_ns()
-            self.removal = start_rule_removal(self.config)
+            self.removal = RuleRemoval(self.config)
 
     def serve(self) -> Stats:
         poller = select.epoll()

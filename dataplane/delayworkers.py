@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import sys
+import time
 
 from . import delayline
 
@@ -89,7 +90,8 @@ def run_workers(config, assignments) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if not stop:  # a signal that came before the mask was handled; later ones wait here
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    for proc in delayline.start_rule_removal(config):
-        proc.wait()
+    removal = delayline.RuleRemoval(config)
+    while not removal.done():
+        time.sleep(0.01)
     _stop(pids)
     return 0

@@ -112,6 +112,22 @@ def packet_id(message: bytes | memoryview, offset: int = 0) -> int | None:
     return struct.unpack_from(">I", message, offset + PACKET_ID_OFFSET)[0]
 
 
+QUEUE_STATS_FIELDS = ("queue", "portid", "held", "copy_mode", "copy_range", "queue_dropped",
+                      "user_dropped", "id_sequence")
+
+
+def parse_queue_stats(text: str) -> list[dict[str, int]]:
+    """/proc/net/netfilter/nfnetlink_queue of one namespace, one dict per bound queue (pure):
+    packets held now, dropped because the queue was full (`queue_dropped`) or the reader's
+    buffer was (`user_dropped`), and `id_sequence`, the last packet id handed out."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= len(QUEUE_STATS_FIELDS):
+            rows.append(dict(zip(QUEUE_STATS_FIELDS, (int(f) for f in fields))))
+    return rows
+
+
 # recvmmsg through ctypes: Python 3.11's socket module has no recvmmsg.
 class _Iovec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]

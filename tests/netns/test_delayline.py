@@ -17,7 +17,7 @@ import pytest
 
 from bench.delay import IPERF_PORT, install_sink, ping_rtts, sink_count, start_iperf_server, within_fraction
 from bench.delaypath import B_ADDR, DelayLineProcess, DelayPath, ROOT
-from dataplane import delaycaps
+from dataplane import delaycaps, nfqueue
 from dataplane.delayconfig import LineConfig, LinkDelay, render_config
 
 pytestmark = pytest.mark.root
@@ -49,6 +49,11 @@ def cross_flow(path: DelayPath, seconds: int) -> subprocess.Popen:
                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
+def outside(rtts: list[float], sent: int, target: float) -> str:
+    far = sorted(r for r in rtts if abs(r - target) > 1.0)
+    return f"{sent - len(rtts)} lost, {len(far)} off by more than 1 ms: {far[:10]}"
+
+
 def test_rtt_is_twice_the_one_way_delay_idle_and_under_a_tcp_flow(path):
     both_ways(path, "10ms")
     rtts, sent = ping_rtts(path, seconds=3)
@@ -61,8 +66,8 @@ def test_rtt_is_twice_the_one_way_delay_idle_and_under_a_tcp_flow(path):
     loaded = within_fraction(rtts_loaded, sent_loaded, 20.0)
     print(f"idle {idle:.4f}, loaded {loaded:.4f} within 1 ms of 20 ms; cross flow {mbps:.0f} Mbit/s")
     assert statistics.median(rtts) == pytest.approx(20.0, abs=0.5)
-    assert idle >= 0.98
-    assert loaded >= 0.98
+    assert idle >= 0.98, f"idle: {outside(rtts, sent, 20.0)}"
+    assert loaded >= 0.98, f"loaded: {outside(rtts_loaded, sent_loaded, 20.0)}"
     assert mbps > 50  # the flow really competed
 
 
@@ -115,10 +120,19 @@ def test_tcp_reaches_its_window_bound_rate_over_the_delayed_path(path):
     assert sum(s["retransmits"] for s in tcp_intervals(report)) == 0  # nothing dropped on the line
 
 
-def nfqueue_bindings(ns: str) -> list[list[str]]:
+def nfqueue_bindings(ns: str) -> list[dict[str, int]]:
     out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/netfilter/nfnetlink_queue"],
                          capture_output=True, text=True).stdout
-    return [line.split() for line in out.splitlines() if line.strip()]
+    return nfqueue.parse_queue_stats(out)
+
+
+def test_forward_direction_holds_only_what_is_routed_out(path):
+    path.delay_line("--queue", "0", "--delay", "6ms", "--device", "r-b", "--direction", "forward")
+    assert "-A FORWARD -o r-b" in path.rules()
+    rtts, sent = ping_rtts(path, seconds=1)
+    assert within_fraction(rtts, sent, 6.0) >= 0.95  # requests held once; replies go out r-a
+    out = path.exec(path.a, ["ping", "-c", "3", "-i", "0.05", "198.19.1.2"]).stdout  # r itself: not forwarded
+    assert max(float(x) for x in re.findall(r"time=([\d.]+)", out)) < 3.0
 
 
 def test_stop_releases_what_it_holds_then_removes_its_rules(path):
@@ -141,7 +155,7 @@ def test_stop_releases_what_it_holds_then_removes_its_rules(path):
 def test_a_balanced_link_over_two_workers(path):
     line = path.delay_line("--queue", "0-1", "--delay", "5ms", "--device", "r-a", "--workers", "2")
     assert len(line.ready["workers"]) == 2
-    assert sorted(int(b[0]) for b in nfqueue_bindings(path.r)) == [0, 1]
+    assert sorted(b["queue"] for b in nfqueue_bindings(path.r)) == [0, 1]
     assert "--queue-balance 0:1" in path.rules()
     rtts, sent = ping_rtts(path, seconds=1)
     assert within_fraction(rtts, sent, 5.0) >= 0.95
@@ -163,7 +177,7 @@ def test_one_process_serves_links_in_two_namespaces(path, tmp_path):
         assert "ready" in json.loads(proc.stdout.readline())
         rtts, sent = ping_rtts(path, seconds=1)
         assert within_fraction(rtts, sent, 7.0) >= 0.95  # a->b held 3 ms at r, then 4 ms at b
-        assert [b[0] for b in nfqueue_bindings(path.b)] == ["5"]
+        assert [b["queue"] for b in nfqueue_bindings(path.b)] == [5]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -65,3 +65,11 @@ def test_the_batch_reader_finds_the_last_packet_id():
     assert reader.last_packet_id(1) == 10
     reader.view[0:len(error_message())] = error_message()
     assert reader.last_packet_id(1) is None
+
+
+def test_queue_statistics_parse():
+    text = "    0  27970     3 1     0     5     7  2500000  1\n    1  27971     0 1     0     0     0        0  1\n"
+    rows = nfqueue.parse_queue_stats(text)
+    assert rows[0] == {"queue": 0, "portid": 27970, "held": 3, "copy_mode": 1, "copy_range": 0,
+                       "queue_dropped": 5, "user_dropped": 7, "id_sequence": 2500000}
+    assert rows[1]["queue"] == 1 and nfqueue.parse_queue_stats("") == []
