@@ -1,6 +1,7 @@
 """The delay line: a process that holds packets in the kernel's NFQUEUE queues and releases
 them after a fixed one-way delay (plus optional jitter). Touches the kernel (netlink
-sockets, iptables rules in the namespaces it serves); config parsing/rendering is pure.
+sockets, iptables rules in the namespaces it serves); its configuration is the pure
+`dataplane.delayconfig`.
 
     python3 -m dataplane.delayline --config FILE
     python3 -m dataplane.delayline --queue 0 --delay 37ms [--jitter 1ms] [--loss 0.1%]
@@ -44,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from model.linkprops import parse_duration_us, parse_loss
 from . import netns, nfqueue
 from .delayconfig import DEFAULT_COALESCE_US, DEFAULT_EARLY_US, LineConfig, LinkDelay, parse_config
-from .delayrules import DIRECTIONS, chain_name, render_iptables, render_iptables_delete
+from .delayrules import DIRECTIONS, chain_name, render_iptables, render_iptables_delete, restore_argv
 from .delaysched import Schedule
 from .rtclock import DeadlineTimer, RealtimePolicy, set_timer_slack_ns
 
@@ -55,11 +56,6 @@ DRAIN_GRACE_NS = 200_000_000
 
 
 # --- rules -------------------------------------------------------------------------------
-
-def _restore_argv(ns: str) -> list[str]:
-    base = ["iptables-restore", "--noflush"]
-    return ["ip", "netns", "exec", ns, *base] if ns else base
-
 
 def _by_namespace(config: LineConfig) -> dict[str, list[LinkDelay]]:
     """The links whose rules this process manages, grouped by namespace (one
@@ -77,7 +73,7 @@ def _script(links: list[LinkDelay], owner: str, delete: bool = False) -> str:
 
 
 def _restore(ns: str, script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_restore_argv(ns), input=script, capture_output=True, text=True)
+    return subprocess.run(restore_argv(ns), input=script, capture_output=True, text=True)
 
 
 def _present(ns: str, links: list[LinkDelay]) -> list[LinkDelay]:
@@ -122,7 +118,7 @@ class RuleRemoval:
         self.groups = _by_namespace(config)
         self.running: dict[str, subprocess.Popen] = {}
         for ns, links in self.groups.items():
-            proc = subprocess.Popen(_restore_argv(ns), stdin=subprocess.PIPE, text=True,
+            proc = subprocess.Popen(restore_argv(ns), stdin=subprocess.PIPE, text=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             proc.stdin.write(_script(links, config.owner, delete=True))
             proc.stdin.close()

@@ -88,6 +88,12 @@ def render_iptables_delete(rules: DelayRules, owner: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def restore_argv(ns: str) -> list[str]:
+    """The command that applies a script of this module inside namespace `ns` ("" = here)."""
+    base = ["iptables-restore", "--noflush"]
+    return ["ip", "netns", "exec", ns, *base] if ns else base
+
+
 def netem_limit(capacity_bits: int, delay_us: int, jitter_us: int = 0) -> int:
     """Packets netem must be able to hold: twice the link's bandwidth-delay product in
     full-size packets, and never less than netem's own default of 1000."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dataplane.delayrules import (DelayRules, chain_name, netem_limit, render_iptables,
-                                  render_iptables_delete, render_netem)
+                                  render_iptables_delete, render_netem, restore_argv)
 
 
 def test_arrival_rules_drop_then_queue():
@@ -78,3 +78,8 @@ def test_netem_limit_covers_the_bandwidth_delay_product():
     # 1 Gbit/s for 37 ms = 4.6 MB = 3083 full-size packets; twice that
     assert netem_limit(10**9, 37000) == 6167
     assert netem_limit(10**6, 1000) == 1000
+
+
+def test_scripts_are_applied_inside_their_namespace():
+    assert restore_argv("vispd.t.b.s") == ["ip", "netns", "exec", "vispd.t.b.s", "iptables-restore", "--noflush"]
+    assert restore_argv("") == ["iptables-restore", "--noflush"]
