@@ -11,7 +11,9 @@ On a path a -- r -- b (bench/delaypath.py; r forwards, namespaces hd-TAG-*):
    per round, with and without a TCP cross flow (iperf3 a -> b over the same delay line),
    rounds interleaved. `rtt_within_1ms_fraction` is the median over the loaded rounds of
    the fraction of pings answered within 1 ms of 74 ms (a lost ping counts as outside);
-   `rtt_within_1ms_fraction_idle` likewise without the flow.
+   `rtt_within_1ms_fraction_idle` likewise without the flow. Each round has a fresh delay
+   process, whose count of releases more than 1 ms late is printed: a miss with no late
+   release was not the delay line's wake-up (the sender's or the kernel's side).
 2. Packet rate. The delay line holds one direction (a -> b, 37 ms, one queue). The sender
    is bench/udpblast.py in packet mode (prebuilt 64-byte-payload UDP frames through an
    AF_PACKET socket with sendmmsg: ~420k packets/s from one core here, where iperf3 tops
@@ -123,20 +125,25 @@ def rtt_round(path: DelayPath, seconds: float, loaded: bool) -> dict:
 
 
 def measure_rtt(path: DelayPath, rounds: int, seconds: float) -> list[dict]:
+    """Rounds of pings, loaded and idle interleaved; a fresh delay process per round, so its
+    own count of late releases (> 1 ms after due) tells whether a miss was its wake-up."""
     start_iperf_server(path)
-    line = path.delay_line("--config", write_config(path, both_directions_config()))
+    config = write_config(path, both_directions_config())
     results = []
-    try:
-        for index in range(rounds):
-            for loaded in ((True, False) if index % 2 == 0 else (False, True)):
+    for index in range(rounds):
+        for loaded in ((True, False) if index % 2 == 0 else (False, True)):
+            line = path.delay_line("--config", config)
+            try:
                 result = rtt_round(path, seconds, loaded)
-                print(f"rtt round {index} {'cross' if loaded else 'idle '}: "
-                      f"{result['within_1ms']:.4f} within 1 ms, median {result['median_ms']} ms, "
-                      f"p1 {result['p1_ms']} p99 {result['p99_ms']}, cross {result['cross_mbps']:.0f} Mbit/s",
-                      flush=True)
-                results.append(result)
-    finally:
-        line.stop()
+            finally:
+                path.stop_line(line)
+            result["late_releases"] = sum(s["late_releases"] for s in line.stats)
+            result["releases"] = sum(s["releases"] for s in line.stats)
+            print(f"rtt round {index} {'cross' if loaded else 'idle '}: "
+                  f"{result['within_1ms']:.4f} within 1 ms, median {result['median_ms']} ms, "
+                  f"p1 {result['p1_ms']} p99 {result['p99_ms']}, cross {result['cross_mbps']:.0f} Mbit/s, "
+                  f"{result['late_releases']} of {result['releases']} releases late", flush=True)
+            results.append(result)
     return results
 
 

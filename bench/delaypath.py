@@ -127,6 +127,11 @@ class DelayPath:
         self.lines.append(line)
         return line
 
+    def stop_line(self, line: DelayLineProcess) -> int:
+        """Stop a delay line started here (its stats land in line.stats); its exit code."""
+        self.lines.remove(line)
+        return line.stop()
+
     def rules(self) -> str:
         """r's raw and mangle tables as iptables-save prints them."""
         return "".join(self.exec(self.r, ["iptables-save", "-t", t]).stdout for t in ("raw", "mangle"))
