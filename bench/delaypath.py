@@ -35,10 +35,11 @@ class DelayLineProcess:
         self.argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "dataplane.delayline", *args]
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
-        self.ready = self._read_line("ready", ready_timeout)
+        self.ready = self.read_line("ready", ready_timeout)
         self.stats: list[dict] = []
 
-    def _read_line(self, key: str, timeout: float) -> dict:
+    def read_line(self, key: str, timeout: float = 10.0) -> dict:
+        """The value of the next stdout line carrying `key` (e.g. "ready", "reloaded")."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))

@@ -25,8 +25,10 @@ are made inside each link's named namespace. A link may spread over several queu
 `workers` > 1 the queues are shared round-robin among forked processes, one per core.
 
 Life cycle: bind every queue, install the rules (when the config names the device),
-print one JSON line `{"ready": ...}`; on SIGTERM/SIGINT remove the rules, release what is
-held when it is due, unbind, print `{"stats": ...}` and exit 0.
+print one JSON line `{"ready": ...}`; on SIGHUP re-read the config file and apply only the
+difference, live (`delayreload`: no packet passes undelayed or is lost meanwhile), then
+print `{"reloaded": ...}`; on SIGTERM/SIGINT remove the rules, release what is held when
+it is due, unbind, print `{"stats": ...}` and exit 0.
 """
 from __future__ import annotations
 
@@ -38,7 +40,6 @@ import os
 import random
 import select
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,8 @@ from dataclasses import asdict, dataclass, field
 from model.linkprops import parse_duration_us, parse_loss
 from . import netns, nfqueue
 from .delayconfig import DEFAULT_COALESCE_US, DEFAULT_EARLY_US, LineConfig, LinkDelay, parse_config
-from .delayrules import DIRECTIONS, chain_name, render_iptables, render_iptables_delete, restore_argv
+from .delayapply import RuleRemoval, install_rules
+from .delayreload import apply_reload, plan_reload
 from .delaysched import Schedule
 from .rtclock import DeadlineTimer, RealtimePolicy, set_timer_slack_ns
 
@@ -56,93 +58,19 @@ LATE_NS = 1_000_000
 DRAIN_GRACE_NS = 200_000_000
 
 
-# --- rules -------------------------------------------------------------------------------
-
-def _by_namespace(config: LineConfig) -> dict[str, list[LinkDelay]]:
-    """The links whose rules this process manages, grouped by namespace (one
-    iptables-restore per namespace: its sections are applied in order)."""
-    groups: dict[str, list[LinkDelay]] = {}
-    for link in config.links:
-        if link.device:
-            groups.setdefault(link.netns, []).append(link)
-    return groups
-
-
-def _script(links: list[LinkDelay], owner: str, delete: bool = False) -> str:
-    render = render_iptables_delete if delete else render_iptables
-    return "".join(render(link.rules(), owner) for link in links)
-
-
-def _restore(ns: str, script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(restore_argv(ns), input=script, capture_output=True, text=True)
-
-
-def _present(ns: str, links: list[LinkDelay]) -> list[LinkDelay]:
-    """The links whose delay chain exists in `ns` (left by a predecessor that was killed)."""
-    tables = sorted({DIRECTIONS[link.direction][0] for link in links})
-    saved = "".join(subprocess.run(["ip", "netns", "exec", ns, "iptables-save", "-t", t] if ns else
-                                   ["iptables-save", "-t", t], capture_output=True, text=True).stdout
-                    for t in tables)
-    return [link for link in links if f":{chain_name(link.device, link.direction)} " in saved]
-
-
-def remove_rules(ns: str, links: list[LinkDelay], owner: str) -> None:
-    """Remove these links' rules one by one (a chain already gone does not stop the rest)."""
-    for link in links:
-        _restore(ns, _script([link], owner, delete=True))
-
-
-def install_rules(config: LineConfig) -> None:
-    """Install every link's rules (one iptables-restore per namespace), clearing leftover
-    copies first. On a refusal, remove what was installed and raise RuntimeError."""
-    done: list[str] = []
-    groups = _by_namespace(config)
-    for ns, links in groups.items():
-        leftovers = _present(ns, links)
-        if leftovers:
-            remove_rules(ns, leftovers, config.owner)
-        result = _restore(ns, _script(links, config.owner))
-        if result.returncode != 0:
-            for installed in done:
-                remove_rules(installed, groups[installed], config.owner)
-            raise RuntimeError(f"rules in {ns or 'this namespace'}: {result.stderr.strip()}")
-        done.append(ns)
-
-
-class RuleRemoval:
-    """Removing every link's rules in the background (one iptables-restore per namespace)
-    while the caller keeps releasing packets; a namespace whose combined removal fails
-    (a chain someone else deleted) is redone link by link."""
-
-    def __init__(self, config: LineConfig):
-        self.config = config
-        self.groups = _by_namespace(config)
-        self.running: dict[str, subprocess.Popen] = {}
-        for ns, links in self.groups.items():
-            proc = subprocess.Popen(restore_argv(ns), stdin=subprocess.PIPE, text=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            proc.stdin.write(_script(links, config.owner, delete=True))
-            proc.stdin.close()
-            self.running[ns] = proc
-
-    def done(self) -> bool:
-        for ns, proc in list(self.running.items()):
-            if proc.poll() is None:
-                return False
-            if proc.returncode != 0:
-                remove_rules(ns, self.groups[ns], self.config.owner)
-            del self.running[ns]
-        return True
-
-
 # --- serving -----------------------------------------------------------------------------
 
 @dataclass
 class Held:
-    """A bound queue and the schedule of what it holds."""
+    """A bound queue (in namespace `netns`) and the schedule of what it holds."""
 
+    netns: str
     sock: nfqueue.QueueSocket
     schedule: Schedule
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.netns, self.sock.queue)
 
 
 @dataclass
@@ -155,10 +83,12 @@ class Stats:
     max_late_us: float = 0.0
     max_pending_batches: int = 0
     realtime_switches: int = 0
+    reloads: int = 0
     queues: list[int] = field(default_factory=list)
 
 
 def bind_queues(links: list[tuple[LinkDelay, int]], config: LineConfig) -> list[Held]:
+    """Bind each (link, queue) inside the link's namespace, with its schedule."""
     rng = random.Random(config.seed)
     period = config.jitter_period_us * 1000 if config.jitter_period_us is not None else None
     held = []
@@ -166,8 +96,8 @@ def bind_queues(links: list[tuple[LinkDelay, int]], config: LineConfig) -> list[
         for link, queue in links:
             with netns.entered(link.netns) if link.netns else contextlib.nullcontext():
                 sock = nfqueue.bind(queue)
-            held.append(Held(sock, Schedule(link.delay_us * 1000, link.jitter_us * 1000, period,
-                                            random.Random(rng.random()))))
+            held.append(Held(link.netns, sock, Schedule(link.delay_us * 1000, link.jitter_us * 1000, period,
+                                                        random.Random(rng.random()))))
     except BaseException:
         for entry in held:
             entry.sock.close()
@@ -176,24 +106,79 @@ def bind_queues(links: list[tuple[LinkDelay, int]], config: LineConfig) -> list[
 
 
 class Server:
-    """The epoll loop of one process over its queues, a deadline timer and a stop pipe."""
+    """The epoll loop of one process over its queues, a deadline timer and a signal pipe
+    (SIGTERM/SIGINT: stop; SIGHUP: re-read `config_path`)."""
 
-    def __init__(self, held: list[Held], config: LineConfig):
-        self.held, self.config = held, config
-        self.early_ns = config.early_us * 1000
-        self.coalesce_ns = config.coalesce_us * 1000
+    def __init__(self, held: list[Held], config: LineConfig, config_path: str = ""):
+        self.config, self.config_path = config, config_path
         self.timer = DeadlineTimer()
         self.policy = RealtimePolicy(config.realtime)
-        self.stats = Stats(queues=[h.sock.queue for h in held])
-        self.stop_read, self.stop_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stats = Stats()
+        self.signal_read, self.signal_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.poller = select.epoll()
+        for fd in (self.timer.fd, self.signal_read):
+            self.poller.register(fd, select.EPOLLIN)
+        self.held: list[Held] = []
+        self._by_fd: dict[int, Held] = {}
+        self.add_queues(held)
+        self.reconfigure(config)
         self.stopping_since: int | None = None
         self.removal: RuleRemoval | None = None
-        self._by_fd = {h.sock.fd: h for h in held}
 
+    # --- the set of queues, changed by a reload ---
+    def add_queues(self, held: list[Held]) -> None:
+        for entry in held:
+            self.held.append(entry)
+            self._by_fd[entry.sock.fd] = entry
+            self.poller.register(entry.sock.fd, select.EPOLLIN)
+        self.stats.queues = [h.sock.queue for h in self.held]
+
+    def queue(self, key: tuple[str, int]) -> Held:
+        return next(h for h in self.held if h.key == key)
+
+    def drop_queue(self, key: tuple[str, int]) -> Held:
+        entry = self.queue(key)
+        self.held.remove(entry)
+        del self._by_fd[entry.sock.fd]
+        self.poller.unregister(entry.sock.fd)
+        self.stats.queues = [h.sock.queue for h in self.held]
+        return entry
+
+    def reconfigure(self, config: LineConfig) -> None:
+        self.config = config
+        self.early_ns = config.early_us * 1000
+        self.coalesce_ns = config.coalesce_us * 1000
+        self.policy.mode = config.realtime
+
+    # --- signals ---
     def request_stop(self, *_args) -> None:
         with contextlib.suppress(OSError):
-            os.write(self.stop_write, b"x")
+            os.write(self.signal_write, b"s")
 
+    def request_reload(self, *_args) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.signal_write, b"h")
+
+    def _on_signal(self) -> None:
+        with contextlib.suppress(OSError):
+            received = os.read(self.signal_read, 64)
+        if b"s" in received and self.stopping_since is None:
+            self.stopping_since = time.monotonic_ns()
+            self.removal = RuleRemoval(self.config)
+        elif b"h" in received and self.stopping_since is None:
+            self._reload()
+
+    def _reload(self) -> None:
+        try:
+            with open(self.config_path) as handle:
+                new = parse_config(handle.read())
+            apply_reload(self, new, plan_reload(self.config, new), bind_queues)
+            self.stats.reloads += 1
+            emit("reloaded", {"queues": self.stats.queues})
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            print(f"delayline: reload refused, configuration kept: {error}", file=sys.stderr, flush=True)
+
+    # --- the loop ---
     def _release_due(self) -> None:
         now = time.monotonic_ns()
         for entry in self.held:
@@ -243,31 +228,21 @@ class Server:
         idle = all(len(h.schedule) == 0 for h in self.held)
         return idle and now - self.stopping_since > DRAIN_GRACE_NS
 
-    def _on_stop(self) -> None:
-        with contextlib.suppress(OSError):
-            os.read(self.stop_read, 64)
-        if self.stopping_since is None:
-            self.stopping_since = time.monotonic_ns()
-            self.removal = RuleRemoval(self.config)
-
     def serve(self) -> Stats:
-        poller = select.epoll()
-        for fd in (*self._by_fd, self.timer.fd, self.stop_read):
-            poller.register(fd, select.EPOLLIN)
         self.policy.start()
         gc.disable()  # the loop makes no reference cycles: no collector pause before a release
         held_ns = 0
         while True:
-            events = poller.poll(-1 if self.stopping_since is None else 0.05)
+            events = self.poller.poll(-1 if self.stopping_since is None else 0.05)
             now = time.monotonic_ns()
             self._release_due()
             largest = 0
             for fd, _ in events:
                 if fd == self.timer.fd:
                     self.timer.clear()
-                elif fd == self.stop_read:
-                    self._on_stop()
-                else:  # packets read after a hold came in during it: stamp them mid-hold
+                elif fd == self.signal_read:
+                    self._on_signal()
+                elif fd in self._by_fd:  # read after a hold: the packets came during it, stamp mid-hold
                     largest = max(largest, self._read(self._by_fd[fd], now - held_ns // 2))
             self._release_due()
             self._arm()
@@ -277,15 +252,15 @@ class Server:
                 break
             busy = largest >= COALESCE_MIN_BATCH and self.stopping_since is None
             held_ns = self._hold_reads() if busy and self.coalesce_ns else 0
-        self._finish(poller)
+        self._finish()
         return self.stats
 
-    def _finish(self, poller) -> None:
+    def _finish(self) -> None:
         for entry in self.held:  # anything read after the last schedule entry
             if entry.schedule.last_seen_id is not None:
                 entry.sock.accept_through(entry.schedule.last_seen_id)
             entry.sock.close()
-        poller.close()
+        self.poller.close()
         self.timer.close()
         self.stats.realtime_switches = self.policy.switches
 
@@ -296,14 +271,20 @@ def emit(key: str, value) -> None:
     os.write(sys.stdout.fileno(), (json.dumps({key: value}) + "\n").encode())
 
 
-def run(config: LineConfig) -> int:
+def ignore_reload(*_args) -> None:
+    print("delayline: SIGHUP ignored: reloading needs --config FILE and one worker", file=sys.stderr,
+          flush=True)
+
+
+def run(config: LineConfig, config_path: str = "") -> int:
     """Serve `config` in this process (one worker) or in forked workers; returns an exit code."""
     set_timer_slack_ns(1)
     assignments = [(link, q) for link in config.links for q in link.queues]
     if config.workers <= 1:
-        server = Server(bind_queues(assignments, config), config)
+        server = Server(bind_queues(assignments, config), config, config_path)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, server.request_stop)
+        signal.signal(signal.SIGHUP, server.request_reload if config_path else ignore_reload)
         install_rules(config)
         emit("ready", {"pid": os.getpid(), "queues": server.stats.queues})
         emit("stats", asdict(server.serve()))
@@ -353,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"delayline: bad configuration: {error}", file=sys.stderr)
         return 2
     try:
-        return run(config)
+        return run(config, args.config or "")
     except (OSError, RuntimeError) as error:
         print(f"delayline: {error}", file=sys.stderr)
         return 1

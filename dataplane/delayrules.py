@@ -80,6 +80,18 @@ def render_iptables(rules: DelayRules, owner: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_iptables_replace(rules: DelayRules) -> str:
+    """An `iptables-restore --noflush` script that swaps the chain's rules (new loss, new
+    queues) in one transaction, its jump untouched: no packet passes undelayed meanwhile."""
+    table, _, _ = DIRECTIONS[rules.direction]
+    chain = chain_name(rules.device, rules.direction)
+    lines = [f"*{table}", f":{chain} - [0:0]"]  # an existing chain is flushed, in the same commit
+    if rules.loss > 0:
+        lines.append(f"-A {chain} -m statistic --mode random --probability {_probability(rules.loss)} -j DROP")
+    lines += [f"-A {chain} -j {_queue_target(rules.queues)}", "COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
 def render_iptables_delete(rules: DelayRules, owner: str = "") -> str:
     """An `iptables-restore --noflush` script that removes what render_iptables installed."""
     table, _, _ = DIRECTIONS[rules.direction]

@@ -30,18 +30,23 @@ class Schedule:
 
     def __init__(self, delay_ns: int, jitter_ns: int = 0, period_ns: int | None = None,
                  rng: random.Random | None = None):
+        self.retune(delay_ns, jitter_ns, period_ns)
+        self._rng = rng or random.Random()
+        self._offset_ns = 0
+        self._pending: deque[list[int]] = deque()  # [due_ns, last_id], due times non-decreasing
+        self._last_due_ns = 0
+        self.last_seen_id: int | None = None
+
+    def retune(self, delay_ns: int, jitter_ns: int = 0, period_ns: int | None = None) -> None:
+        """New declarations for packets that arrive from now on; those held keep their due
+        times (FIFO still holds: a shorter delay makes the next packets wait for them)."""
         if delay_ns < 0 or jitter_ns < 0:
             raise ValueError("delay and jitter must not be negative")
         if jitter_ns > delay_ns:
             raise ValueError("jitter must not exceed the delay (a packet cannot leave before it came)")
         self.delay_ns, self.jitter_ns = delay_ns, jitter_ns
         self.period_ns = period_ns if period_ns is not None else max(2 * jitter_ns, MIN_JITTER_PERIOD_NS)
-        self._rng = rng or random.Random()
-        self._offset_ns = 0
-        self._next_draw_ns: int | None = None
-        self._pending: deque[list[int]] = deque()  # [due_ns, last_id], due times non-decreasing
-        self._last_due_ns = 0
-        self.last_seen_id: int | None = None
+        self._next_draw_ns = None
 
     def _draw(self, now_ns: int) -> int:
         if not self.jitter_ns:

@@ -5,7 +5,8 @@ The parent forks the workers; each binds its queues and reports on a pipe ("ok" 
 error). Only when every worker is bound does the parent install the rules (until then no
 packet is queued) and print `{"ready": ...}`. On SIGTERM/SIGINT the parent removes the
 rules first (the workers keep releasing meanwhile), then stops each worker by PID; each
-worker releases what it holds when due and prints its own `{"stats": ...}` line.
+worker releases what it holds when due and prints its own `{"stats": ...}` line. SIGHUP
+is ignored here (with a message): a configuration change needs a restart.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 import time
 
 from . import delayline
+from .delayapply import RuleRemoval, install_rules
 
 READY_TIMEOUT_S = 10
 
@@ -31,6 +33,7 @@ def _worker(group, config, report_fd: int) -> int:
         return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, server.request_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent answers it
     os.write(report_fd, b"ok\n")
     os.close(report_fd)
     stats = server.serve()
@@ -72,6 +75,7 @@ def run_workers(config, assignments) -> int:
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(True))
+    signal.signal(signal.SIGHUP, delayline.ignore_reload)  # reloading workers: not supported
     children = [_fork(group, config) for group in groups]
     pids = [pid for pid, _ in children]
     reports = [_report(fd) for _, fd in children]
@@ -81,7 +85,7 @@ def run_workers(config, assignments) -> int:
         _stop(pids)
         return 1
     try:
-        delayline.install_rules(config)
+        install_rules(config)
     except RuntimeError as error:
         print(f"delayline: {error}", file=sys.stderr)
         _stop(pids)
@@ -90,7 +94,7 @@ def run_workers(config, assignments) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if not stop:  # a signal that came before the mask was handled; later ones wait here
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    removal = delayline.RuleRemoval(config)
+    removal = RuleRemoval(config)
     while not removal.done():
         time.sleep(0.01)
     _stop(pids)

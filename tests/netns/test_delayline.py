@@ -238,3 +238,46 @@ def test_the_probe_finds_the_delay_line_here(nfqueue_works):
     assert caps.nfqueue
     assert delaycaps.choose(caps) in ("netem", "delayline")
     assert delaycaps.mechanism({delaycaps.FORCE_ENV: "none"}) is None
+
+
+def test_sighup_reconfigures_live_without_an_undelayed_or_lost_packet(path, tmp_path):
+    config_file = tmp_path / "delayline.json"
+    first = LineConfig(links=(LinkDelay(queues=(0,), delay_us=5000, device="r-a"),), owner="test")
+    config_file.write_text(render_config(first))
+    line = path.delay_line("--config", str(config_file))
+    ping = path.popen(path.a, ["ping", "-n", "-i", "0.005", "-c", "300", B_ADDR], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.6)
+    second = LineConfig(links=(LinkDelay(queues=(0,), delay_us=15000, device="r-a"),
+                               LinkDelay(queues=(1,), delay_us=2000, device="r-b")), owner="test")
+    config_file.write_text(render_config(second))
+    line.proc.send_signal(signal.SIGHUP)
+    assert line.read_line("reloaded")["queues"] == [0, 1]
+    rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", ping.communicate(timeout=30)[0])]
+    assert len(rtts) == 300  # nothing lost across the reload
+    assert min(rtts) >= 4.7  # nothing passed undelayed
+    assert statistics.median(rtts[:50]) == pytest.approx(5.0, abs=0.5)
+    assert statistics.median(rtts[-50:]) == pytest.approx(17.0, abs=0.5)  # 15 ms at r-a, 2 at r-b
+    assert "vdly-in-r-b" in path.rules()
+
+    third = LineConfig(links=(LinkDelay(queues=(1,), delay_us=2000, device="r-b", loss=0.5),), owner="test")
+    config_file.write_text(render_config(third))
+    line.proc.send_signal(signal.SIGHUP)
+    assert line.read_line("reloaded")["queues"] == [1]
+    rules = path.rules()
+    assert "vdly-in-r-a" not in rules and "--probability 0.5" in rules
+    assert [b["queue"] for b in nfqueue_bindings(path.r)] == [1]
+    assert line.stop() == 0
+    assert line.stats[0]["reloads"] == 2
+    assert "vdly" not in path.rules() and nfqueue_bindings(path.r) == []
+
+
+def test_a_bad_reload_keeps_the_running_configuration(path, tmp_path):
+    config_file = tmp_path / "delayline.json"
+    config_file.write_text(render_config(LineConfig(links=(LinkDelay(queues=(0,), delay_us=4000, device="r-a"),))))
+    line = path.delay_line("--config", str(config_file))
+    config_file.write_text('{"links": [{"queues": [0], "delay": "4"}]}')  # no unit
+    line.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    rtts, sent = ping_rtts(path, seconds=0.3)
+    assert_held(rtts, sent, 4.0)
+    assert line.stop() == 0 and line.stats[0]["reloads"] == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from dataplane.delayrules import (DelayRules, chain_name, netem_limit, render_iptables,
-                                  render_iptables_delete, render_netem, restore_argv)
+                                  render_iptables_delete, render_iptables_replace, render_netem,
+                                  restore_argv)
 
 
 def test_arrival_rules_drop_then_queue():
@@ -83,3 +84,12 @@ def test_netem_limit_covers_the_bandwidth_delay_product():
 def test_scripts_are_applied_inside_their_namespace():
     assert restore_argv("vispd.t.b.s") == ["ip", "netns", "exec", "vispd.t.b.s", "iptables-restore", "--noflush"]
     assert restore_argv("") == ["iptables-restore", "--noflush"]
+
+
+def test_replace_swaps_the_chain_in_one_commit_and_keeps_the_jump():
+    script = render_iptables_replace(DelayRules("r-a", "in", (2, 3), loss=0.05))
+    assert script.splitlines() == [
+        "*raw", ":vdly-in-r-a - [0:0]",
+        "-A vdly-in-r-a -m statistic --mode random --probability 0.05 -j DROP",
+        "-A vdly-in-r-a -j NFQUEUE --queue-balance 2:3", "COMMIT"]
+    assert "PREROUTING" not in script and script.count("COMMIT") == 1
