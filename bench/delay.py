@@ -22,10 +22,11 @@ On a path a -- r -- b (bench/delaypath.py; r forwards, namespaces hd-TAG-*):
    rate (ascending, `--reps` times each, interleaved) the bench records the rate the
    sender achieved, the packets b received (after waiting out the delay) and the delay
    process's CPU time (/proc/PID/schedstat: user + kernel, which includes re-injecting the
-   packets and forwarding them to b). `delayed_link_pps` is the highest received rate over
-   the steps without any loss (medians over the reps); `pps_bound_by` says what stopped
-   the ramp: "line" (the next rate lost packets), "sender" (the sender fell short of its
-   target before any loss: a lower bound) or "rates" (all rates tried went through).
+   packets and forwarding them to b). `delayed_link_pps` is the highest median received
+   rate over the target rates below the first one that lost packets; `pps_bound_by` says
+   what bounded it: "line" (a higher rate lost packets), "sender" (nothing was lost but
+   the sender fell short of the highest target: a lower bound) or "rates" (every target
+   went through).
    `delay_cpu_per_100k_pps`: median over the loss-free steps of cores used per 100k
    packets/s.
 
@@ -216,24 +217,24 @@ def measure_pps(path: DelayPath, rates: list[int], reps: int, seconds: float) ->
 
 
 def summarise_pps(steps: list[dict]) -> dict:
-    """The highest loss-free rate (medians over reps per target rate) and what bounded it:
-    "line" (the next rate lost packets), "sender" (the sender fell short of a target before
-    any loss) or "rates" (every rate tried went through: a lower bound)."""
+    """The highest rate carried without loss (median received rate per target rate, over
+    the targets up to the first whose median run lost packets) and what bounded it: "line"
+    (a higher target lost packets), "sender" (no loss, but the sender fell short of the
+    highest target: a lower bound) or "rates" (every target went through)."""
     by_target: dict[int, list[dict]] = {}
     for step in steps:
         by_target.setdefault(step["target"], []).append(step)
-    lossless, cpu, bound_by = [], [], "rates"
+    carried, cpu, bound_by = [], [], "rates"
     for target in sorted(by_target):
         group = by_target[target]
         if statistics.median(s["lost"] for s in group) > 0:
             bound_by = "line"
             break
-        lossless.append(statistics.median(s["received_rate"] for s in group))
+        carried.append(statistics.median(s["received_rate"] for s in group))
         cpu += [s["cores_per_100k"] for s in group if s["cores_per_100k"] is not None]
-        if statistics.median(s["sent_rate"] for s in group) < 0.98 * target:
-            bound_by = "sender"
-            break
-    return {"delayed_link_pps": max(lossless) if lossless else 0.0, "pps_bound_by": bound_by,
+    if bound_by == "rates" and carried and carried[-1] < 0.98 * max(by_target):
+        bound_by = "sender"
+    return {"delayed_link_pps": max(carried) if carried else 0.0, "pps_bound_by": bound_by,
             "delay_cpu_per_100k_pps": statistics.median(cpu) if cpu else None}
 
 
