@@ -3,7 +3,8 @@
 # kernel tools it drives (iproute2, tc, nftables, util-linux's nsenter/setpriv), the lab's
 # BGP providers (BIRD 2; FRR as the alternative), the access daemons (OpenVPN,
 # wireguard-go, pptpd and the pptp client), Mininet's mnexec and the tools its links use
-# (net-tools, ethtool), the measuring tools (iperf3, ping), the
+# (net-tools, ethtool), iptables (Debian's nft flavour: the delay line's NFQUEUE and
+# statistic-loss rules, where the kernel has no netem), the measuring tools (iperf3, ping), the
 # system python3 that slice programs run as an unprivileged user, and vispd itself with
 # its Python dependencies (ExaBGP among them).
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables iperf3 iputils-ping util-linux procps kmod python3 tcpdump
           bird2 frr openvpn wireguard-go wireguard-tools pptpd pptp-linux
-          mininet net-tools ethtool)
+          mininet net-tools ethtool iptables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
