@@ -5,11 +5,18 @@ and received updates, and the plain-text acks `done` / `error` / `shutdown` for 
 the helper wrote. `parse_line` turns a line into one event object (or None for what the
 speaker ignores: EOR, keepalives, opens...).
 
-Outbound (helper stdout -> ExaBGP): `announce route ...` / `withdraw route ...` commands."""
+Outbound (helper stdout -> ExaBGP): `announce route ...` / `withdraw route ...` commands, and
+the border router's ADD-PATH commands (`neighbor A announce attributes path-information ID
+next-hop H ... nlri P1 P2 ...`: many prefixes with one attribute set in one command).
+
+ADD-PATH (RFC 7911) as ExaBGP 5 encodes it, measured: each received NLRI carries
+`"path-information": "0.0.0.1"` beside its `"nlri"`, under the next hop it was announced with;
+a withdrawal carries the path id and no next hop."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from compiler.daemons.speaker_config import Announcement
 
@@ -32,12 +39,23 @@ class StateChange:
     time: float = 0.0
 
 
+class Routes(NamedTuple):
+    """Prefixes announced with one attribute set (and one ADD-PATH path id)."""
+
+    prefixes: list
+    as_path: tuple          # every ASN, in order
+    length: int             # the path's length for selection (an AS_SET counts 1)
+    path_id: str = ""       # ADD-PATH path identifier, "" without ADD-PATH
+    next_hop: str = ""
+    communities: tuple = ()  # "ASN:VALUE" strings
+
+
 @dataclass
 class Update:
     peer: str
-    # one entry per attribute set: (prefixes, AS path with every ASN, path length for selection)
-    announced: list = field(default_factory=list)
-    withdrawn: list = field(default_factory=list)
+    announced: list = field(default_factory=list)        # Routes
+    withdrawn: list = field(default_factory=list)        # prefixes, without ADD-PATH
+    withdrawn_paths: dict = field(default_factory=dict)  # path id -> prefixes
     time: float = 0.0
 
 
@@ -65,16 +83,31 @@ def as_path_from_json(segments) -> tuple[tuple[int, ...], int]:
     return tuple(asns), length
 
 
-def _nlris(entries) -> list[str]:
-    out = []
+def _nlris_by_path(entries) -> dict[str, list[str]]:
+    """{path id ("" without ADD-PATH): prefixes} of a list of NLRI entries."""
+    out: dict[str, list[str]] = {}
     for entry in entries:
         if isinstance(entry, dict):
             prefix = entry.get("nlri")
             if isinstance(prefix, str):
-                out.append(prefix)
+                path_id = entry.get("path-information", "")
+                out.setdefault(path_id if isinstance(path_id, str) else str(path_id), []).append(prefix)
         elif isinstance(entry, str):
-            out.append(entry)
+            out.setdefault("", []).append(entry)
     return out
+
+
+def communities_from_json(value) -> tuple[str, ...]:
+    """ExaBGP's `community` attribute ([[65000, 1], ...] or ["65000:1", ...]) -> strings."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for item in value:
+        if isinstance(item, list) and len(item) == 2:
+            out.append(f"{item[0]}:{item[1]}")
+        elif isinstance(item, str):
+            out.append(item)
+    return tuple(out)
 
 
 def _update(peer: str, when: float, update: dict) -> Update:
@@ -83,14 +116,17 @@ def _update(peer: str, when: float, update: dict) -> Update:
     announce = update.get("announce", {}).get("ipv4 unicast")
     if announce:
         as_path, length = as_path_from_json(attributes.get("as-path"))
-        prefixes: list[str] = []
-        for entries in announce.values():       # keyed by next hop
-            prefixes.extend(_nlris(entries))
-        if prefixes:
-            result.announced.append((prefixes, as_path, length))
+        communities = communities_from_json(attributes.get("community"))
+        for next_hop, entries in announce.items():
+            for path_id, prefixes in _nlris_by_path(entries).items():
+                result.announced.append(Routes(prefixes, as_path, length, path_id, next_hop, communities))
     withdraw = update.get("withdraw", {}).get("ipv4 unicast")
     if withdraw:
-        result.withdrawn.extend(_nlris(withdraw))
+        for path_id, prefixes in _nlris_by_path(withdraw).items():
+            if path_id:
+                result.withdrawn_paths.setdefault(path_id, []).extend(prefixes)
+            else:
+                result.withdrawn.extend(prefixes)
     return result
 
 
@@ -129,16 +165,46 @@ def parse_line(line: str):
     return None
 
 
-def announce_command(announcement: Announcement, local_as: int) -> str:
+def announce_command(announcement: Announcement, local_as: int, ibgp: bool = False) -> str:
     """The command that originates an (already policy-checked) announcement to every peer.
 
     ExaBGP sends the as-path verbatim on eBGP (measured: it does not add local-as when one is
-    given), so our AS appears 1 + prepend times."""
-    path = " ".join([str(local_as)] * (1 + announcement.prepend))
-    command = f"announce route {announcement.prefix} next-hop self origin igp as-path [ {path} ]"
-    if announcement.communities:
-        command += f" community [ {' '.join(announcement.communities)} ]"
+    given), so our AS appears 1 + prepend times. Toward the vISP's border (`ibgp`) it appears
+    prepend times: the border adds the one every eBGP speaker adds."""
+    return _originate("", announcement.prefix, [local_as] * (announcement.prepend + (0 if ibgp else 1)),
+                      announcement.communities)
+
+
+def _originate(selector: str, prefix: str, as_path, communities) -> str:
+    command = f"{selector}announce route {prefix} next-hop self origin igp"
+    if as_path:
+        command += f" as-path [ {' '.join(str(a) for a in as_path)} ]"
+    if communities:
+        command += f" community [ {' '.join(communities)} ]"
     return command
+
+
+def export_command(neighbor: str, prefix: str, as_path, communities) -> str:
+    """The border announces a slice's (screened) prefix to one provider."""
+    return _originate(f"neighbor {neighbor} ", prefix, as_path, communities)
+
+
+def unexport_command(neighbor: str, prefix: str) -> str:
+    return f"neighbor {neighbor} withdraw route {prefix} next-hop self"
+
+
+def path_announce_command(neighbor: str, path_id: str, next_hop: str, local_pref: int, as_path,
+                          prefixes) -> str:
+    """The border passes a provider's routes (one attribute set) to a slice on that
+    provider's ADD-PATH path, with that provider's next hop on the slice's link."""
+    path = f" as-path [ {' '.join(str(a) for a in as_path)} ]" if as_path else ""
+    return (f"neighbor {neighbor} announce attributes path-information {path_id} next-hop {next_hop} "
+            f"origin igp local-preference {local_pref}{path} nlri {' '.join(prefixes)}")
+
+
+def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> str:
+    return (f"neighbor {neighbor} withdraw attributes path-information {path_id} next-hop {next_hop} "
+            f"nlri {' '.join(prefixes)}")
 
 
 REFRESH_COMMAND = "announce route-refresh ipv4 unicast"

@@ -16,7 +16,17 @@ type-1 external route, so each sliver picks the nearest egress by OSPF cost) tha
 manager enables while that egress is live and disables when it is not, over BIRD's
 control socket (re-asserted every few seconds, so a restarted BIRD is set right again).
 
-`choose_defaults` is the pure decision; the rest is I/O.
+Steering by prefix (bgp/steering.py, for slices with more than one egress node): the
+egress speakers' routes carry their preference in their metric, so the manager reads the
+live egresses' FIBs (protocol 78) when their speakers report changes (at most every
+STEER_SECONDS) and gives every sliver whose default does not lead to a best egress for a
+prefix a route of its own for it (protocol 79, metric STEER_METRIC: in an egress sliver it
+wins over the speaker's own, worse route). Why the manager and not iBGP among the egress
+speakers: slivers other than the egresses run no BGP (their routing is vispd's static routes
+or OSPF), so routes must be placed in them anyway; the manager already knows every sliver's
+paths and costs, and the FIBs it reads are what the speakers really installed.
+
+`choose_defaults` and `bgp.steering` are the pure decisions; the rest is I/O.
 """
 from __future__ import annotations
 
@@ -33,10 +43,16 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bgp import birdctl
+from bgp.speaker import PREFERENCE_CODES
+from bgp.steering import choose_steering, steering_ops
+from dataplane import netns
+from dataplane.fib import Fib
 from dataplane.netns import SocketsByNamespace
 
 RECHECK_SECONDS = 0.25
 REASSERT_SECONDS = 5.0  # OSPF slices: re-send the egress default's state this often
+STEER_SECONDS = 0.5     # steering is recomputed at most this often per slice
+STEER_METRIC = 10       # below every egress speaker route (their base metric is 20)
 
 
 def choose_defaults(slice_config: dict, live: set[str]) -> dict[str, tuple[str, str, str] | None]:
@@ -73,18 +89,33 @@ def _is_up(neighbor: dict) -> bool:
     return str(neighbor.get("state", "")).lower() in ("up", "established")
 
 
-def read_sessions(slice_config: dict) -> dict[str, dict[str, dict]]:
-    """{egress node: {provider: neighbour status}} from the helpers' status files."""
-    sessions = {}
+def read_statuses(slice_config: dict) -> dict[str, dict]:
+    """{egress node: its speaker's status document ({} if unreadable)}."""
+    documents = {}
     for node, path in slice_config["status_files"].items():
         try:
             with open(path) as handle:
-                neighbors = json.load(handle).get("neighbors", {})
+                document = json.load(handle)
         except (OSError, ValueError):
-            neighbors = {}
+            document = {}
+        documents[node] = document if isinstance(document, dict) else {}
+    return documents
+
+
+def read_sessions(slice_config: dict, documents: dict | None = None) -> dict[str, dict[str, dict]]:
+    """{egress node: {session name: neighbour status}} from the helpers' status files."""
+    sessions = {}
+    for node, document in (documents if documents is not None else read_statuses(slice_config)).items():
+        neighbors = document.get("neighbors", {})
         items = neighbors.values() if isinstance(neighbors, dict) else neighbors
         sessions[node] = {n.get("name", "?"): n for n in items}
     return sessions
+
+
+def fib_marks(documents: dict) -> tuple:
+    """What changes when an egress speaker changes its FIB: (node, FIB changes) pairs."""
+    return tuple(sorted((node, (d.get("fib") or {}).get("changes", 0), d.get("started", 0))
+                        for node, d in documents.items()))
 
 
 def live_egress(sessions: dict[str, dict[str, dict]], down: dict[tuple[str, str], float]) -> set[str]:
@@ -115,11 +146,17 @@ class Manager:
         self.ospf_applied: dict[tuple[str, str], tuple[bool, float]] = {}  # (slice, node) -> (on, when)
         self._sockets = _namespace_sockets()
         self.changes = 0
+        self.marks: dict[str, tuple] = {s: () for s in config["slices"]}
+        self.steered: dict[str, dict] = {}            # sliver ns -> {prefix: (gateway, ifname)}
+        self.steer_state: dict[str, tuple] = {}       # slice -> (live, marks) last steered for
+        self.steer_time: dict[str, float] = {}
+        self._fibs: dict[tuple, Fib] = {}
         if previous is not None:  # a reload: keep sockets, routes in place and session news
             for name in self.down:
                 self.down[name].update(previous.down.get(name, {}))
             self.applied, self._sockets, self.changes = previous.applied, previous._sockets, previous.changes
             self.ospf_applied = previous.ospf_applied
+            self.steered, self._fibs = previous.steered, previous._fibs
 
     def ipr(self, ns: str):
         return self._sockets.get(ns)
@@ -139,10 +176,14 @@ class Manager:
 
     def refresh(self) -> None:
         for slice_name, slice_config in self.config["slices"].items():
-            self.live_now[slice_name] = live_egress(read_sessions(slice_config), self.down[slice_name])
+            documents = read_statuses(slice_config)
+            self.live_now[slice_name] = live_egress(read_sessions(slice_config, documents), self.down[slice_name])
+            self.marks[slice_name] = fib_marks(documents)
 
     def reconcile(self) -> None:
         for slice_name, slice_config in self.config["slices"].items():
+            if len(slice_config["status_files"]) > 1:
+                self._steer(slice_name, slice_config)
             if slice_config.get("routing") == "ospf":
                 self._reconcile_ospf(slice_name, slice_config)
                 continue
@@ -154,6 +195,74 @@ class Manager:
                 if self._install(ns, choice, loopbacks[ns]):
                     self.applied[ns] = choice
                     self.changes += 1
+
+    # -- steering by prefix ------------------------------------------------------------
+    def _fib(self, ns: str, proto: int, metric: int, high: int, prefsrc: str | None = None) -> Fib:
+        key = (ns, proto, metric)
+        fib = self._fibs.get(key)
+        if fib is None:
+            with netns.entered(ns):   # the socket stays in the namespace it was made in
+                fib = self._fibs[key] = Fib(proto, 254, metric, prefsrc=prefsrc, metrics=(metric, high))
+        return fib
+
+    def _drop_fib(self, ns: str) -> None:
+        for key in [k for k in self._fibs if k[0] == ns]:
+            self._fibs.pop(key).close()
+
+    def _steer(self, slice_name: str, slice_config: dict) -> None:
+        live = self.live_now[slice_name]
+        state = (frozenset(live), self.marks[slice_name])
+        now = time.monotonic()
+        if self.steer_state.get(slice_name) == state or now - self.steer_time.get(slice_name, 0.0) < STEER_SECONDS:
+            return
+        by_node = {s["node"]: s for s in slice_config["slivers"]}
+        offers = {}
+        if len(live) > 1:
+            proto, base = self.config.get("bgp_rt_proto", 78), self.config.get("bgp_metric", 20)
+            for node in live:
+                try:
+                    entries = self._fib(by_node[node]["ns"], proto, base, base + PREFERENCE_CODES).entries()
+                except OSError as exc:
+                    print(f"egress-manager: {slice_name}@{node}: reading the FIB: {exc}", file=sys.stderr, flush=True)
+                    self._drop_fib(by_node[node]["ns"])
+                    return
+                table: dict[str, int] = {}
+                for prefix, _, metric in entries:
+                    if metric < table.get(prefix, metric + 1):
+                        table[prefix] = metric
+                offers[node] = table
+        wanted = choose_steering(slice_config, live, offers)
+        complete = True
+        for sliver in slice_config["slivers"]:
+            complete &= self._apply_steering(sliver, wanted.get(sliver["ns"], {}))
+        if complete:
+            self.steer_state[slice_name] = state
+        self.steer_time[slice_name] = now
+
+    def _apply_steering(self, sliver: dict, wanted: dict) -> bool:
+        ns = sliver["ns"]
+        applied = self.steered.get(ns, {})
+        ops = steering_ops(applied, wanted)
+        if not ops:
+            return True
+        try:
+            errors = self._fib(ns, self.rt_proto, STEER_METRIC, STEER_METRIC, sliver["loopback"]).apply(ops)
+        except OSError as exc:
+            print(f"egress-manager: {ns}: steering: {exc}", file=sys.stderr, flush=True)
+            self._drop_fib(ns)
+            return False
+        failed = {error.prefix for error in errors}
+        for error in errors[:3]:
+            print(f"egress-manager: {ns}: steering: {error}", file=sys.stderr, flush=True)
+        now_applied = dict(wanted)
+        for prefix in failed:   # the kernel kept what it had
+            if prefix in applied:
+                now_applied[prefix] = applied[prefix]
+            else:
+                now_applied.pop(prefix, None)
+        self.steered[ns] = now_applied
+        self.changes += 1
+        return not errors
 
     def _reconcile_ospf(self, slice_name: str, slice_config: dict) -> None:
         now = time.monotonic()
@@ -203,6 +312,7 @@ class Manager:
                 "live_egress": sorted(self.live_now[slice_name]),
                 "defaults": {s["node"]: (self.applied.get(s["ns"]) or [None, None, None])[2]
                              for s in slice_config["slivers"]},
+                "steered": {s["node"]: len(self.steered.get(s["ns"], {})) for s in slice_config["slivers"]},
             }
         path = self.config["status_file"]
         tmp = path + ".tmp"

@@ -1,5 +1,7 @@
-"""The ExaBGP API process (`python3 -m bgp.helper --config PATH`), run by ExaBGP inside the
-egress sliver's network namespace. It owns the I/O loop only; decisions are speaker.py's.
+"""The ExaBGP API process (`python3 -m bgp.helper --config PATH`), run by ExaBGP inside an
+egress sliver's network namespace (a slice's speaker: decisions in speaker.py) or in an
+egress node's namespace (the vISP's border router, config role "border": decisions in
+border.py; it installs no routes). It owns the I/O loop only.
 
 A reader thread runs the blocking `for line in sys.stdin` loop ExaBGP needs (select +
 readline strands lines in Python's buffer) and queues the lines; the main thread drains the
@@ -20,10 +22,11 @@ import threading
 import time
 
 from bgp import api
-from compiler.daemons.speaker_config import load_config
-from dataplane.fib import Fib
+from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
-from bgp.speaker import Speaker
+from bgp.speaker import PREFERENCE_CODES, Speaker
+from compiler.daemons.border_config import BorderConfig, load_any_config
+from dataplane.fib import Fib
 
 CONFIG_ENV = "VISPD_BGP_CONFIG"
 FLUSH_AT = 4096            # pending FIB changes that force a flush mid-burst
@@ -42,13 +45,19 @@ def _read_stdin(lines: queue.SimpleQueue) -> None:
 
 class Helper:
     def __init__(self, config_path: str):
-        self.config = load_config(config_path)
+        self.config = load_any_config(config_path)
         self.log = Log(f"{self.config.slice}/{self.config.node}", self.config.log_file)
-        self.speaker = Speaker(self.config, time.time())
+        self.border = isinstance(self.config, BorderConfig)
+        if self.border:
+            self.speaker = Border(self.config, time.time())
+            self.fib = None
+        else:
+            self.speaker = Speaker(self.config, time.time())
+            metric = self.config.metric
+            self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
+                           metrics=(metric, metric + PREFERENCE_CODES))
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
-        self.fib = Fib(self.config.rt_proto, self.config.table, self.config.metric,
-                       prefsrc=self.config.prefsrc)
         self.stopping = False
 
     # -- effects -----------------------------------------------------------------------
@@ -57,12 +66,16 @@ class Helper:
         sys.stdout.flush()
 
     def _effects(self, effects) -> None:
+        for command in effects.commands:
+            self._command(command)
         for notice in effects.notices:
             self.notifier.send(notice)
         for line in effects.logs:
             self.log.write(line)
 
     def _flush_fib(self) -> None:
+        if self.fib is None:
+            return
         ops = self.speaker.take_fib_ops()
         if not ops:
             return
@@ -71,7 +84,7 @@ class Helper:
             errors = self.fib.apply(ops)
         except OSError as exc:
             self.log.write(f"FIB: netlink failed ({exc}); resynchronising from the kernel")
-            self.speaker.resync(self.fib.routes())
+            self.speaker.resync(self.fib.entries())
             return
         for line in self.speaker.fib_applied(ops, errors):
             self.log.write(line)
@@ -93,6 +106,11 @@ class Helper:
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
+        if self.border:
+            respawned = self._predecessor_died()
+            self._effects(self.speaker.startup(respawned))
+            self._write_status(urgent=True)
+            return
         removed = self.fib.flush()
         self.speaker.stale_routes_removed = removed
         if removed:
@@ -142,7 +160,7 @@ class Helper:
                     self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {line[:200]!r}")
                     effects = None
                 if effects is not None:
-                    if effects.notices or effects.logs:
+                    if effects.notices or effects.logs or effects.commands:
                         self._effects(effects)
                     if effects.urgent:
                         urgent = True
@@ -153,27 +171,40 @@ class Helper:
                     line = lines.get_nowait()
                 except queue.Empty:
                     line = None
-            with_routes = self._gateways_with_routes()
+            if self.border:
+                ticked = speaker.tick(time.time())
+                self._effects(ticked)
+                self._write_status(urgent or ticked.urgent)
+                continue
+            with_routes = self._neighbors_with_routes()
             self._flush_fib()
-            self._announce_first_routes(with_routes)
+            self._tell_route_changes(with_routes)
             self._write_status(urgent)
 
-    def _gateways_with_routes(self) -> set[str]:
-        return {gateway for gateway, count in self.speaker.installed_by.items() if count}
+    def _neighbors_with_routes(self) -> set[str]:
+        """Names of the sessions whose routes are in the kernel (behind a border: "border"
+        while any provider's path has routes installed)."""
+        counts = self.speaker.installed_by
+        if self.config.paths:
+            return {n.name for n in self.config.neighbors} if any(counts.values()) else set()
+        return {n.name for n in self.config.neighbors if counts.get(n.address)}
 
-    def _announce_first_routes(self, before: set[str]) -> None:
-        """A provider whose first routes just reached the kernel makes its egress live: write
-        the status at once and tell the egress manager, which would otherwise notice only at
-        its next periodic read (0.25 s) and keep the defaults on the backup until then."""
-        fresh = self._gateways_with_routes() - before
-        if not fresh:
+    def _tell_route_changes(self, before: set[str]) -> None:
+        """A session whose first routes just reached the kernel makes its egress live, one
+        whose last routes just left makes it dead: write the status at once and tell the
+        egress manager, which would otherwise notice only at its next periodic read (0.25 s)
+        and keep the defaults where they were until then."""
+        after = self._neighbors_with_routes()
+        if after == before:
             return
         self._write_status(urgent=True)
-        names = {n.address: n.name for n in self.config.neighbors}
-        for gateway in sorted(fresh):
-            self.notifier.send({"slice": self.config.slice, "node": self.config.node,
-                                "neighbor": names.get(gateway, gateway), "state": "routes",
-                                "time": time.time()})
+        now = time.time()
+        for name in sorted(after - before):
+            self.notifier.send({"slice": self.config.slice, "node": self.config.node, "neighbor": name,
+                                "state": "routes", "time": now})
+        for name in sorted(before - after):
+            self.notifier.send({"slice": self.config.slice, "node": self.config.node, "neighbor": name,
+                                "state": "down", "reason": "no routes", "time": now})
 
     def stop(self, reason: str) -> None:
         self.stopping = True
@@ -183,7 +214,8 @@ class Helper:
             self._flush_fib()
         finally:
             self._write_status(urgent=True)
-            self.fib.close()
+            if self.fib is not None:
+                self.fib.close()
         self.log.write(f"stopped ({reason})")
 
 

@@ -3,6 +3,9 @@ contain our own AS, cap each neighbour at its max-prefix) and best-path selectio
 neighbours. Pure: every call returns the prefixes whose best neighbour changed, as
 `(prefix, neighbour address or None)`, which the helper turns into FIB operations.
 
+A change is also reported when the best neighbour stays but its path's length changes (the
+speaker's FIB metric carries the best path's preference: see bgp/speaker.py).
+
 Best path: higher local_pref (per neighbour, from the config), then shorter AS path, then the
 lower neighbour address. Max-prefix: once a neighbour holds max_prefix accepted prefixes, new
 prefixes from it are refused (updates of prefixes it already holds still apply) and the
@@ -49,6 +52,14 @@ class Rib:
 
     def best_routes(self) -> dict[str, str]:
         return dict(self._best)
+
+    def best_length(self, prefix: str) -> int:
+        """The best path's length (0 when there is none)."""
+        address = self._best.get(prefix)
+        return 0 if address is None else self._peers[address].routes[prefix][0]
+
+    def local_pref(self, address: str) -> int:
+        return self._peers[address].policy.local_pref
 
     def path(self, address: str, prefix: str) -> tuple | None:
         """The AS path the neighbour sent for the prefix, if accepted."""
@@ -116,13 +127,18 @@ class Rib:
                     continue
                 peer.own_as.discard(prefix)
                 peer.over_limit.discard(prefix)
+            previous = routes.get(prefix)
             routes[prefix] = entry
             old = self._best.get(prefix)
             if old is None and len(self._peers) == 1:      # fast path: the only neighbour
                 self._best[prefix] = address
                 changes.append((prefix, address))
             else:
+                before = len(changes)
                 self._reselect(prefix, changes)
+                if len(changes) == before and old == address and previous is not None \
+                        and previous[0] != entry[0]:
+                    changes.append((prefix, address))   # same neighbour, another length
         return changes
 
     def withdraw(self, address: str, prefixes) -> list[Change]:

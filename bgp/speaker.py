@@ -5,7 +5,16 @@ status document. The helper (helper.py) feeds it events and carries out the effe
 returns: commands to ExaBGP, FIB operations, session notices, log lines.
 
 FIB operations are coalesced: a prefix changed many times between two flushes costs one
-netlink message (or none, when it ends where the kernel already is)."""
+netlink message (or none, when it ends where the kernel already is).
+
+Behind the vISP's border router (`paths` in the config) the speaker has one session, to the
+border, carrying one ADD-PATH path per provider; the RIB then treats each path as a
+neighbour keyed by its next hop (the provider's gateway on the slice's link), so its best
+route's gateway is the provider the packets leave by.
+
+Each installed route's metric says how good it is: `metric + preference_code(local_pref,
+path length)`, lower better. The egress manager compares egress slivers' FIBs by it to steer
+a prefix toward the egress with the best route (bgp/egress_manager.py)."""
 from __future__ import annotations
 
 from collections import Counter, deque
@@ -17,12 +26,19 @@ from compiler.policy import screen
 from bgp.rib import PeerPolicy, Rib
 
 MAX_LISTED_FIB_ERRORS = 20
+PREFERENCE_CODES = (0xFFFF << 8) | 0xFF  # the highest preference_code
+
+
+def preference_code(local_pref: int, length: int) -> int:
+    """0 for the most preferred route; higher local_pref, then shorter AS path, lower."""
+    return ((0xFFFF - min(max(local_pref, 0), 0xFFFF)) << 8) | min(length, 0xFF)
 
 
 @dataclass
 class Effects:
     notices: list = field(default_factory=list)   # session events for the event socket
     logs: list = field(default_factory=list)      # lines for the log
+    commands: list = field(default_factory=list)  # for ExaBGP
     urgent: bool = False                          # flush FIB and status now (state change)
 
 
@@ -40,14 +56,22 @@ class Speaker:
         self.started = now
         self.neighbors = config.neighbor_by_address()
         self.sessions = {address: _Session(since=now) for address in self.neighbors}
-        self.rib = Rib(config.local_as, [PeerPolicy(n.address, n.local_pref, n.max_prefix)
-                                          for n in config.neighbors])
+        self.paths = {p.path_id: p for p in config.paths}
+        if self.paths:   # behind a border: a RIB neighbour per provider path, keyed by next hop
+            self.rib = Rib(config.local_as, [PeerPolicy(p.next_hop, p.local_pref) for p in config.paths])
+        else:
+            self.rib = Rib(config.local_as, [PeerPolicy(n.address, n.local_pref, n.max_prefix)
+                                              for n in config.neighbors])
+        self.unknown_paths = 0
         self.accepted, self.refused = screen(config.announce, config.allowed_prefixes)
         self.announced: list = []                 # acked by ExaBGP
         self.rejected_by_exabgp: list = []
         self._awaiting_ack: deque = deque()        # Announcement, or None for a refresh request
         self._pending: dict[str, str | None] = {}  # prefix -> gateway (None: delete)
-        self.installed: dict[str, str] = {}        # what our routes in the kernel are
+        self.installed: dict[str, tuple] = {}      # what our routes in the kernel are: (gateway, metric)
+        self._routes: dict[tuple, tuple] = {}      # one shared (gateway, metric) tuple per value
+        self.fib_changes = 0                       # kernel changes made, for the egress manager
+        self._stray: list = []                     # deletions of routes found beside ours
         self.installed_by: Counter = Counter()     # gateway -> count
         self.fib_errors = 0
         self.last_fib_errors: deque = deque(maxlen=MAX_LISTED_FIB_ERRORS)
@@ -63,7 +87,7 @@ class Speaker:
         commands = []
         for announcement in self.accepted:
             self._awaiting_ack.append(announcement)
-            commands.append(api.announce_command(announcement, self.config.local_as))
+            commands.append(api.announce_command(announcement, self.config.local_as, self.config.ibgp))
         if respawned:
             self._awaiting_ack.append(None)
             commands.append(api.REFRESH_COMMAND)
@@ -109,16 +133,37 @@ class Speaker:
             # respawned us and the route refresh brought the routes back)
             self._state(api.StateChange(event.peer, "up", "", event.time), now, effects)
         rib = self.rib
+        if self.paths:
+            self._path_update(event, effects)
+            return
         was_exceeded = rib.stats(event.peer)["max_prefix_exceeded"] if event.announced else None
         if event.withdrawn:
             self._queue(rib.withdraw(event.peer, event.withdrawn))
-        for prefixes, as_path, length in event.announced:
-            self._queue(rib.announce(event.peer, prefixes, as_path, length))
+        for routes in event.announced:
+            self._queue(rib.announce(event.peer, routes.prefixes, routes.as_path, routes.length))
         if was_exceeded is False and rib.stats(event.peer)["max_prefix_exceeded"]:
             neighbor = self.neighbors[event.peer]
             effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) exceeded max-prefix "
                                 f"{neighbor.max_prefix}: further new prefixes refused, session kept")
             effects.urgent = True
+
+    def _path_update(self, event: api.Update, effects: Effects) -> None:
+        rib, paths = self.rib, self.paths
+        for path_id, prefixes in event.withdrawn_paths.items():
+            path = paths.get(path_id)
+            if path is not None:
+                self._queue(rib.withdraw(path.next_hop, prefixes))
+        for routes in event.announced:
+            path = paths.get(routes.path_id)
+            if path is None:   # a path the border should not send: count it, do not route by it
+                self.unknown_paths += len(routes.prefixes)
+                effects.logs.append(f"{len(routes.prefixes)} routes on unknown path id {routes.path_id!r} ignored")
+                continue
+            self._queue(rib.announce(path.next_hop, routes.prefixes, routes.as_path, routes.length))
+
+    def _rib_keys(self, address: str) -> list[str]:
+        """The RIB neighbours a session carries: itself, or the providers' paths on it."""
+        return [p.next_hop for p in self.config.paths] if self.paths else [address]
 
     def _state(self, event: api.StateChange, now: float, effects: Effects) -> None:
         session = self.sessions.get(event.peer)
@@ -137,7 +182,8 @@ class Speaker:
             effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) up")
         elif previous == "up":
             session.flaps += 1
-            self._queue(self.rib.peer_down(event.peer))
+            for key in self._rib_keys(event.peer):
+                self._queue(self.rib.peer_down(key))
             effects.notices.append(self._notice(neighbor, "down", event, now))
             effects.logs.append(f"neighbor {neighbor.name} ({event.peer}) down: {event.reason or event.state}")
         effects.urgent = True
@@ -160,34 +206,51 @@ class Speaker:
 
     # -- FIB ---------------------------------------------------------------------------
     def pending_count(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._stray)
 
-    def take_fib_ops(self) -> list[tuple[str, str | None]]:
-        """Coalesced operations that bring the kernel to the RIB's best routes."""
+    def _route(self, gateway: str, metric: int) -> tuple:
+        key = (gateway, metric)
+        return self._routes.setdefault(key, key)
+
+    def take_fib_ops(self) -> list[tuple[str, str | None, int]]:
+        """Coalesced operations that bring the kernel to the RIB's best routes:
+        `(prefix, gateway, metric)` to add or replace, `(prefix, None, metric)` to delete; a
+        route whose metric changes is added at the new one before the old one goes."""
         pending, self._pending = self._pending, {}
-        installed = self.installed
-        ops = []
+        installed, rib, base = self.installed, self.rib, self.config.metric
+        ops, self._stray = self._stray, []
         for prefix, best in pending.items():
             current = installed.get(prefix)
-            if best != current and (best is not None or current is not None):
-                ops.append((prefix, best))
+            if best is None:
+                if current is not None:
+                    ops.append((prefix, None, current[1]))
+                continue
+            metric = base + preference_code(rib.local_pref(best), rib.best_length(prefix))
+            if current is not None and current[0] == best and current[1] == metric:
+                continue
+            ops.append((prefix, best, metric))
+            if current is not None and current[1] != metric:
+                ops.append((prefix, None, current[1]))
         return ops
 
     def fib_applied(self, ops, errors) -> list[str]:
         """Record what the kernel now holds; returns log lines for the failures."""
-        failed = {error.prefix for error in errors}
+        failed = {(error.prefix, error.op) for error in errors} if errors else ()
         installed, counts = self.installed, self.installed_by
-        for prefix, gateway in ops:
-            if prefix in failed:
+        for prefix, gateway, metric in ops:
+            if failed and (prefix, "delete" if gateway is None else "replace") in failed:
                 continue
             old = installed.get(prefix)
-            if old is not None:
-                counts[old] -= 1
             if gateway is None:
-                installed.pop(prefix, None)
+                if old is not None and old[1] == metric:
+                    counts[old[0]] -= 1
+                    del installed[prefix]
             else:
-                installed[prefix] = gateway
+                if old is not None:
+                    counts[old[0]] -= 1
+                installed[prefix] = self._route(gateway, metric)
                 counts[gateway] += 1
+        self.fib_changes += len(ops)
         self.fib_errors += len(errors)
         self.last_fib_errors.extend(str(error) for error in errors)
         logs = [f"FIB: {error}" for error in errors[:5]]
@@ -195,11 +258,20 @@ class Speaker:
             logs.append(f"FIB: {len(errors) - 5} more failures in this batch")
         return logs
 
-    def resync(self, kernel_routes: dict) -> None:
-        """After a failed FIB write: take the kernel's word for what is installed and queue
-        whatever differs from the RIB's best routes."""
-        self.installed = {p: gw for p, gw in kernel_routes.items() if gw is not None}
-        self.installed_by = Counter(self.installed.values())
+    def resync(self, kernel_routes) -> None:
+        """After a failed FIB write: take the kernel's word for what is installed (its
+        `(prefix, gateway, metric)` entries) and queue whatever differs from the RIB's best
+        routes."""
+        self.installed = {}
+        for prefix, gateway, metric in sorted(kernel_routes, key=lambda e: -e[2]):
+            if gateway is None:
+                self._stray.append((prefix, None, metric))
+                continue
+            replaced = self.installed.get(prefix)
+            if replaced is not None:   # two of ours for one prefix: keep the lower metric's
+                self._stray.append((prefix, None, replaced[1]))
+            self.installed[prefix] = self._route(gateway, metric)
+        self.installed_by = Counter(gateway for gateway, _ in self.installed.values())
         best = self.rib.best_routes()
         pending = {p: None for p in self.installed if p not in best}
         pending.update(best)
@@ -217,8 +289,19 @@ class Speaker:
                 "uptime": round(now - session.since, 3) if session.state == "up" else 0.0,
                 "last_down_reason": session.reason, "flaps": session.flaps,
             }
-            entry.update(self.rib.stats(address))
-            entry["installed"] = self.installed_by.get(address, 0)
+            if self.paths:
+                paths = {}
+                for path in self.config.paths:
+                    paths[path.name] = {"path_id": path.path_id, "next_hop": path.next_hop,
+                                        "local_pref": path.local_pref, **self.rib.stats(path.next_hop),
+                                        "installed": self.installed_by.get(path.next_hop, 0)}
+                entry["paths"] = paths
+                for key in ("received", "accepted", "installed"):
+                    entry[key] = sum(p[key] for p in paths.values())
+                entry["unknown_path_routes"] = self.unknown_paths
+            else:
+                entry.update(self.rib.stats(address))
+                entry["installed"] = self.installed_by.get(address, 0)
             neighbors[neighbor.name] = entry
 
         def described(a):
@@ -234,7 +317,7 @@ class Speaker:
             "announced": [described(a) for a in self.announced],
             "announce_pending": [described(a) for a in self._awaiting_ack if a is not None],
             "refused": refused,
-            "fib": {"installed": len(self.installed), "errors": self.fib_errors,
+            "fib": {"installed": len(self.installed), "errors": self.fib_errors, "changes": self.fib_changes,
                     "last_errors": list(self.last_fib_errors),
                     "stale_routes_removed": self.stale_routes_removed,
                     "rt_proto": self.config.rt_proto, "table": self.config.table,

@@ -19,7 +19,6 @@ source guard on `s-SLICE` drops anything the slice sends from addresses not its 
 from __future__ import annotations
 
 import json
-import signal
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -35,6 +34,7 @@ LINK_LENGTH = 28
 MAX_PROVIDERS_AT_A_NODE = 13  # next hops .3 .. .15 of a /28
 POLICY_TABLE_BASE = 1000  # the table toward provider number i is 1000 + i
 RULE_PRIORITY_BASE = 100
+SLICE_DROP_PRIORITY = 200
 SLIVER_DEVICE = "border"
 
 
@@ -165,6 +165,9 @@ def _plan_slice_link(ctx: PlanContext, parts: PlanParts, link: SliceLink, ends: 
         parts.classify(ns, access_ifname(end.name), ShapingClass(
             classid=ctx.class_ids[sl.name], rate=min(sl.bandwidth, provider.bandwidth), ceil=provider.bandwidth,
             macs=(), label=sl.name, sources=(prefix,)))
+    # what the slice hands the border itself to forward is dropped: it leaves by a provider's
+    # next hop (a rule above), or not at all (no way into another slice's link or prefix)
+    parts.add(RoutingRule(node=node, ns=ns, iif=link.node_ifname, priority=SLICE_DROP_PRIORITY, blackhole=True))
     parts.source_guard(node, link.node_ifname, (prefix, str(link.subnet)))
 
 
@@ -214,4 +217,3 @@ BORDER_NODE_SYSCTLS = (
     ("net.ipv4.conf.all.rp_filter", "0"),
     ("net.ipv4.conf.default.rp_filter", "0"),
 )
-_ = signal  # (the border reloads by restart: its sessions are re-established in ~1 s)

@@ -219,6 +219,7 @@ class PlanParts:
     shaped: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (ns, dev) -> (node, capacity)
     classes: dict[tuple[str, str], list[ShapingClass]] = field(default_factory=lambda: defaultdict(list))
     guarded: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # node -> devices
+    source_guards: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=lambda: defaultdict(dict))
     admitted: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
     slivers: list[SliverInfo] = field(default_factory=list)
     access_points: list[AccessPoint] = field(default_factory=list)
@@ -236,6 +237,10 @@ class PlanParts:
     def guard(self, node: str, ifname: str) -> None:
         """The node's guard watches `ifname` (a device of its namespace)."""
         self.guarded[node].add(ifname)
+
+    def source_guard(self, node: str, ifname: str, prefixes: tuple[str, ...]) -> None:
+        """Packets entering `ifname` (of the node's namespace) must come from `prefixes`."""
+        self.source_guards[node][ifname] = tuple(prefixes)
 
     def admit(self, node: str, src_mac: str, dst_mac: str) -> None:
         """Frames from `src_mac` to `dst_mac` may enter the node's guarded devices."""

@@ -20,7 +20,8 @@ from model.schema import Topology
 
 from .access import plan_access
 from .context import ControllerState, PlanContext, PlanningError, PlanParts
-from .egress import Session, plan_egress
+from .border import SliceLink
+from .egress import plan_egress
 from .plan import Plan
 from .resources import IsolationFilter, Shaping
 from .runtime import Runtime
@@ -38,10 +39,10 @@ def compile_plan(topo: Topology, runtime: Runtime | None = None, state: Controll
     topology asks for emulated parts."""
     ctx = PlanContext(topo, runtime or Runtime.for_topology(topo.name), state)
     parts = PlanParts()
-    sessions = _plan_visp_parts(ctx, parts)
+    links = _plan_visp_parts(ctx, parts)
     if world and needs_world(ctx):
-        plan_lab_world(ctx, parts, sessions)
-    return _assemble(ctx, parts, sessions)
+        plan_lab_world(ctx, parts)
+    return _assemble(ctx, parts, links)
 
 
 def plan_visp(topo: Topology, runtime: Runtime | None = None, state: ControllerState | None = None) -> Plan:
@@ -49,15 +50,15 @@ def plan_visp(topo: Topology, runtime: Runtime | None = None, state: ControllerS
     return compile_plan(topo, runtime, state, world=False)
 
 
-def _plan_visp_parts(ctx: PlanContext, parts: PlanParts) -> list[Session]:
+def _plan_visp_parts(ctx: PlanContext, parts: PlanParts) -> list[SliceLink]:
     plan_substrate(ctx, parts)
     plan_slices(ctx, parts)
-    sessions = plan_egress(ctx, parts)
+    links = plan_egress(ctx, parts)
     plan_access(ctx, parts)
-    return sessions
+    return links
 
 
-def _assemble(ctx: PlanContext, parts: PlanParts, sessions: list[Session]) -> Plan:
+def _assemble(ctx: PlanContext, parts: PlanParts, links: list[SliceLink]) -> Plan:
     topo = ctx.topo
     plan = Plan(topology=topo.name, resources=list(parts.resources), slivers=parts.slivers,
                 access_points=parts.access_points, routing={sl.name: sl.routing for sl in topo.slices},
@@ -70,9 +71,11 @@ def _assemble(ctx: PlanContext, parts: PlanParts, sessions: list[Session]) -> Pl
                                       classes=tuple(parts.classes.get((ns, ifname), ()))))
     for node in topo.nodes:
         devices = tuple(sorted(parts.guarded.get(node.name, ())))
-        if devices:
+        sources = tuple(sorted(parts.source_guards.get(node.name, {}).items()))
+        if devices or sources:
             plan.resources.append(IsolationFilter(node=node.name, ns=ctx.node_ns(node.name), devices=devices,
-                                                  pairs=tuple(sorted(parts.admitted.get(node.name, ())))))
+                                                  pairs=tuple(sorted(parts.admitted.get(node.name, ()))),
+                                                  sources=sources))
     _check_unique_keys(plan)
     return plan
 

@@ -2,6 +2,7 @@
 its link kind), shaped to the link's capacity and watched by the node's guard."""
 from __future__ import annotations
 
+from .border import BORDER_NODE_SYSCTLS, egress_nodes
 from .context import PlanContext, PlanParts
 from .links import LINK_KINDS
 from .resources import Netns
@@ -14,8 +15,10 @@ NODE_SYSCTLS = (
 
 
 def plan_substrate(ctx: PlanContext, parts: PlanParts) -> None:
+    borders = set(egress_nodes(ctx))
     for node in ctx.topo.nodes:
-        parts.add(Netns(node=node.name, ns=ctx.node_ns(node.name), role="node", sysctls=NODE_SYSCTLS))
+        sysctls = BORDER_NODE_SYSCTLS if node.name in borders else NODE_SYSCTLS
+        parts.add(Netns(node=node.name, ns=ctx.node_ns(node.name), role="node", sysctls=sysctls))
     for link in ctx.topo.links:
         kind = LINK_KINDS[link.kind]
         kind.plan(link, ctx, parts)

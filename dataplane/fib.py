@@ -71,8 +71,13 @@ class Fib:
     """Routes of protocol `proto`, metric `metric`, in routing table `table`."""
 
     def __init__(self, proto: int = 78, table: int = 254, metric: int = 20, batch: int = DEFAULT_BATCH,
-                 prefsrc: str | None = None):
+                 prefsrc: str | None = None, metrics: tuple[int, int] | None = None):
+        """`metrics`: the (lowest, highest) metric of the routes this Fib owns, when operations
+        give their own (`(prefix, gateway, metric)`); by default only `metric`."""
         self.proto, self.table, self.metric, self.batch = proto, table, metric, batch
+        self.metrics = metrics or (metric, metric)
+        if not self.metrics[0] <= metric <= self.metrics[1]:
+            raise ValueError(f"metric {metric} outside the owned range {self.metrics}")
         self.prefsrc = socket.inet_aton(prefsrc) if prefsrc else None
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
         _force_buffer(self._sock, 32, socket.SO_SNDBUF, _SOCKET_BUFFER)   # SO_SNDBUFFORCE
@@ -98,8 +103,11 @@ class Fib:
         self.close()
 
     # -- changes -----------------------------------------------------------------------
-    def apply(self, ops: Iterable[tuple[str, str | None]]) -> list[FibError]:
+    def apply(self, ops: Iterable[tuple]) -> list[FibError]:
         """Replace (gateway given) or delete (gateway None) each prefix; returns the failures.
+        An operation is `(prefix, gateway)`, at this Fib's metric, or `(prefix, gateway,
+        metric)` with a metric in its owned range (routes differing only in metric are two
+        routes: changing one's metric is adding the new and deleting the old).
 
         Deleting a route that is already gone is not an error."""
         errors: list[FibError] = []
@@ -123,7 +131,15 @@ class Fib:
         parts = []
         append = parts.append
         seq = first
-        for prefix, gateway in batch:
+        low, high = self.metrics
+        for op in batch:
+            prefix, gateway = op[0], op[1]
+            if len(op) > 2:
+                metric = op[2]
+                if not low <= metric <= high:
+                    raise ValueError(f"{prefix}: metric {metric} outside the owned range {self.metrics}")
+            else:
+                metric = self.metric
             address, _, length = prefix.partition("/")
             flags_extra = NLM_F_ACK if seq == last else 0
             if gateway is not None:
@@ -153,7 +169,7 @@ class Fib:
         failures = self._collect(first, last)
         errors = []
         for failed_seq, code, text in failures:
-            prefix, gateway = batch[failed_seq - first]
+            prefix, gateway = batch[failed_seq - first][:2]
             op = "delete" if gateway is None else "replace"
             if op == "delete" and code == errno_module.ESRCH:
                 continue
@@ -193,14 +209,22 @@ class Fib:
 
     # -- reading -----------------------------------------------------------------------
     def routes(self) -> dict[str, str | None]:
-        """Our routes now in the table: prefix -> gateway (None if it has none)."""
+        """Our routes now in the table: prefix -> gateway (None if it has none); with an owned
+        range of metrics, a prefix present at two metrics gives the lower's gateway."""
+        found: dict[str, str | None] = {}
+        for prefix, gateway, _ in sorted(self.entries(), key=lambda e: -e[2]):
+            found[prefix] = gateway
+        return found
+
+    def entries(self) -> list[tuple[str, str | None, int]]:
+        """Our routes now in the table: (prefix, gateway or None, metric)."""
         seq = self._seq
         self._seq += 1
         rtmsg = _RTMSG.pack(socket.AF_INET, 0, 0, 0, self._table_byte, self.proto, 0, 0, 0)
         table_attr = _RTA.pack(8, RTA_TABLE) + struct.pack("=I", self.table)
         body = rtmsg + table_attr
         self._sock.send(_HDR.pack(16 + len(body), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-        found: dict[str, str | None] = {}
+        found: list[tuple[str, str | None, int]] = []
         while True:
             data = self._sock.recv(1 << 20)
             offset = 0
@@ -219,7 +243,7 @@ class Fib:
                     if kind == RTM_NEWROUTE:
                         route = self._parse_route(data, offset, length)
                         if route is not None:
-                            found[route[0]] = route[1]
+                            found.append(route)
                 offset += (length + 3) & ~3
 
     def _parse_route(self, data: bytes, offset: int, length: int):
@@ -244,15 +268,15 @@ class Fib:
             elif rta_type == RTA_PRIORITY:
                 (priority,) = struct.unpack("=I", value)
             position += (rta_len + 3) & ~3
-        if table != self.table or priority != self.metric:
+        if table != self.table or not self.metrics[0] <= priority <= self.metrics[1]:
             return None
-        return f"{socket.inet_ntoa(dst)}/{dst_len}", gateway
+        return f"{socket.inet_ntoa(dst)}/{dst_len}", gateway, priority
 
     def flush(self) -> int:
         """Delete all our routes from the table (e.g. left by a previous run); returns how many."""
-        prefixes = list(self.routes())
-        errors = self.apply((prefix, None) for prefix in prefixes)
-        return len(prefixes) - len(errors)
+        entries = self.entries()
+        errors = self.apply((prefix, None, metric) for prefix, _, metric in entries)
+        return len(entries) - len(errors)
 
 
 def _ext_message(data: bytes, offset: int, length: int, flags: int) -> str:

@@ -210,13 +210,13 @@ class KernelHost:
         finally:
             fib.close()
 
-    def rule_add(self, ns: str, iif: str, table: int, priority: int) -> None:
+    def rule_add(self, ns: str, iif: str, table: int, priority: int, blackhole: bool = False) -> None:
         with contextlib.suppress(NetlinkError):  # already there: the same rule
-            self.ipr(ns).rule("add", iifname=iif, table=table, priority=priority, protocol=VISPD_RTPROTO)
+            self.ipr(ns).rule("add", **_rule_fields(iif, table, priority, blackhole))
 
-    def rule_delete(self, ns: str, iif: str, table: int, priority: int) -> None:
+    def rule_delete(self, ns: str, iif: str, table: int, priority: int, blackhole: bool = False) -> None:
         with contextlib.suppress(NetlinkError):
-            self.ipr(ns).rule("del", iifname=iif, table=table, priority=priority, protocol=VISPD_RTPROTO)
+            self.ipr(ns).rule("del", **_rule_fields(iif, table, priority, blackhole))
 
     # -- batch tools ---------------------------------------------------------------------------------
     def run_batch(self, ns: str, argv: list[str], script: str, check: bool = True) -> None:
@@ -271,3 +271,15 @@ class KernelHost:
             if running is not None:  # dead: the diff starts it again if it is still wanted
                 found.append(RunningDaemon(name, running.ns, running.digest, running.launch))
         return found
+
+
+FR_ACT_TO_TBL, FR_ACT_BLACKHOLE = 1, 6
+
+
+def _rule_fields(iif: str, table: int, priority: int, blackhole: bool) -> dict:
+    fields = {"iifname": iif, "priority": priority, "protocol": VISPD_RTPROTO}
+    if blackhole:
+        fields["action"] = FR_ACT_BLACKHOLE
+    else:
+        fields.update(table=table, action=FR_ACT_TO_TBL)
+    return fields

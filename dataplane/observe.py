@@ -19,7 +19,7 @@ from model.naming import NS_PREFIX, parse_ns
 
 from . import netns
 from .fib import Fib
-from .host import MAIN_TABLE, NUD_PERMANENT, KernelHost
+from .host import FR_ACT_BLACKHOLE, MAIN_TABLE, NUD_PERMANENT, KernelHost
 
 IFF_UP = 0x1
 IFF_NOARP = 0x80
@@ -136,10 +136,12 @@ class KernelReader:
         return tuple(found)
 
     @staticmethod
-    def _rules(ipr) -> tuple[tuple[str, int, int], ...]:
+    def _rules(ipr) -> tuple[tuple[str, int, int, bool], ...]:
         found = []
         for msg in ipr.get_rules(family=socket.AF_INET):
             if msg.get_attr("FRA_PROTOCOL") == VISPD_RTPROTO:
-                found.append((msg.get_attr("FRA_IIFNAME") or "", msg.get_attr("FRA_TABLE") or msg["table"],
-                              msg.get_attr("FRA_PRIORITY") or 0))
+                blackhole = msg["action"] == FR_ACT_BLACKHOLE
+                found.append((msg.get_attr("FRA_IIFNAME") or "",
+                              0 if blackhole else msg.get_attr("FRA_TABLE") or msg["table"],
+                              msg.get_attr("FRA_PRIORITY") or 0, blackhole))
         return tuple(found)

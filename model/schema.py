@@ -207,7 +207,7 @@ class Provider(Strict):
     node: Name
     asn: Annotated[Int, Field(ge=1, le=4294967295)]
     bandwidth: Bandwidth
-    peering: Prefix | None = None  # access-link addresses: a /31 per egressing slice
+    peering: Prefix | None = None  # access-link addresses: its first /31 holds the border's session
     local_pref: Annotated[Int, Field(ge=0, le=4294967295)] = 100
     max_prefix: Annotated[Int, Field(ge=1)] | None = None
     lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates

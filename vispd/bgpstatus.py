@@ -24,10 +24,11 @@ ROUTE_ORIGIN = {77: "static", BGP_RTPROTO: "bgp", EGRESS_RTPROTO: "egress", 2: "
 
 
 def speaker_statuses(plan) -> list[dict]:
-    """One entry per egress sliver, from its helper's status file."""
+    """One entry per BGP speaker: each egress node's border router (`role` "border") and
+    each egress sliver's speaker, from their helpers' status files."""
     result = []
     for daemon in plan.resources:
-        if getattr(daemon, "KIND", "") != "daemon" or not daemon.name.startswith("exabgp-"):
+        if getattr(daemon, "KIND", "") != "daemon" or not daemon.name.startswith(("exabgp-", "border-")):
             continue
         config = json.loads(dict(daemon.files)[f"{daemon.name}.json"])
         try:
@@ -35,36 +36,86 @@ def speaker_statuses(plan) -> list[dict]:
                 status = json.load(handle)
         except (OSError, ValueError):
             status = {"neighbors": {}, "error": "no status yet (is the topology up?)"}
-        status.setdefault("slice", config["slice"])
+        if config.get("role") == "border":
+            status.setdefault("role", "border")
+        status.setdefault("slice", config.get("slice", "border"))
         status.setdefault("node", config["node"])
         result.append(status)
-    return result
+    return sorted(result, key=lambda s: (s.get("role") != "border", s["node"], s["slice"]))
 
 
 def is_up(neighbor: dict) -> bool:
     return str(neighbor.get("state", "")).lower() in ("up", "established")
 
 
+def _neighbors(status: dict) -> list[dict]:
+    neighbors = status.get("neighbors", {})
+    return list(neighbors.values()) if isinstance(neighbors, dict) else list(neighbors)
+
+
+def _state(neighbor: dict, now: float) -> tuple[str, str]:
+    up = is_up(neighbor)
+    uptime = f"{now - neighbor['since']:.0f}s" if up and neighbor.get("since") else "-"
+    return ("established" if up else neighbor.get("state", "?")), uptime
+
+
 def render_bgp_status(statuses: list[dict]) -> str:
-    lines = [f"{'slice':<10} {'node':<12} {'provider':<10} {'state':<12} {'uptime':>8} "
-             f"{'received':>9} {'installed':>9}  announced"]
     now = time.time()
+    borders = [s for s in statuses if s.get("role") == "border"]
+    speakers = [s for s in statuses if s.get("role") != "border"]
+    lines = []
+    if borders:
+        lines += _render_borders(borders, now) + [""]
+    lines += _render_speakers(speakers, now)
+    return "\n".join(lines)
+
+
+def _render_borders(statuses: list[dict], now: float) -> list[str]:
+    lines = ["border routers (the vISP's sessions: one per provider, one per slice egressing there)",
+             f"{'node':<12} {'peer':<18} {'state':<12} {'uptime':>8} {'in':>8} {'out':>8} {'refused':>8} {'held':>5}"]
+    for status in statuses:
+        for n in _neighbors(status):
+            state, uptime = _state(n, now)
+            if n.get("kind") == "provider":
+                refused = n.get("refused_own_as", 0) + n.get("refused_max_prefix", 0)
+                held, peer = "-", f"provider {n.get('name', '?')}"
+                flag = " (max-prefix reached)" if n.get("max_prefix_exceeded") else ""
+            else:
+                refused, held, flag = len(n.get("refused", [])), len(n.get("held", [])), ""
+                peer = f"slice {n.get('slice', n.get('name', '?'))}"
+            lines.append(f"{status['node']:<12} {peer:<18} {state:<12} {uptime:>8} {n.get('prefixes_in', 0):>8} "
+                         f"{n.get('prefixes_out', 0):>8} {refused:>8} {held:>5}{flag}")
+        for refused in status.get("refused", []):
+            lines.append(f"  {status['node']}: refused from slice {refused['slice']}: {refused['prefix']}: "
+                         f"{refused['reason']}")
+        for held in status.get("held", []):
+            lines.append(f"  {status['node']}: held by the flap guard: {held['prefix']} of slice {held['slice']} "
+                         f"(until {max(0, held['until'] - now):.0f}s from now)")
+        if status.get("error"):
+            lines.append(f"  border {status['node']}: {status['error']}")
+    return lines
+
+
+def _render_speakers(statuses: list[dict], now: float) -> list[str]:
+    lines = ["slices' speakers (each peers with its node's border; a path per provider)",
+             f"{'slice':<10} {'node':<12} {'session':<16} {'state':<12} {'uptime':>8} "
+             f"{'received':>9} {'installed':>9}  announced"]
     for status in statuses:
         announced = ",".join(a["prefix"] for a in status.get("announced", [])) or "-"
-        neighbors = status.get("neighbors", {})
-        items = neighbors.values() if isinstance(neighbors, dict) else neighbors
-        for n in items:
-            up = is_up(n)
-            uptime = f"{now - n['since']:.0f}s" if up and n.get("since") else "-"
+        for n in _neighbors(status):
+            state, uptime = _state(n, now)
             flag = " (max-prefix reached)" if n.get("max_prefix_exceeded") else ""
-            lines.append(f"{status['slice']:<10} {status['node']:<12} {n.get('name', '?'):<10} "
-                         f"{('established' if up else n.get('state', '?')):<12} {uptime:>8} "
-                         f"{n.get('received', 0):>9} {n.get('installed', 0):>9}  {announced}{flag}")
+            lines.append(f"{status['slice']:<10} {status['node']:<12} {n.get('name', '?'):<16} "
+                         f"{state:<12} {uptime:>8} {n.get('received', 0):>9} {n.get('installed', 0):>9}  "
+                         f"{announced}{flag}")
+            for name, path in sorted((n.get("paths") or {}).items()):
+                lines.append(f"{'':<10} {'':<12} {'  via ' + name:<16} {'path ' + path.get('path_id', '?'):<12} "
+                             f"{'':>8} {path.get('received', 0):>9} {path.get('installed', 0):>9}")
         for refused in status.get("refused", []):
             lines.append(f"  refused announcement {refused}")
         if status.get("error"):
             lines.append(f"  {status['slice']} {status['node']}: {status['error']}")
-    return "\n".join(lines)
+    return lines
 
 
 def sliver_routes(ns: str) -> list[dict]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from model.units import format_bandwidth
 
 from ..addressing import allocate_slice_prefixes
+from ..border import MAX_PROVIDERS_AT_A_NODE
 from ..policy import MAX_COMMUNITIES, MAX_PREFIX_LENGTH, MAX_PREPEND, community_error
 from ..providers import provider_kind
 from .common import hint, unique_names
+
 DEFAULT_PEERINGS = 16  # /28s of 192.0.2.0/24 handed to providers without a `peering`
 # The lab's own hosts live beside the providers' (`vispd.T.+NAME`): a provider may not take
 # their names (the public underlay's client hosts are `c-TYPE-SLICE-NODE`).
@@ -34,6 +36,14 @@ def check_providers(topo, say, node_names: set[str]) -> set[str]:
             say(base + ("bandwidth",), f"access link to '{provider.name}' is over-subscribed: {listed} "
                 f"> {format_bandwidth(provider.bandwidth)}")
         provider_kind(provider).check(provider, base, say)
+    at_node: dict[str, list[str]] = {}
+    for provider in topo.providers:
+        at_node.setdefault(provider.node, []).append(provider.name)
+    for node, names_here in at_node.items():
+        if len(names_here) > MAX_PROVIDERS_AT_A_NODE:
+            index = next(i for i, p in enumerate(topo.providers) if p.name == names_here[MAX_PROVIDERS_AT_A_NODE])
+            say(("providers", index, "node"), f"node '{node}' has {len(names_here)} providers: a border router "
+                f"takes at most {MAX_PROVIDERS_AT_A_NODE} (one next hop each on a slice's /28 link)")
     if len(topo.providers) > topo.internet.transit.num_addresses // 2:
         say(("internet", "transit"), f"transit {topo.internet.transit} is too small for {len(topo.providers)} providers")
     if topo.providers and topo.internet.host not in topo.internet.prefix:
@@ -52,12 +62,12 @@ def _check_name(provider, base: tuple, say) -> None:
 def _check_peering(provider, index: int, users: list, peerings: list, say) -> None:
     base = ("providers", index)
     if provider.peering is None:
-        if index >= DEFAULT_PEERINGS or len(users) > 8:
+        if index >= DEFAULT_PEERINGS:
             say(base, f"give provider '{provider.name}' a 'peering' prefix: the default /28s of 192.0.2.0/24 are used up")
         return
-    if provider.peering.num_addresses < 2 * max(1, len(users)):
-        say(base + ("peering",), f"peering {provider.peering} has room for {provider.peering.num_addresses // 2} "
-            f"slice(s), {len(users)} egress through '{provider.name}'")
+    if provider.peering.num_addresses < 2:
+        say(base + ("peering",), f"peering {provider.peering} has no room for the border's session "
+            f"(a /31: the provider, then the border)")
     for other in peerings:
         if provider.peering.overlaps(other):
             say(base + ("peering",), f"peering {provider.peering} overlaps {other} of another provider")

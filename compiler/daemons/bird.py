@@ -1,13 +1,14 @@
 """Configuration of the lab's emulated world (pure rendering with Jinja2).
 
-Each provider is a BIRD 2 router in its own namespace: one eBGP session per slice
-egressing through it (exporting what it learned from the Internet and its generated
-table), one to the Internet router (exporting what it learned from the slices), and its
-kernel protocol so it really forwards. The Internet router holds the test host and
+Each provider is a BIRD 2 router in its own namespace: one eBGP session with the vISP's AS,
+to the border router on the egress node (exporting what it learned from the Internet and its
+generated table), one to the Internet router (exporting what it learned from the vISP), and
+its kernel protocol so it really forwards. The Internet router holds the test host and
 announces its prefix to every provider, so the return path follows BGP too.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from jinja2 import Environment, StrictUndefined
@@ -31,20 +32,18 @@ protocol static gen {
 {% endfor %}
 }
 {% endif %}
-{% for s in sessions %}
-protocol bgp {{ symbol("slice", s.slice) }} {
-  description "vISP {{ topology }} slice {{ s.slice }}";
-  local {{ s.provider_address }} as {{ provider.asn }};
-  neighbor {{ s.slice_address }} as {{ vasn }};
+protocol bgp {{ protocol }} {
+  description "vISP {{ topology }} (AS{{ session.vasn }}): its border router";
+  local {{ session.local }} as {{ provider.asn }};
+  neighbor {{ session.border }} as {{ session.vasn }};
   hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
   ipv4 { import all; export where proto = "internet" || proto = "gen"; next hop self; };
 }
-{% endfor %}
 protocol bgp internet {
   local {{ transit_local }} as {{ provider.asn }};
   neighbor {{ transit_remote }} as {{ internet.asn }};
   hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
-  ipv4 { import all; export where proto ~ "slice_*"; next hop self; };
+  ipv4 { import all; export where proto = "{{ protocol }}"; next hop self; };
 }
 """)
 
@@ -56,11 +55,9 @@ router bgp {{ provider.asn }}
  no bgp ebgp-requires-policy
  no bgp network import-check
  timers bgp 3 9
-{% for s in sessions %}
- neighbor {{ s.slice_address }} remote-as {{ vasn }}
- neighbor {{ s.slice_address }} description vISP {{ topology }} slice {{ s.slice }}
- neighbor {{ s.slice_address }} timers connect 1
-{% endfor %}
+ neighbor {{ session.border }} remote-as {{ session.vasn }}
+ neighbor {{ session.border }} description vISP {{ topology }} border router
+ neighbor {{ session.border }} timers connect 1
  neighbor {{ transit_remote }} remote-as {{ internet.asn }}
  neighbor {{ transit_remote }} timers connect 1
  address-family ipv4 unicast
@@ -88,14 +85,26 @@ protocol bgp {{ symbol("prov", provider.name) }} {
 """)
 
 
+@dataclass(frozen=True)
+class BorderSession:
+    """The provider's one session with the vISP: its own address, the border's, the vISP's AS."""
+
+    local: str
+    border: str
+    vasn: int
+
+
+SESSION_PROTOCOL = "vispd"  # the BIRD protocol holding the session with the vISP's border
+
+
 def symbol(kind: str, name: str) -> str:
     """A BIRD protocol name for a YAML name (BIRD symbols cannot contain '-')."""
     return f"{kind}_{name.replace('-', '_')}"
 
 
-def session_protocol(slice_name: str) -> str:
-    """The BIRD protocol that holds a slice's session at a provider (for `birdc disable`)."""
-    return symbol("slice", slice_name)
+def session_protocol() -> str:
+    """The BIRD protocol that holds the vISP's session at a provider (for `birdc disable`)."""
+    return SESSION_PROTOCOL
 
 
 def generated_prefixes(count: int) -> list[str]:
@@ -114,19 +123,20 @@ def _dotted(value: int) -> str:
     return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
-def render_provider_bird(topo, provider, sessions, transit_local: str, transit_remote: str) -> str:
+def render_provider_bird(topo, provider, session: BorderSession, transit_local: str, transit_remote: str) -> str:
     return PROVIDER_BIRD.render(
-        provider=provider, router_id=transit_local, sessions=sessions, vasn=topo.asn,
+        provider=provider, router_id=transit_local, session=session, protocol=SESSION_PROTOCOL,
         transit_local=transit_local, transit_remote=transit_remote, internet=topo.internet,
         generated=generated_prefixes(provider.lab_routes), symbol=symbol, topology=topo.name)
 
 
-def render_provider_frr(topo, provider, sessions, transit_local: str, transit_remote: str) -> dict[str, str]:
+def render_provider_frr(topo, provider, session: BorderSession, transit_local: str,
+                        transit_remote: str) -> dict[str, str]:
     """zebra's and bgpd's configuration of an FRR provider (FRR's eBGP has no export policy
-    here: it offers everything to everyone, and sends slices their own prefix back, which
-    the vISP's speaker drops for carrying its own AS)."""
+    here: it offers everything to everyone, and sends the vISP its own prefixes back, which
+    the border drops for carrying its own AS)."""
     bgpd = PROVIDER_FRR_BGPD.render(
-        provider=provider, router_id=transit_local, sessions=sessions, vasn=topo.asn,
+        provider=provider, router_id=transit_local, session=session,
         transit_remote=transit_remote, internet=topo.internet,
         generated=generated_prefixes(provider.lab_routes), topology=topo.name)
     return {"zebra": f"hostname {provider.name}-zebra\n", "bgpd": bgpd}

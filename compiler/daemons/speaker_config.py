@@ -66,6 +66,7 @@ class SpeakerConfig:
     log_file: str | None = None
     config_file: str | None = None    # where this JSON lives (render() needs it for `run`)
     paths: tuple[ProviderPath, ...] = ()  # behind a border: the providers' paths on its session
+    ibgp: bool = False                # announce to the border without our own AS (it adds it)
     extra: dict = field(default_factory=dict, compare=False)
 
     def neighbor_by_address(self) -> dict[str, Neighbor]:
@@ -149,7 +150,7 @@ def _announcement(raw, index: int) -> Announcement:
 
 KNOWN_KEYS = {"slice", "node", "local_as", "router_id", "neighbors", "allowed_prefixes", "announce",
               "rt_proto", "table", "metric", "hold_time", "prefsrc", "status_file", "event_socket", "log_file",
-              "config_file", "paths"}
+              "config_file", "paths", "ibgp"}
 
 
 def parse_config(raw: dict) -> SpeakerConfig:
@@ -189,6 +190,7 @@ def parse_config(raw: dict) -> SpeakerConfig:
         log_file=raw.get("log_file"),
         config_file=raw.get("config_file"),
         paths=tuple(parse_path(p, i) for i, p in enumerate(raw.get("paths") or [])),
+        ibgp=_require(raw, "ibgp", bool, where) if "ibgp" in raw else False,
         extra={k: v for k, v in raw.items() if k not in KNOWN_KEYS},
     )
 

@@ -1,18 +1,21 @@
 """The lab's emulated provider (pure): a BIRD 2 router (or FRR, `lab-daemon: frr`) in its
-own namespace `vispd.T.+PROVIDER`, joined to the egress node by a veth (the access link,
-ARP off, fixed MACs on both ends), holding one eBGP session per slice egressing through it
-(exporting what it learned from the Internet and its `lab-routes` generated table), one to
-the lab's Internet router over a transit /31, and a kernel protocol so it really forwards.
+own namespace `vispd.T.+PROVIDER`, joined to the egress node by a veth (the access link
+`x-PROVIDER`, fixed MACs on both ends), holding what a commercial ISP sells: one eBGP session
+with the vISP's AS, to the border router in the node's namespace (the first /31 of the
+provider's `peering`: the provider .0, the border .1). It exports what it learned from the
+Internet and its `lab-routes` generated table, holds a session to the lab's Internet router
+over a transit /31, and runs a kernel protocol so it really forwards.
 """
 from __future__ import annotations
 
 import signal
+from ipaddress import IPv4Network
 
 from model.naming import access_ifname, lab_ns, mac_address, short_node_name, substrate_ifname
 from model.schema import Provider
 
-from ..daemons.bird import render_provider_bird, render_provider_frr
-from ..resources import Address, Daemon, Neighbour, Netns, Veth
+from ..daemons.bird import BorderSession, render_provider_bird, render_provider_frr
+from ..resources import Address, Daemon, Netns, Veth
 from .base import ProviderKind
 
 INTERNET = "internet"
@@ -35,16 +38,19 @@ class Emulated(ProviderKind):
     NAME = "emulated"
     EMULATED = True
 
-    def far_end_mac(self, provider: Provider, ctx) -> str:
-        return mac_address(ctx.name, "access", provider.name, "provider")
+    def session_addresses(self, provider: Provider, index: int, ctx) -> tuple[str, str]:
+        pair = next(provider_peering(index, provider).subnets(new_prefix=31))
+        return f"{pair.network_address + 1}/31", str(pair.network_address)
 
-    def plan_world(self, provider: Provider, index: int, ctx, parts, sessions: list) -> tuple:
+    def plan_world(self, provider: Provider, index: int, ctx, parts) -> tuple:
         host, pns = "+" + provider.name, lab_ns(ctx.name, provider.name)
         prov_dev = substrate_ifname(provider.node, ctx.sites[provider.node])
+        local, peer = self.session_addresses(provider, index, ctx)
         parts.add(Netns(node=host, ns=pns, role="lab", sysctls=LAB_SYSCTLS),
                   Veth(node=provider.node, ns=ctx.node_ns(provider.node), ifname=access_ifname(provider.name),
                        peer_ns=pns, peer_ifname=prov_dev, mac=mac_address(ctx.name, "access", provider.name, "node"),
-                       peer_mac=self.far_end_mac(provider, ctx), arp=False))
+                       peer_mac=mac_address(ctx.name, "access", provider.name, "provider")),
+                  Address(node=host, ns=pns, ifname=prov_dev, cidr=f"{peer}/31"))
         parts.shape(host, pns, prov_dev, provider.bandwidth)
         transit = list(ctx.topo.internet.transit.subnets(new_prefix=31))[index]
         prov_transit, inet_transit = str(transit.network_address), str(transit.network_address + 1)
@@ -52,26 +58,32 @@ class Emulated(ProviderKind):
         parts.add(Veth(node=host, ns=pns, ifname="to-inet", peer_ns=inet_ns, peer_ifname=inet_dev),
                   Address(node=host, ns=pns, ifname="to-inet", cidr=f"{prov_transit}/31"),
                   Address(node="+" + INTERNET, ns=inet_ns, ifname=inet_dev, cidr=f"{inet_transit}/31"))
-        mine = [s for s in sessions if s.provider == provider.name]
-        for session in mine:
-            parts.add(Address(node=host, ns=pns, ifname=prov_dev, cidr=f"{session.provider_address}/31"),
-                      Neighbour(node=host, ns=pns, ifname=prov_dev, ip=session.slice_address, mac=session.slice_mac))
-        parts.add(_router(ctx, provider, pns, mine, prov_transit, inet_transit))
+        border = local.split("/")[0]
+        parts.add(_router(ctx, provider, pns, peer, border, prov_transit, inet_transit))
         return provider, inet_transit, prov_transit
 
 
-def _router(ctx, provider: Provider, pns: str, sessions: list, local_transit: str, inet_transit: str) -> Daemon:
+def provider_peering(index: int, provider: Provider) -> IPv4Network:
+    """The provider's access-link prefix: as declared, else the index-th /28 of 192.0.2.0/24."""
+    if provider.peering is not None:
+        return provider.peering
+    return list(IPv4Network("192.0.2.0/24").subnets(new_prefix=28))[index]
+
+
+def _router(ctx, provider: Provider, pns: str, local: str, border: str, local_transit: str,
+            inet_transit: str) -> Daemon:
     runtime, host = ctx.runtime, "+" + provider.name
+    session = BorderSession(local=local, border=border, vasn=ctx.topo.asn)
     if provider.lab_daemon == "frr":  # zebra + bgpd under one supervisor (dataplane/frr.py)
         name = f"frr-{provider.name}"
-        confs = render_provider_frr(ctx.topo, provider, sessions, local_transit, inet_transit)
+        confs = render_provider_frr(ctx.topo, provider, session, local_transit, inet_transit)
         return Daemon(node=host, ns=pns, name=name,
                       argv=runtime.module_command("dataplane.frr", "--conf-dir", runtime.run_dir, "--name", name,
                                                   "--vty-dir", runtime.socket(name)),
                       env=runtime.module_env(), listens=(BGP_LISTEN,),
                       files=tuple((f"{name}.{daemon}.conf", text) for daemon, text in sorted(confs.items())))
     name = f"bird-{provider.name}"
-    conf = render_provider_bird(ctx.topo, provider, sessions, local_transit, inet_transit)
+    conf = render_provider_bird(ctx.topo, provider, session, local_transit, inet_transit)
     return bird_daemon(runtime, host, pns, name, conf)
 
 

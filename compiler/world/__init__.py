@@ -15,11 +15,11 @@ def needs_world(ctx: PlanContext) -> bool:
     return any(provider_kind(p).EMULATED for p in ctx.topo.providers) or public.needs_underlay(ctx)
 
 
-def plan_lab_world(ctx: PlanContext, parts: PlanParts, sessions: list) -> None:
+def plan_lab_world(ctx: PlanContext, parts: PlanParts) -> None:
     emulated = [(i, p) for i, p in enumerate(ctx.topo.providers) if provider_kind(p).EMULATED]
     if emulated:
         internet.plan_internet_namespace(ctx, parts)
-        peers = [provider_kind(p).plan_world(p, i, ctx, parts, sessions) for i, p in emulated]
+        peers = [provider_kind(p).plan_world(p, i, ctx, parts) for i, p in emulated]
         internet.plan_internet_router(ctx, parts, peers)
     if public.needs_underlay(ctx):
         public.plan_underlay(ctx, parts)

@@ -151,15 +151,34 @@ def test_an_egress_without_installed_routes_is_not_used(tmp_path):
 def test_bgp_status_renders_every_session_and_flags():
     now = time.time()
     statuses = [{"slice": "plb", "node": "washington", "announced": [{"prefix": "198.18.0.0/22"}],
-                 "neighbors": {"mae-east": {"name": "mae-east", "state": "up", "since": now - 5, "received": 7,
-                                            "installed": 6, "max_prefix_exceeded": True}},
+                 "neighbors": {"border": {"name": "border", "state": "up", "since": now - 5, "received": 7,
+                                          "installed": 6, "max_prefix_exceeded": True,
+                                          "paths": {"mae-east": {"path_id": "0.0.0.1", "received": 7,
+                                                                 "installed": 6}}}},
                  "refused": ["10.0.0.0/8: outside"]},
                 {"slice": "plb", "node": "sunnyvale", "neighbors": {}, "error": "no status yet"}]
     lines = render_bgp_status(statuses).splitlines()
-    assert lines[1].split()[:7] == ["plb", "washington", "mae-east", "established", "5s", "7", "6"]
-    assert "198.18.0.0/22 (max-prefix reached)" in lines[1]
-    assert lines[2].strip() == "refused announcement 10.0.0.0/8: outside"
-    assert lines[3].strip() == "plb sunnyvale: no status yet"
+    assert lines[2].split()[:7] == ["plb", "washington", "border", "established", "5s", "7", "6"]
+    assert "198.18.0.0/22 (max-prefix reached)" in lines[2]
+    assert lines[3].split() == ["via", "mae-east", "path", "0.0.0.1", "7", "6"]
+    assert lines[4].strip() == "refused announcement 10.0.0.0/8: outside"
+    assert lines[5].strip() == "plb sunnyvale: no status yet"
+
+
+def test_bgp_status_renders_the_borders_sessions_refusals_and_holds():
+    now = time.time()
+    border = {"role": "border", "slice": "border", "node": "washington", "neighbors": {
+        "mae-east": {"name": "mae-east", "kind": "provider", "state": "up", "since": now - 9, "prefixes_in": 100,
+                     "prefixes_out": 1, "refused_own_as": 1, "refused_max_prefix": 2},
+        "slice plb": {"name": "plb", "kind": "slice", "slice": "plb", "state": "down", "prefixes_in": 1,
+                      "prefixes_out": 100, "refused": [{"prefix": "10.0.0.0/8"}], "held": []}},
+        "refused": [{"slice": "plb", "prefix": "10.0.0.0/8", "reason": "outside the slice's allocation"}],
+        "held": [{"slice": "plb", "prefix": "198.18.1.0/24", "until": now + 30}]}
+    lines = render_bgp_status([border]).splitlines()
+    assert lines[2].split() == ["washington", "provider", "mae-east", "established", "9s", "100", "1", "3", "-"]
+    assert lines[3].split() == ["washington", "slice", "plb", "down", "-", "1", "100", "1", "0"]
+    assert lines[4].strip() == "washington: refused from slice plb: 10.0.0.0/8: outside the slice's allocation"
+    assert lines[5].strip().startswith("washington: held by the flap guard: 198.18.1.0/24 of slice plb (until")
 
 
 def test_routes_render_one_line_each_with_their_origin():

@@ -133,8 +133,45 @@ def test_parse_update_with_announce_and_withdraw():
             '{ "nlri": "10.2.0.0/24" } ] } }, "withdraw": { "ipv4 unicast": [ { "nlri": "10.3.0.0/24" } ] } } }')
     update = api.parse_line(HEADER % ("update", body))
     assert update.peer == "192.0.2.0"
-    assert update.announced == [(["10.1.0.0/24", "10.2.0.0/24"], (65101, 65000, 1, 2), 3)]
-    assert update.withdrawn == ["10.3.0.0/24"]
+    assert update.announced == [api.Routes(["10.1.0.0/24", "10.2.0.0/24"], (65101, 65000, 1, 2), 3,
+                                           "", "192.0.2.0", ())]
+    assert update.withdrawn == ["10.3.0.0/24"] and update.withdrawn_paths == {}
+
+
+def test_parse_add_path_update_as_exabgp_5_sends_it():
+    """Lines as ExaBGP 5.0.15 printed them (recorded from a live add-path session)."""
+    announce = ('"direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": '
+                '{"0": {"element": "as-sequence", "value": [65001, 65002]}}, "local-preference": 100, '
+                '"community": [ [ 65000, 7 ] ] }, "announce": { "ipv4 unicast": { "169.254.9.3": [ '
+                '{ "nlri": "10.0.0.0/24", "path-information": "0.0.0.1" }, '
+                '{ "nlri": "10.0.1.0/24", "path-information": "0.0.0.1" } ], "169.254.9.4": [ '
+                '{ "nlri": "10.0.0.0/24", "path-information": "0.0.0.2" } ] } } } }')
+    update = api.parse_line(HEADER % ("update", announce))
+    assert update.announced == [
+        api.Routes(["10.0.0.0/24", "10.0.1.0/24"], (65001, 65002), 2, "0.0.0.1", "169.254.9.3", ("65000:7",)),
+        api.Routes(["10.0.0.0/24"], (65001, 65002), 2, "0.0.0.2", "169.254.9.4", ("65000:7",))]
+    withdraw = ('"direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ '
+                '{ "nlri": "10.0.1.0/24", "path-information": "0.0.0.1" } ] } } }')
+    update = api.parse_line(HEADER % ("update", withdraw))
+    assert update.withdrawn == [] and update.withdrawn_paths == {"0.0.0.1": ["10.0.1.0/24"]}
+
+
+def test_border_commands_name_the_neighbor_path_and_next_hop():
+    assert api.path_announce_command("169.254.9.2", "0.0.0.1", "169.254.9.3", 100, (65001, 65002),
+                                     ["10.0.0.0/24", "10.0.1.0/24"]) == (
+        "neighbor 169.254.9.2 announce attributes path-information 0.0.0.1 next-hop 169.254.9.3 origin igp "
+        "local-preference 100 as-path [ 65001 65002 ] nlri 10.0.0.0/24 10.0.1.0/24")
+    assert api.path_withdraw_command("169.254.9.2", "0.0.0.1", "169.254.9.3", ["10.0.1.0/24"]) == (
+        "neighbor 169.254.9.2 withdraw attributes path-information 0.0.0.1 next-hop 169.254.9.3 nlri 10.0.1.0/24")
+    assert api.export_command("192.0.2.0", "198.18.0.0/22", (64512, 64512), ("64512:1",)) == (
+        "neighbor 192.0.2.0 announce route 198.18.0.0/22 next-hop self origin igp as-path [ 64512 64512 ] "
+        "community [ 64512:1 ]")
+    assert api.unexport_command("192.0.2.0", "198.18.0.0/22") == \
+        "neighbor 192.0.2.0 withdraw route 198.18.0.0/22 next-hop self"
+    assert api.announce_command(Announcement("198.18.0.0/22", 2), 64512, ibgp=True) == \
+        "announce route 198.18.0.0/22 next-hop self origin igp as-path [ 64512 64512 ]"
+    assert api.announce_command(Announcement("198.18.0.0/22"), 64512, ibgp=True) == \
+        "announce route 198.18.0.0/22 next-hop self origin igp"
 
 
 def test_parse_ignores_eor_and_other_families():

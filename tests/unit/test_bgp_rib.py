@@ -1,5 +1,6 @@
 """The speaker's RIB (bgp.rib): best path across neighbours, own-AS loop rejection,
-per-neighbour max-prefix, withdrawal on session loss; only best-path changes are reported."""
+per-neighbour max-prefix, withdrawal on session loss; only changes of the best path (its
+neighbour, or its length: the FIB metric carries it) are reported."""
 from __future__ import annotations
 
 from bgp.rib import PeerPolicy, Rib
@@ -16,8 +17,10 @@ def rib(*peers: PeerPolicy) -> Rib:
 def test_single_neighbor_announce_update_withdraw():
     table = rib()
     assert table.announce(A, [P, Q], [65101]) == [(P, A), (Q, A)]
-    assert table.announce(A, [P], [65101, 65000]) == []          # same best neighbour: no FIB change
-    assert table.path(A, P) == (65101, 65000)
+    assert table.announce(A, [P], [65101, 65000]) == [(P, A)]    # same neighbour, longer: new metric
+    assert table.announce(A, [P], [65101, 65001]) == []          # same neighbour, same length: nothing
+    assert table.path(A, P) == (65101, 65001)
+    assert table.best_length(P) == 2 and table.best_length(R) == 0
     assert table.withdraw(A, [P, R]) == [(P, None)]               # R was never there
     assert table.best_routes() == {Q: A}
 
@@ -58,7 +61,7 @@ def test_max_prefix_caps_new_prefixes_of_one_neighbor_only():
     stats = table.stats(A)
     assert stats == {"received": 4, "accepted": 2, "refused_own_as": 0, "refused_max_prefix": 2,
                      "max_prefix_exceeded": True}
-    assert table.announce(A, [P], [65101, 1]) == []               # updates of held prefixes still apply
+    assert table.announce(A, [P], [65101, 1]) == [(P, A)]         # updates of held prefixes still apply
     assert table.path(A, P) == (65101, 1)
     assert table.announce(B, [R, "10.5.0.0/24"], [65102]) == [(R, B), ("10.5.0.0/24", B)]
     assert table.stats(B)["max_prefix_exceeded"] is False

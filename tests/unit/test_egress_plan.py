@@ -1,8 +1,10 @@
-"""Egress planning on the full abilene.yaml (pure): access links, peering addresses,
-shaping and guard entries, the speakers' configs, and the egress manager's choices."""
+"""Egress planning on the full abilene.yaml (pure): the border routers (access links, policy
+tables, the slices' links and next hops, source guards), the speakers' configs, and the
+egress manager's choices."""
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
@@ -12,7 +14,8 @@ from compiler.context import PlanContext
 from compiler.egress import manager_config
 from compiler.runtime import Runtime
 from compiler.loader import load_topology
-from compiler.resources import Address, Daemon, IsolationFilter, Macvlan, Neighbour, Shaping, Veth
+from compiler.resources import (Address, Daemon, IsolationFilter, Macvlan, Neighbour, Route, RoutingRule, Shaping,
+                                Veth)
 from compiler.planner import compile_plan
 
 
@@ -25,48 +28,83 @@ def of(plan, kind):
     return [r for r in plan.resources if isinstance(r, kind)]
 
 
-def test_each_provider_gets_a_guarded_shaped_access_link(plan):
+WASH, EAST_NS = "vispd.abilene.washington", "vispd.abilene.+mae-east"
+PLB_WASH = "vispd.abilene.washington.plb"
+
+
+def test_each_provider_gets_an_access_link_with_the_borders_address_and_a_policy_table(plan):
     access = {r.ifname: r for r in of(plan, Veth) if r.ifname.startswith("x-")}
     assert set(access) == {"x-mae-east", "x-mae-west"}
     east = access["x-mae-east"]
-    assert (east.ns, east.peer_ns, east.peer_ifname, east.arp) == (
-        "vispd.abilene.washington", "vispd.abilene.+mae-east", "to-wash", False)
+    assert (east.ns, east.peer_ns, east.peer_ifname, east.arp) == (WASH, EAST_NS, "to-wash", True)
+    assert Address(node="washington", ns=WASH, ifname="x-mae-east", cidr="192.0.2.1/31") in plan.resources
+    assert Address(node="+mae-east", ns=EAST_NS, ifname="to-wash", cidr="192.0.2.0/31") in plan.resources
+    table = [r for r in of(plan, Route) if r.ns == WASH and r.table != 254]
+    assert [(r.dst, r.gateway, r.ifname, r.table) for r in table] == [("0.0.0.0/0", "192.0.2.0", "x-mae-east", 1000)]
     shaping = next(s for s in of(plan, Shaping) if s.ifname == "x-mae-east")
-    assert shaping.capacity == 10**9 and [(c.label, c.rate) for c in shaping.classes] == [("plb", 500 * 10**6)]
-    guard = next(f for f in of(plan, IsolationFilter) if f.ns == "vispd.abilene.washington")
-    assert "x-mae-east" in guard.devices
-    plb_mac = next(m.mac for m in of(plan, Macvlan) if m.ifname == "p-mae-east")
-    assert (east.peer_mac, plb_mac) in guard.pairs  # the provider may talk to plb only
+    assert shaping.capacity == 10**9
+    assert [(c.label, c.rate, c.sources) for c in shaping.classes] == [("plb", 500 * 10**6, ("198.18.0.0/22",))]
 
 
-def test_peering_addresses_and_static_neighbours_both_ways(plan):
-    sliver = {(r.ifname, r.cidr) for r in of(plan, Address) if r.ns == "vispd.abilene.washington.plb"}
-    assert ("p-mae-east", "192.0.2.1/31") in sliver
-    provider = {(r.ifname, r.cidr) for r in of(plan, Address) if r.ns == "vispd.abilene.+mae-east"}
-    assert provider == {("to-wash", "192.0.2.0/31"), ("to-inet", "198.51.100.0/31")}
-    neighbours = {(r.ns, r.ip) for r in of(plan, Neighbour)}
-    assert ("vispd.abilene.washington.plb", "192.0.2.0") in neighbours
-    assert ("vispd.abilene.+mae-east", "192.0.2.1") in neighbours
-    # research does not egress: no access interface in its slivers
-    assert not [m for m in of(plan, Macvlan) if m.ns.endswith(".research") and m.ifname.startswith("p-")]
+def test_each_egressing_slice_links_to_the_border_with_a_next_hop_per_provider(plan):
+    link = next(r for r in of(plan, Veth) if r.peer_ns == PLB_WASH and r.peer_ifname == "border")
+    assert link.ns == WASH and link.ifname == "s-plb" and link.arp is False
+    sliver = {r.cidr for r in of(plan, Address) if r.ns == PLB_WASH and r.ifname == "border"}
+    node = {r.cidr for r in of(plan, Address) if r.ns == WASH and r.ifname == "s-plb"}
+    (slice_cidr,), (border_cidr,) = sliver, node
+    subnet = IPv4Network(slice_cidr, strict=False)
+    assert subnet.subnet_of(IPv4Network("169.254.0.0/16")) and subnet.prefixlen == 28
+    assert (IPv4Address(border_cidr.split("/")[0]), IPv4Address(slice_cidr.split("/")[0])) == (
+        subnet.network_address + 1, subnet.network_address + 2)
+    hop = next(r for r in of(plan, Macvlan) if r.ns == WASH and r.lower_ifname == "s-plb")
+    hop_address = next(r.cidr for r in of(plan, Address) if r.ifname == hop.ifname)
+    assert hop_address == f"{subnet.network_address + 3}/32"
+    assert Neighbour(node="washington", ns=PLB_WASH, ifname="border", ip=str(subnet.network_address + 3),
+                     mac=hop.mac) in plan.resources                 # the slice reaches it without ARP
+    rules = {(r.iif, r.table, r.blackhole) for r in of(plan, RoutingRule) if r.ns == WASH}
+    assert rules == {(hop.ifname, 1000, False), ("s-plb", 0, True)}   # to mae-east's table; nothing else
+    back = next(r for r in of(plan, Route) if r.ns == WASH and r.dst == "198.18.0.0/22")
+    assert (back.gateway, back.ifname) == (str(subnet.network_address + 2), "s-plb")
+    guard = next(f for f in of(plan, IsolationFilter) if f.ns == WASH)
+    assert dict(guard.sources)["s-plb"] == ("198.18.0.0/22", str(subnet))   # BCP 38
+    assert not [r for r in of(plan, Veth) if r.peer_ns.endswith(".research") and r.peer_ifname == "border"]
 
 
-def test_speaker_config_announces_the_slice_prefix_to_its_providers(plan):
+def test_the_border_holds_one_session_per_provider_and_one_per_slice(plan):
+    border = next(d for d in of(plan, Daemon) if d.name == "border-washington")
+    assert border.ns == WASH
+    config = json.loads(dict(border.files)["border-washington.json"])
+    assert config["role"] == "border" and config["local_as"] == 64512
+    assert [(p["name"], p["address"], p["local_address"], p["peer_as"], p["path_id"]) for p in config["providers"]] \
+        == [("mae-east", "192.0.2.0", "192.0.2.1", 65101, "0.0.0.1")]
+    (plb,) = config["slices"]
+    assert (plb["slice"], plb["peer_as"], plb["add_path"], plb["allowed_prefixes"]) == (
+        "plb", 64512, "send", ["198.18.0.0/22"])
+    conf = dict(border.files)["border-washington.conf"]
+    assert conf.count("neighbor ") == 2 and "add-path send;" in conf
+    bird = dict(next(d for d in of(plan, Daemon) if d.name == "bird-mae-east").files)["bird-mae-east.conf"]
+    assert bird.count("protocol bgp") == 2                                   # the vISP and the Internet
+    assert "neighbor 192.0.2.1 as 64512;" in bird and "local 192.0.2.0 as 65101;" in bird
+    assert "neighbor 198.51.100.1 as 65000;" in bird
+
+
+def test_speaker_config_peers_with_the_border_and_knows_each_providers_path(plan):
     daemons = {d.name: d for d in of(plan, Daemon)
                if not d.name.startswith(("socket-", "openvpn-", "wireguard-", "pptp-"))}
     assert set(daemons) == {"bird-internet", "bird-mae-east", "bird-mae-west", "egress-manager",
+                            "border-sunnyvale", "border-washington",
                             "exabgp-plb-sunnyvale", "exabgp-plb-washington"}
     speaker = daemons["exabgp-plb-washington"]
-    assert speaker.ns == "vispd.abilene.washington.plb"
+    assert speaker.ns == PLB_WASH
     config = json.loads(dict(speaker.files)["exabgp-plb-washington.json"])
-    assert config["allowed_prefixes"] == ["198.18.0.0/22"]
+    assert config["allowed_prefixes"] == ["198.18.0.0/22"] and config["ibgp"] is True
     assert config["announce"] == [{"prefix": "198.18.0.0/22", "prepend": 0, "communities": []}]
     assert config["prefsrc"] == config["router_id"] == "198.18.0.9"  # washington's loopback
-    assert [(n["name"], n["address"], n["peer_as"], n["max_prefix"]) for n in config["neighbors"]] == [
-        ("mae-east", "192.0.2.0", 65101, 100000)]
-    bird = dict(daemons["bird-mae-east"].files)["bird-mae-east.conf"]
-    assert "neighbor 192.0.2.1 as 64512;" in bird and "local 192.0.2.0 as 65101;" in bird
-    assert "neighbor 198.51.100.1 as 65000;" in bird
+    border = json.loads(dict(daemons["border-washington"].files)["border-washington.json"])["slices"][0]
+    assert [(n["name"], n["address"], n["peer_as"], n["add_path"]) for n in config["neighbors"]] == [
+        ("border", border["local_address"], 64512, "receive")]
+    assert config["paths"] == [{"name": "mae-east", "path_id": "0.0.0.1", "next_hop": border["next_hops"]["mae-east"],
+                                "local_pref": 100}]
 
 
 def test_egress_manager_sends_each_sliver_to_the_nearest_live_egress():

@@ -59,11 +59,33 @@ slices: [{{name: s, prefix: 10.0.0.0/26, bandwidth: 1M, pseudo-devices: [{{node:
 
 def test_sixteen_providers_share_the_default_peerings_and_a_seventeenth_needs_its_own():
     def providers(count: int) -> str:
-        return "".join(f"  - {{name: p{i}, node: a, asn: {65001 + i}, bandwidth: 1G}}\n" for i in range(count))
+        return "".join(f"  - {{name: p{i}, node: {'ab'[i % 2]}, asn: {65001 + i}, bandwidth: 1G}}\n"
+                       for i in range(count))
     text = BASE.replace("LINKBW", "1G") + "providers:\n"
     topology(text + providers(16))
     found = problems(text + providers(17))
     assert found == ["give provider 'p16' a 'peering' prefix: the default /28s of 192.0.2.0/24 are used up"]
+
+
+def test_a_border_takes_thirteen_providers_and_not_fourteen():
+    def providers(count: int) -> str:
+        return "".join(f"  - {{name: p{i}, node: a, asn: {65001 + i}, bandwidth: 1G}}\n" for i in range(count))
+    text = BASE.replace("LINKBW", "1G") + "providers:\n"
+    topology(text + providers(13))
+    found = problems(text + providers(14))
+    assert found == ["node 'a' has 14 providers: a border router takes at most 13 (one next hop each on a "
+                     "slice's /28 link)"]
+
+
+@pytest.mark.parametrize("peering, ok", [("192.0.2.0/31", True), ("192.0.2.0/32", False)])
+def test_a_peering_prefix_must_hold_the_borders_session(peering, ok):
+    text = BASE.replace("LINKBW", "1G") + f"providers: [{{name: up, node: a, asn: 65001, bandwidth: 1G, " \
+        f"peering: {peering}}}]\n"
+    if ok:
+        topology(text)
+    else:
+        assert problems(text) == [f"peering {peering} has no room for the border's session (a /31: the provider, "
+                                  "then the border)"]
 
 
 @pytest.mark.parametrize("community, ok", [("65535:65535", True), ("0:0", True), ("65536:1", False),
