@@ -67,6 +67,10 @@ class Border:
         self._awaiting_ack: deque = deque()   # the command's description, for errors
         self.command_errors: deque = deque(maxlen=20)
 
+    def pending_count(self) -> int:
+        """FIB changes waiting (the helper's loop asks): the border installs no routes."""
+        return 0
+
     # -- helpers -----------------------------------------------------------------------
     def _up(self, address: str) -> bool:
         return self.sessions[address].state == "up"

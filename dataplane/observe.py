@@ -127,7 +127,7 @@ class KernelReader:
     def _policy_routes(ipr) -> tuple[tuple[int, str, str], ...]:
         """vispd's routes in other tables than the main one (the border's per-provider tables)."""
         found = []
-        for msg in ipr.get_routes(family=socket.AF_INET, table=0):
+        for msg in ipr.get_routes(family=socket.AF_INET):  # every table (table=0 would match none)
             table = msg.get_attr("RTA_TABLE") or msg["table"]
             if msg["proto"] != VISPD_RTPROTO or table in (MAIN_TABLE, 255):
                 continue

@@ -1,5 +1,7 @@
-"""BGP egress end to end: real ExaBGP in the egress slivers against real BIRD providers,
-an Internet router behind them, and the egress manager moving default routes.
+"""BGP egress end to end: the vISP's border routers (real ExaBGP in the egress nodes'
+namespaces) holding one session per real BIRD provider, real ExaBGP in the egress slivers
+peering with the borders, an Internet router behind the providers, and the egress manager
+moving default routes.
 
 Each test deploys a renamed copy of topologies/abilene.yaml (plb egresses through
 mae-east at washington and mae-west at sunnyvale) and drives it through the CLI."""
@@ -31,10 +33,18 @@ def birdc(name: str, router: str, *command: str) -> str:
 
 
 def established(name: str) -> bool:
+    """Both borders' sessions (providers, slices) and both slice speakers' are up, and the
+    speakers have routes in their FIBs."""
     statuses = json.loads(vispd("bgp", "status", name, "--json").stdout)
-    return len(statuses) == 2 and all(
-        n["state"] in ("up", "established") and n["installed"] >= 1
+    return len(statuses) == 4 and all(
+        n["state"] in ("up", "established") and (s.get("role") == "border" or n["installed"] >= 1)
         for s in statuses for n in s["neighbors"].values())
+
+
+def border_sessions(name: str) -> dict:
+    """{node: {session name: status}} of the border routers."""
+    statuses = json.loads(vispd("bgp", "status", name, "--json").stdout)
+    return {s["node"]: s["neighbors"] for s in statuses if s.get("role") == "border"}
 
 
 def live_egress(state_dir, name: str) -> list[str]:
@@ -129,7 +139,7 @@ def test_failover_between_providers_and_back(abilene_up):
     assert "3 received" in ping_internet(name, "seattle").stdout
     assert carried(before, egress_bytes(name)) == (True, False)
 
-    assert "disabled" in birdc(name, "mae-west", "disable", "slice_plb")
+    assert "disabled" in birdc(name, "mae-west", "disable", "vispd")
     assert wait_for(lambda: "dev v-dnvr" in default_route(name, "seattle"), timeout=5), default_route(name, "seattle")
     # the Internet's way back to the vISP moved too
     assert wait_for(lambda: "prov_mae_east" in birdc(name, "internet", "show", "route", "198.18.0.0/22"), timeout=5)
@@ -137,7 +147,7 @@ def test_failover_between_providers_and_back(abilene_up):
     assert "3 received" in ping_internet(name, "seattle").stdout
     assert carried(before, egress_bytes(name)) == (False, True)
 
-    assert "enabled" in birdc(name, "mae-west", "enable", "slice_plb")
+    assert "enabled" in birdc(name, "mae-west", "enable", "vispd")
     assert wait_for(lambda: "dev v-snva" in default_route(name, "seattle"), timeout=20), default_route(name, "seattle")
     before = egress_bytes(name)
     assert "3 received" in ping_internet(name, "seattle").stdout
@@ -148,7 +158,7 @@ def test_check_reports_slivers_cut_off_from_the_internet(abilene_up):
     name = abilene_up
     assert "egress plb: 11/11 slivers reach 203.0.113.10" in vispd("check", name).stdout
     for provider in ("mae-east", "mae-west"):
-        assert "disabled" in birdc(name, provider, "disable", "slice_plb")
+        assert "disabled" in birdc(name, provider, "disable", "vispd")
     result = vispd("check", name, "--converge", "0", "--timeout", "1", check=False)
     assert result.returncode == 1
     assert "egress plb: 0/11 slivers reach 203.0.113.10" in result.stdout
@@ -178,15 +188,18 @@ def test_max_prefix_caps_one_provider_and_spares_the_other(deployed):
     path = deployed(prefix="te", edit=flood_west)
     name = name_of(path)
 
-    def sessions():
+    def speakers():
         statuses = json.loads(vispd("bgp", "status", name, "--json").stdout)
-        return {s["node"]: next(iter(s["neighbors"].values())) for s in statuses}
+        return {s["node"]: s["neighbors"]["border"] for s in statuses if s.get("role") != "border"}
 
-    assert wait_for(lambda: sessions()["sunnyvale"].get("max_prefix_exceeded"), timeout=20), sessions()
-    assert wait_for(lambda: sessions()["washington"]["installed"] >= 1, timeout=20), sessions()
-    west, east = sessions()["sunnyvale"], sessions()["washington"]
-    assert west["state"] in ("up", "established") and west["installed"] <= 50
-    assert east["state"] in ("up", "established") and east["installed"] >= 1 and not east["max_prefix_exceeded"]
+    assert wait_for(lambda: border_sessions(name)["sunnyvale"]["mae-west"].get("max_prefix_exceeded"),
+                    timeout=20), border_sessions(name)
+    assert wait_for(lambda: speakers()["washington"]["installed"] >= 1, timeout=20), speakers()
+    west = border_sessions(name)["sunnyvale"]["mae-west"]
+    east = border_sessions(name)["washington"]["mae-east"]
+    assert west["state"] == "up" and west["prefixes_in"] == 50 and west["refused_max_prefix"] >= 150
+    assert east["state"] == "up" and not east["max_prefix_exceeded"]
+    assert wait_for(lambda: speakers()["sunnyvale"]["installed"] == 50, timeout=10), speakers()
     assert "(max-prefix reached)" in vispd("bgp", "status", name).stdout
     # the other egress still carries traffic
     assert "3 received" in ping_internet(name, "washington").stdout
@@ -212,8 +225,8 @@ def test_down_stops_every_daemon_and_leaves_no_namespace(tmp_path, state_dir):
     try:
         run = state_dir / name / "run"
         pids = [int(p.read_text().split()[0]) for p in run.glob("*.pid")
-                if p.name.startswith(("bird-", "exabgp-", "egress-"))]
-        assert len(pids) == 6  # 3 BIRD, 2 ExaBGP, 1 egress manager
+                if p.name.startswith(("bird-", "exabgp-", "border-", "egress-"))]
+        assert len(pids) == 8  # 3 BIRD, 2 borders, 2 slice speakers, 1 egress manager
         assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
     finally:
         vispd("down", path)

@@ -72,14 +72,14 @@ def test_ospf_slice_follows_the_nearest_live_egress(tmp_path, state_dir):
         assert report.returncode == 0, report.stdout + report.stderr
 
         sock = f"/run/vispd/{name}/bird-p1.ctl"
-        subprocess.run(["birdc", "-s", sock, "disable", "slice_s"], check=True, capture_output=True)
+        subprocess.run(["birdc", "-s", sock, "disable", "vispd"], check=True, capture_output=True)
         assert wait_for(lambda: default_device(name, "b") == "v-c", 15)
         assert wait_for(lambda: reaches_internet(name, "b"), 10)
         # a, no longer live, now follows OSPF's default toward c too
         assert wait_for(lambda: default_device(name, "a") == "v-b", 15)
         assert originating(state_dir, name) == ["c"]
 
-        subprocess.run(["birdc", "-s", sock, "enable", "slice_s"], check=True, capture_output=True)
+        subprocess.run(["birdc", "-s", sock, "enable", "vispd"], check=True, capture_output=True)
         assert wait_for(lambda: default_device(name, "b") == "v-a", 30)
         assert wait_for(lambda: reaches_internet(name, "b"), 10)
     finally:

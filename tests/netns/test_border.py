@@ -1,0 +1,130 @@
+"""The border router where slices cannot reach it, end to end on a deployed Abilene: a slice
+that sends from another slice's addresses is dropped at the border (BCP 38), a slice that
+runs its own BGP speaker cannot get a prefix outside its allocation (or a transit route)
+past the border to a provider, and a slice cannot use the border to reach the provider's
+link or anything else than through a provider's next hop."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import vispd, wait_for
+
+pytestmark = pytest.mark.root
+
+INTERNET_HOST = "203.0.113.10"
+PROBE_BYTES = 1200
+RESEARCH_ADDRESS = "198.18.8.77"  # inside research's prefix: not plb's to send from
+
+
+def name_of(path: str) -> str:
+    return os.path.basename(path)[: -len(".yaml")]
+
+
+def rx_bytes(name: str) -> int:
+    """Bytes mae-east's router has received on its access link to washington."""
+    out = subprocess.run(["ip", "-n", f"vispd.{name}.+mae-east", "-j", "-s", "link", "show", "to-wash"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]["stats64"]["rx"]["bytes"]
+
+
+def sliver_ping(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", f"vispd.{name}.washington.plb", "ping", "-c", "3", "-i", "0.2",
+                           "-W", "1", "-s", str(PROBE_BYTES), *args], capture_output=True, text=True)
+
+
+def border_status(name: str) -> dict:
+    statuses = json.loads(vispd("bgp", "status", name, "--json").stdout)
+    return next(s for s in statuses if s.get("role") == "border" and s["node"] == "washington")
+
+
+def birdc(name: str, *command: str) -> str:
+    return subprocess.run(["birdc", "-s", f"/run/vispd/{name}/bird-mae-east.ctl", *command],
+                          capture_output=True, text=True, timeout=10).stdout
+
+
+@pytest.fixture
+def abilene(deployed):
+    name = name_of(deployed(prefix="tb"))
+    assert wait_for(lambda: border_status(name)["neighbors"]["slice plb"]["state"] == "up"
+                    and "198.18.0.0/22" in birdc(name, "show", "route"), timeout=30), vispd("bgp", "status", name).stdout
+    assert wait_for(lambda: sliver_ping(name, INTERNET_HOST).returncode == 0, timeout=15)
+    return name
+
+
+def test_packets_from_another_slices_address_are_dropped_at_the_border(abilene):
+    name = abilene
+    sliver = f"vispd.{name}.washington.plb"
+    subprocess.run(["ip", "-n", sliver, "addr", "add", f"{RESEARCH_ADDRESS}/32", "dev", "lo"], check=True)
+    before = rx_bytes(name)
+    spoofed = sliver_ping(name, "-I", RESEARCH_ADDRESS, INTERNET_HOST)
+    during = rx_bytes(name)
+    legitimate = sliver_ping(name, INTERNET_HOST)
+    after = rx_bytes(name)
+    assert "0 received" in spoofed.stdout
+    assert during - before < PROBE_BYTES                    # not one probe reached the provider
+    assert "3 received" in legitimate.stdout and after - during >= 3 * PROBE_BYTES
+
+
+def test_the_border_forwards_a_slices_packets_only_by_a_providers_next_hop(abilene):
+    name = abilene
+    sliver = f"vispd.{name}.washington.plb"
+    config = json.loads(vispd("bgp", "status", name, "--json").stdout)
+    speaker = next(s for s in config if s.get("role") != "border" and s["node"] == "washington")
+    border_ip = speaker["neighbors"]["border"]["address"]
+    # a slice that points a route at the border itself gets nothing forwarded (the provider's
+    # router sits on the node's access link, one hop behind the border)
+    subprocess.run(["ip", "-n", sliver, "route", "add", "192.0.2.0/32", "via", border_ip], check=True)
+    before = rx_bytes(name)
+    assert "0 received" in sliver_ping(name, "192.0.2.0").stdout
+    assert rx_bytes(name) - before < PROBE_BYTES
+    # while its BGP session to that same address keeps working
+    assert border_status(name)["neighbors"]["slice plb"]["state"] == "up"
+
+
+def test_a_slice_running_its_own_speaker_cannot_pass_foreign_prefixes_to_a_provider(abilene, state_dir, tmp_path):
+    name = abilene
+    run = state_dir / name / "run"
+    config = json.loads((run / "exabgp-plb-washington.json").read_text())
+    border, local = config["neighbors"][0]["address"], config["neighbors"][0]["local_address"]
+    os.kill(int((run / "exabgp-plb-washington.pid").read_text().split()[0]), signal.SIGTERM)
+    hostile = tmp_path / "hostile.conf"
+    hostile.write_text(f"""\
+neighbor {border} {{
+  router-id 198.18.0.9; local-address {local}; local-as 64512; peer-as 64512; hold-time 9;
+  family {{ ipv4 unicast; }}
+  static {{
+    route 198.18.0.0/22 next-hop self;
+    route 10.99.0.0/24 next-hop self;
+    route 198.18.8.0/24 next-hop self;
+    route 198.18.1.0/25 next-hop self;
+    route 198.18.2.0/24 next-hop self as-path [ 65999 ];
+  }}
+}}
+""")
+    env = {**os.environ, "exabgp.daemon.user": "root", "exabgp.daemon.daemonize": "false",
+           "exabgp.api.cli": "false", "exabgp.tcp.bind": local, "exabgp.log.destination": str(tmp_path / "log")}
+    speaker = subprocess.Popen(["ip", "netns", "exec", f"vispd.{name}.washington.plb", sys.executable, "-m", "exabgp",
+                                "server", str(hostile)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        refused = lambda: {r["prefix"]: r["reason"] for r in border_status(name)["refused"]}  # noqa: E731
+        assert wait_for(lambda: len(refused()) == 4, timeout=30), border_status(name)
+        reasons = refused()
+        assert "outside the slice's allocation" in reasons["10.99.0.0/24"]
+        assert "outside the slice's allocation" in reasons["198.18.8.0/24"]      # research's space
+        assert "longer than /24" in reasons["198.18.1.0/25"]
+        assert "does not transit" in reasons["198.18.2.0/24"]
+        assert "refused from slice plb: 10.99.0.0/24" in vispd("bgp", "status", name).stdout
+        table = birdc(name, "show", "route")
+        assert "198.18.0.0/22" in table                                          # its own still passes
+        for prefix in reasons:
+            assert prefix not in table
+    finally:
+        speaker.terminate()
+        speaker.wait(timeout=10)
