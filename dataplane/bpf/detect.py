@@ -72,16 +72,26 @@ def _attach_here(mode: str) -> str | None:
     return None
 
 
-def _hook_in_scratch_namespace() -> tuple[str | None, str]:
+@functools.cache
+def hook_works(mode: str) -> str | None:
+    """None if our guards attach on `mode` hooks here, else why not (probed in an
+    anonymous network namespace)."""
     if shutil.which("unshare") is None:
-        return None, "no `unshare` binary (util-linux) to probe the hooks in a private namespace"
+        return "no `unshare` binary (util-linux) to probe the hooks in a private namespace"
+    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "dataplane.bpf.detect", "--attach", mode],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    if proc.returncode == 0:
+        return None
+    return proc.stdout.strip() or (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+
+
+def _hook_in_scratch_namespace() -> tuple[str | None, str]:
     reasons = []
     for mode in PREFERENCE:
-        proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "dataplane.bpf.detect", "--attach", mode],
-                              capture_output=True, text=True, cwd=REPO, timeout=60)
-        if proc.returncode == 0:
+        reason = hook_works(mode)
+        if reason is None:
             return mode, ""
-        reasons.append(proc.stdout.strip() or proc.stderr.strip().splitlines()[-1])
+        reasons.append(reason)
     return None, "; ".join(reasons)
 
 
