@@ -33,7 +33,8 @@ does: `*_pps_ratio`. The machine is shared, and another process on CPU 0 takes p
 from whichever path runs, so each UDP run also records the CPU time spent on its packets
 (the client's own, as iperf3 reports it, which includes the softirq forwarding done in
 its context, plus what ksoftirqd did meanwhile): `*_pps_per_cpu_ratio` compares
-datagrams per CPU-second, which other load disturbs far less. Everything made is removed
+datagrams per CPU-second, which other load disturbs far less (`*_tcp_per_cpu_ratio`
+likewise megabits per CPU-second). Everything made is removed
 in a `finally` (namespaces by name, iperf3 servers by PID). Last line: one JSON object.
 """
 from __future__ import annotations
@@ -98,12 +99,13 @@ def one_run(path: dict, udp: bool, seconds: int, softirq_threads: list[int]) -> 
     server = path["server"]
     before, softirq_before = udp_delivered(server.ns), cpu_seconds(softirq_threads)
     report = iperfrun.client(path["client_ns"], path["client_addr"], server, seconds, udp)
-    if not udp:
-        return {"value": iperfrun.tcp_mbps(report)}
-    delivered = udp_delivered(server.ns) - before
-    duration = report["end"]["sum"]["seconds"]
+    duration = report["end"]["sum_sent" if not udp else "sum"]["seconds"]
     client_cpu = report["end"]["cpu_utilization_percent"]["host_total"] / 100 * duration
     cpu = client_cpu + cpu_seconds(softirq_threads) - softirq_before
+    if not udp:
+        mbps = iperfrun.tcp_mbps(report)
+        return {"value": mbps, "per_cpu": mbps * duration / cpu if cpu > 0 else 0.0}
+    delivered = udp_delivered(server.ns) - before
     return {"value": delivered / duration, "per_cpu": delivered / cpu if cpu > 0 else 0.0}
 
 
@@ -174,9 +176,9 @@ def measure(paths: Paths, runs: int, seconds: int) -> dict[tuple[str, bool], lis
                 paths.prepare(name)
                 result = one_run(paths.paths[name], udp, seconds, softirq_threads)
                 results[(name, udp)].append(result)
-                say(f"  round {i + 1}/{runs} {name:8s} {'udp64' if udp else 'tcp  '} "
-                    + (f"{result['value']:,.0f} datagrams/s, {result['per_cpu']:,.0f} per CPU-second"
-                       if udp else f"{result['value']:,.0f} Mbit/s"))
+                unit = "datagrams/s" if udp else "Mbit/s"
+                say(f"  round {i + 1}/{runs} {name:8s} {'udp64' if udp else 'tcp  '} {result['value']:,.0f} {unit}, "
+                    f"{result['per_cpu']:,.0f} per CPU-second")
     return results
 
 
@@ -199,7 +201,8 @@ def summarize(results: dict, mode: str, runs: int, seconds: int, quick: bool) ->
     for name, key in KEYS.items():
         if name not in names:
             continue
-        for udp, metric, field in ((True, "pps", "value"), (False, "tcp", "value"), (True, "pps_per_cpu", "per_cpu")):
+        for udp, metric, field in ((True, "pps", "value"), (False, "tcp", "value"),
+                                   (True, "pps_per_cpu", "per_cpu"), (False, "tcp_per_cpu", "per_cpu")):
             pairs = pair_ratios(results, name, udp, field)
             out[f"{key}_vs_plain_{metric}_ratio"] = _median(pairs)
             out[f"{key}_vs_plain_{metric}_ratio_pairs"] = pairs
@@ -230,8 +233,9 @@ def refuse_leftovers() -> None:
 def print_summary(figures: dict) -> None:
     for key in ("sliced", "nft", "own", "mixed", "clsact", "noguard"):
         if f"{key}_vs_plain_pps_ratio" in figures:
-            say(f"{key:8s} vs plain: pps {figures[f'{key}_vs_plain_pps_ratio']}  "
-                f"per CPU-second {figures[f'{key}_vs_plain_pps_per_cpu_ratio']}  tcp {figures[f'{key}_vs_plain_tcp_ratio']}")
+            say(f"{key:8s} vs plain: pps {figures[f'{key}_vs_plain_pps_ratio']} "
+                f"(per CPU-second {figures[f'{key}_vs_plain_pps_per_cpu_ratio']})  "
+                f"tcp {figures[f'{key}_vs_plain_tcp_ratio']} (per CPU-second {figures[f'{key}_vs_plain_tcp_per_cpu_ratio']})")
 
 
 def main(argv: list[str] | None = None) -> int:

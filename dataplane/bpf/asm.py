@@ -86,6 +86,11 @@ def mov(dst: int, imm: int) -> Insn:
     return Insn(ALU64 | MOV | K, dst, 0, 0, imm)
 
 
+def mov32(dst: int, imm: int) -> Insn:
+    """dst = imm as an unsigned 32-bit value (the upper half cleared, never sign-extended)."""
+    return Insn(ALU | MOV | K, dst, 0, 0, imm)
+
+
 def movr(dst: int, src: int) -> Insn:
     return Insn(ALU64 | MOV | X, dst, src)
 

@@ -24,8 +24,9 @@ both maps, so a lookup needs no byte shuffling.
 * `own_ingress(mac, peer_mac, substrate_ifindex, priority)` on the node end of an own
   slice's (slice, virtual link) veth: whatever the slice sent (any MACs, any addresses,
   broadcast, multicast, ARP, its own protocols), the node rewrites the Ethernet addresses
-  to the virtual link's own pair (source = this end, destination = the far end), sets the
-  slice's class and redirects it to the substrate device's egress. A frame's slice is
+  to the virtual link's own pair (source = this end, destination = the far end) unless
+  they are already those, sets the slice's class and redirects it to the substrate
+  device's egress. A frame's slice is
   decided by the device it entered, never by what it claims; the far node delivers it
   to the far end of the same virtual link only.
 
@@ -36,20 +37,20 @@ Map layouts (little-endian values):
 from __future__ import annotations
 
 from .asm import (
-    FP, JEQ, JGT, R0, R1, R2, R3, R4, R5, R6, Label, add, assemble, call, exit_, jmp, jmpr, ld64,
-    ld_map, ldx, le, mac_bytes, mov, movr, stx,
+    FP, JEQ, JGT, JNE, R0, R1, R2, R3, R4, R5, R6, Label, add, assemble, call, exit_, jmp, jmpr, ld64,
+    ld_map, ldx, le, mac_bytes, mov, mov32, movr, stx,
 )
 
 # struct __sk_buff offsets (include/uapi/linux/bpf.h)
 SKB_PRIORITY, SKB_DATA, SKB_DATA_END = 32, 76, 80
 # helpers
-MAP_LOOKUP_ELEM, REDIRECT, REDIRECT_PEER = 1, 23, 155
+MAP_LOOKUP_ELEM, SKB_STORE_BYTES, REDIRECT, REDIRECT_PEER = 1, 9, 23, 155
 # verdicts (tcx uses the same values: TCX_PASS 0, TCX_DROP 2, TCX_REDIRECT 7)
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
 
 ETH_HLEN = 14
 KEY, VALUE = 12, 4
-VERSION = 2  # bump when a program's code changes: part of every digest
+VERSION = 3  # bump when a program's code changes: part of every digest
 
 
 def _frame_or(label: str) -> list:
@@ -102,13 +103,24 @@ def guard_ingress(admit_fd: int) -> bytes:
 
 def own_ingress(mac: str, peer_mac: str, substrate_ifindex: int, priority: int) -> bytes:
     header = mac_bytes(peer_mac) + mac_bytes(mac)  # destination, source: as on the wire
+    head, tail = le(header[0:8]), le(header[8:12])
     return assemble([
         *_frame_or("drop"),
-        ld64(R4, le(header[0:8])), stx(8, R2, 0, R4),
-        mov(R4, le(header[8:12])), stx(4, R2, 8, R4),
+        ld64(R4, head), ldx(8, R5, R2, 0), jmpr(JNE, R5, R4, "rewrite"),
+        mov32(R4, tail), ldx(4, R5, R2, 8), jmpr(JNE, R5, R4, "rewrite"),
+        Label("steer"),
         mov(R1, priority), stx(4, R6, SKB_PRIORITY, R1),
         mov(R1, substrate_ifindex), mov(R2, 0),
         call(REDIRECT),
         exit_(),
+        # The slice sent other addresses (a changed MAC, broadcast, multicast, anything):
+        # write the link's pair with the helper (a direct write would make the verifier
+        # unclone every packet, even those that need no rewrite).
+        Label("rewrite"),
+        ld64(R4, head), stx(8, FP, -16, R4),
+        mov32(R4, tail), stx(4, FP, -8, R4),
+        movr(R1, R6), mov(R2, 0), movr(R3, FP), add(R3, -16), mov(R4, 12), mov(R5, 0),
+        call(SKB_STORE_BYTES),
+        jmp(JEQ, R0, 0, "steer"),
         Label("drop"), mov(R0, TC_ACT_SHOT), exit_(),
     ])

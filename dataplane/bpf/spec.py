@@ -85,6 +85,13 @@ class Program:
         return program_name(self.role, self.digest)
 
 
+def own_link_ifname(*identity: str) -> str:
+    """A name for the node end of an own slice's veth (topology, slice, node, peer in, 15
+    characters at most out): `ov` and 12 hex digits of a hash, unique in practice and
+    stable across runs. The planner may use any other unique name."""
+    return "ov" + hashlib.sha256("\0".join(identity).encode()).hexdigest()[:12]
+
+
 def pair_key(dst: str, src: str) -> bytes:
     """Map key: the first 12 bytes of such a frame (destination, then source)."""
     return mac_bytes(dst) + mac_bytes(src)

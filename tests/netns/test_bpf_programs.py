@@ -77,7 +77,12 @@ def test_ingress_guard_passes_kernel_pairs_steers_own_pairs_drops_the_rest(loade
         assert run(loaded["i"], frame(dst, src))[0] == programs.TC_ACT_SHOT
 
 
-@pytest.mark.parametrize("dst,src", [(BROADCAST, O1), (MULTICAST, "02:de:ad:be:ef:00"), (K1_PEER, K1), (K2, K2_PEER)])
+@pytest.mark.parametrize("dst,src", [
+    (O1_PEER, O1),                               # already the link's pair: left as it is
+    (O1_PEER, "02:00:00:00:03:09"),              # a changed MAC (differs in the last bytes only)
+    (BROADCAST, O1), (MULTICAST, "02:de:ad:be:ef:00"),
+    (K1_PEER, K1), (K2, K2_PEER),                # posing as other slices
+])
 def test_own_link_rewrites_whatever_the_slice_sent_to_its_own_pair(loaded, dst, src):
     payload = b"\x45" + bytes(49)
     verdict, out, priority = run(loaded["o"], frame(dst, src, payload))

@@ -81,3 +81,9 @@ def test_check_finds_planner_mistakes():
     own_twice = spec.NodeGuard("n", (spec.DeviceGuard("to-b", (
         spec.SliceEnd(K1, K1_PEER, 1, own_ifname="x"), spec.SliceEnd(K2, K2_PEER, 2, own_ifname="x"))),))
     assert "named twice" in spec.check(own_twice)[0]
+
+
+def test_own_link_names_fit_and_differ():
+    names = {spec.own_link_ifname("t", s, n, p) for s in ("a", "b") for n in ("x", "y") for p in ("x", "y")}
+    assert len(names) == 8 and all(len(n) <= 15 for n in names)
+    assert spec.own_link_ifname("t", "a", "x", "y") == spec.own_link_ifname("t", "a", "x", "y")
