@@ -235,7 +235,8 @@ def print_summary(figures: dict) -> None:
         if f"{key}_vs_plain_pps_ratio" in figures:
             say(f"{key:8s} vs plain: pps {figures[f'{key}_vs_plain_pps_ratio']} "
                 f"(per CPU-second {figures[f'{key}_vs_plain_pps_per_cpu_ratio']})  "
-                f"tcp {figures[f'{key}_vs_plain_tcp_ratio']} (per CPU-second {figures[f'{key}_vs_plain_tcp_per_cpu_ratio']})")
+                f"tcp {figures[f'{key}_vs_plain_tcp_ratio']} "
+                f"(per CPU-second {figures[f'{key}_vs_plain_tcp_per_cpu_ratio']})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,8 @@ class Sniffer:
         self.sock.close()
 
 
-def spray(ns: str, marker: str, slice_name: str, node: str, unicast: list[str], controls: list[str]) -> subprocess.Popen:
+def spray(ns: str, marker: str, slice_name: str, node: str, unicast: list[str],
+          controls: list[str]) -> subprocess.Popen:
     """`python3 -m dataplane.probe spray` in a sliver, as an unprivileged user."""
     argv = ["nsenter", f"--net={netns.path(ns)}", "--", "setpriv", f"--reuid={SLICE_UID}",
             f"--regid={SLICE_UID}", "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--",

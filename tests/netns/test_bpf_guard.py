@@ -225,6 +225,27 @@ def test_apply_is_idempotent_and_delete_leaves_others_programs(line, guard):
         gl.use_guard(line, guard)
 
 
+@pytest.mark.parametrize("guard", bpf_modes())
+def test_a_changed_guard_is_swapped_in_place(line, guard):
+    """Adding the own slices changes every egress program's map: each is replaced where it
+    sits (one program of ours per hook, never none), and the own slices then reach across."""
+    gl.use_guard(line, guard, with_own=False)
+    ns = line.node_ns("b")
+    with netns.entered(ns), hooks.opened(guard) as where:
+        before = where.prog_ids("to-c", "egress")
+    changed = bpfnode.apply(gl.node_guard(line, "b"), guard)
+    assert {"to-c/egress", "to-c/ingress", "oo1-c/ingress", "oo2-a/ingress"} <= set(changed)
+    with netns.entered(ns), hooks.opened(guard) as where:
+        after = where.prog_ids("to-c", "egress")
+    assert len(after) == 1 and set(after.values()).isdisjoint(before.values())
+    for node in ("a", "c", "d"):
+        bpfnode.apply(gl.node_guard(line, node), guard)
+    ping = subprocess.run(["ip", "netns", "exec", line.sliver("o2", "a"), "ping", "-c", "1", "-W", "2",
+                           line.loopback("o2", "d")], capture_output=True)
+    assert ping.returncode == 0
+    assert bpfnode.apply(gl.node_guard(line, "b"), guard) == []
+
+
 def _empty_map() -> int:
     fd = syscall.map_create(syscall.MAP_HASH, 12, 4, 1, "not_vispd")
     return fd
