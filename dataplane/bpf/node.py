@@ -1,6 +1,7 @@
 """Apply, observe and delete a node namespace's BPF guard (side effects).
 
     changed = apply(guard, mode)      # guard: spec.NodeGuard; mode: "tcx" | "clsact"
+    todo = pending(guard, mode)       # what apply would change ([]: the kernel matches)
     found = observe(ns, mode)         # {(device, hook): (role, digest)}
     removed = delete(ns, mode)
     maps = contents(ns, mode, device, hook)
@@ -35,6 +36,17 @@ def _ours_here(hooks) -> dict[tuple[str, str], str]:
     return found
 
 
+def _changes(hooks, guard: spec.NodeGuard) -> tuple[list[tuple[spec.Program, str | None]], dict]:
+    """(programs to load, each with the name of ours it replaces), (ours to remove)."""
+    current = _ours_here(hooks)
+    load = []
+    for program in spec.programs(guard, socket.if_nametoindex):
+        have = current.pop((program.ifname, program.hook), None)
+        if have != program.name:
+            load.append((program, have))
+    return load, current
+
+
 def apply(guard: spec.NodeGuard, mode: str) -> list[str]:
     """Bring the namespace to `guard`; returns 'device/hook' for every program (re)loaded
     or removed (empty when nothing differed)."""
@@ -43,21 +55,27 @@ def apply(guard: spec.NodeGuard, mode: str) -> list[str]:
         raise ValueError(f"BPF guard of {guard.ns}: " + "; ".join(problems))
     changed = []
     with netns.entered(guard.ns), hooks_mod.opened(mode) as hooks:
-        current = _ours_here(hooks)
-        for program in spec.programs(guard, socket.if_nametoindex):
-            have = current.pop((program.ifname, program.hook), None)
-            if have == program.name:
-                continue
+        load, stale = _changes(hooks, guard)
+        for program, have in load:
             fd = loader.load(program)
             try:
                 hooks.attach(program.ifname, program.hook, fd, program.name, replacing=have)
             finally:
                 os.close(fd)
             changed.append(f"{program.ifname}/{program.hook}")
-        for (ifname, hook), name in current.items():
+        for (ifname, hook), name in stale.items():
             hooks.detach(ifname, hook, name)
             changed.append(f"{ifname}/{hook} removed")
     return changed
+
+
+def pending(guard: spec.NodeGuard, mode: str) -> list[str]:
+    """What `apply` would change, without changing anything ([] when the kernel matches):
+    the backend's observe step and `vispd status` can use it."""
+    with netns.entered(guard.ns), hooks_mod.opened(mode) as hooks:
+        load, stale = _changes(hooks, guard)
+    return ([f"{p.ifname}/{p.hook}" for p, _ in load]
+            + [f"{ifname}/{hook} removed" for ifname, hook in stale])
 
 
 def observe(ns: str, mode: str) -> dict[tuple[str, str], tuple[str, str]]:

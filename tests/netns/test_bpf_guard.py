@@ -195,6 +195,7 @@ def test_apply_is_idempotent_and_delete_leaves_others_programs(line, guard):
     gl.use_guard(line, guard)
     ns = line.node_ns("b")
     guard_b = gl.node_guard(line, "b")
+    assert bpfnode.pending(guard_b, guard) == []
     assert bpfnode.apply(guard_b, guard) == []
     found = bpfnode.observe(ns, guard)
     assert sorted(found) == sorted((p.ifname, p.hook) for p in spec.programs(guard_b, lambda n: 1))
@@ -231,10 +232,12 @@ def test_a_changed_guard_is_swapped_in_place(line, guard):
     sits (one program of ours per hook, never none), and the own slices then reach across."""
     gl.use_guard(line, guard, with_own=False)
     ns = line.node_ns("b")
+    todo = bpfnode.pending(gl.node_guard(line, "b"), guard)
     with netns.entered(ns), hooks.opened(guard) as where:
         before = where.prog_ids("to-c", "egress")
     changed = bpfnode.apply(gl.node_guard(line, "b"), guard)
     assert {"to-c/egress", "to-c/ingress", "oo1-c/ingress", "oo2-a/ingress"} <= set(changed)
+    assert sorted(todo) == sorted(changed)
     with netns.entered(ns), hooks.opened(guard) as where:
         after = where.prog_ids("to-c", "egress")
     assert len(after) == 1 and set(after.values()).isdisjoint(before.values())
