@@ -36,11 +36,18 @@ def _ours_here(hooks) -> dict[tuple[str, str], str]:
     return found
 
 
+def _ifindex(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise LookupError(f"no device {ifname} in this namespace (create it before its guard)") from None
+
+
 def _changes(hooks, guard: spec.NodeGuard) -> tuple[list[tuple[spec.Program, str | None]], dict]:
     """(programs to load, each with the name of ours it replaces), (ours to remove)."""
     current = _ours_here(hooks)
     load = []
-    for program in spec.programs(guard, socket.if_nametoindex):
+    for program in spec.programs(guard, _ifindex):
         have = current.pop((program.ifname, program.hook), None)
         if have != program.name:
             load.append((program, have))
