@@ -8,18 +8,27 @@ the devices whose far end is not a guarded node namespace."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
 from compiler.loader import load_topology
 from compiler.plan import IsolationFilter, Shaping, Veth
 from compiler.planner import compile_plan
-from conftest import vispd
 from dataplane import nft, tc
 from dataplane.bpf import detect, node as bpfnode, spec
 
 pytestmark = pytest.mark.root
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def vispd(*args: str) -> subprocess.CompletedProcess:
+    """The vispd CLI as a user runs it (tests/conftest.py has the same helper; importing it
+    by name picks tests/unit/conftest.py when both directories are collected)."""
+    return subprocess.run([sys.executable, "-m", "vispd.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=600)
 
 
 def far_namespaces(plan) -> dict[tuple[str, str], str]:
@@ -84,13 +93,13 @@ def test_check_passes_on_abilene_with_the_bpf_guard(deployed):
                                        capture_output=True, text=True).stdout
     assert any(dev.ingress for g in guards for dev in g.devices)  # provider and public access devices
     assert not all(dev.ingress for g in guards for dev in g.devices)  # node-to-node substrate links
-    result = vispd("check", path, check=False)
+    result = vispd("check", path)
     lines = result.stdout.splitlines()
     for expected in ("reach plb: 110/110 pairs ok", "reach research: 56/56 pairs ok",
                      "isolation plb -> research: ok (0 frames leaked, 46 controls seen)",
                      "isolation research -> plb: ok (0 frames leaked, 46 controls seen)"):
         assert expected in lines, result.stdout
     assert result.returncode == 0, result.stdout
-    report = json.loads(vispd("check", path, "--json").stdout)
+    report = json.loads(vispd("check", path, "--json").stdout or "{}")
     assert report["ok"] is True and report["errors"] == []
     assert all(bpfnode.pending(guard, capability.mode) == [] for guard in guards)
