@@ -7,7 +7,6 @@ access) with its slices' (near, far) MAC pairs and HTB classes, and an ingress g
 the devices whose far end is not a guarded node namespace."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -100,6 +99,4 @@ def test_check_passes_on_abilene_with_the_bpf_guard(deployed):
                      "isolation research -> plb: ok (0 frames leaked, 46 controls seen)"):
         assert expected in lines, result.stdout
     assert result.returncode == 0, result.stdout
-    report = json.loads(vispd("check", path, "--json").stdout or "{}")
-    assert report["ok"] is True and report["errors"] == []
     assert all(bpfnode.pending(guard, capability.mode) == [] for guard in guards)
