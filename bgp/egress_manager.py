@@ -18,8 +18,9 @@ control socket (re-asserted every few seconds, so a restarted BIRD is set right 
 
 Steering by prefix (bgp/steering.py, for slices with more than one egress node): the
 egress speakers' routes carry their preference in their metric, so the manager reads the
-live egresses' FIBs (protocol 78) when their speakers report changes (at most every
-STEER_SECONDS) and gives every sliver whose default does not lead to a best egress for a
+live egresses' FIBs (protocol 78) when their speakers report changes (once they have been
+still for STEER_QUIET, at most every STEER_SECONDS, at the latest STEER_LATEST after the
+first change: a table loading is read once, not at every status write) and gives every sliver whose default does not lead to a best egress for a
 prefix a route of its own for it (protocol 79, metric STEER_METRIC: in an egress sliver it
 wins over the speaker's own, worse route). Why the manager and not iBGP among the egress
 speakers: slivers other than the egresses run no BGP (their routing is vispd's static routes
@@ -52,6 +53,8 @@ from dataplane.netns import SocketsByNamespace
 RECHECK_SECONDS = 0.25
 REASSERT_SECONDS = 5.0  # OSPF slices: re-send the egress default's state this often
 STEER_SECONDS = 0.5     # steering is recomputed at most this often per slice
+STEER_QUIET = 0.3       # ... once the speakers' FIBs have been still this long (a table is loading)
+STEER_LATEST = 3.0      # ... or at the latest this long after the first unsteered change
 STEER_METRIC = 10       # below every egress speaker route (their base metric is 20)
 
 
@@ -150,6 +153,7 @@ class Manager:
         self.steered: dict[str, dict] = {}            # sliver ns -> {prefix: (gateway, ifname)}
         self.steer_state: dict[str, tuple] = {}       # slice -> (live, marks) last steered for
         self.steer_time: dict[str, float] = {}
+        self.unsteered: dict[str, tuple] = {}         # slice -> (first change, last change, state)
         self._fibs: dict[tuple, Fib] = {}
         if previous is not None:  # a reload: keep sockets, routes in place and session news
             for name in self.down:
@@ -209,11 +213,24 @@ class Manager:
         for key in [k for k in self._fibs if k[0] == ns]:
             self._fibs.pop(key).close()
 
+    def _steer_due(self, slice_name: str, state: tuple, now: float) -> bool:
+        if self.steer_state.get(slice_name) == state:
+            self.unsteered.pop(slice_name, None)
+            return False
+        first, last, seen = self.unsteered.get(slice_name, (now, now, state))
+        if seen != state:
+            last, seen = now, state
+        self.unsteered[slice_name] = (first, last, seen)
+        if now - self.steer_time.get(slice_name, 0.0) < STEER_SECONDS:
+            return False
+        live_changed = self.steer_state.get(slice_name, ((),))[0] != state[0]
+        return live_changed or now - last >= STEER_QUIET or now - first >= STEER_LATEST
+
     def _steer(self, slice_name: str, slice_config: dict) -> None:
         live = self.live_now[slice_name]
         state = (frozenset(live), self.marks[slice_name])
         now = time.monotonic()
-        if self.steer_state.get(slice_name) == state or now - self.steer_time.get(slice_name, 0.0) < STEER_SECONDS:
+        if not self._steer_due(slice_name, state, now):
             return
         by_node = {s["node"]: s for s in slice_config["slivers"]}
         offers = {}

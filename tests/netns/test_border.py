@@ -128,3 +128,34 @@ neighbor {border} {{
     finally:
         speaker.terminate()
         speaker.wait(timeout=10)
+
+
+def test_a_prefix_only_one_provider_announces_is_reached_from_every_sliver(deployed):
+    """mae-west alone originates 20 prefixes (lab-routes): slivers nearer washington (whose
+    provider lacks them) are steered toward sunnyvale for them, and their packets reach
+    mae-west; what both providers offer alike stays with the nearest egress."""
+    def west_only_routes(text: str) -> str:
+        return text.replace("peering: 192.0.2.16/28, max-prefix: 100000}",
+                            "peering: 192.0.2.16/28, max-prefix: 100000, lab-routes: 20}")
+    name = name_of(deployed(prefix="tb", edit=west_only_routes))
+
+    def west_rx() -> int:
+        out = subprocess.run(["ip", "-n", f"vispd.{name}.+mae-west", "-j", "-s", "link", "show", "to-snva"],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)[0]["stats64"]["rx"]["bytes"]
+
+    def steered(node: str) -> bool:
+        routes = json.loads(vispd("routes", name, "plb", node, "--json").stdout)
+        return any(r["dst"] == "10.0.0.0/24" for r in routes)
+
+    assert wait_for(lambda: steered("new-york"), timeout=40), vispd("routes", name, "plb", "new-york").stdout
+    status = json.loads((vispd("status", name, "--json")).stdout)
+    nodes = sorted({s["node"] for s in status["slivers"] if s["slice"] == "plb"})
+    for node in nodes:
+        before = west_rx()
+        subprocess.run(["ip", "netns", "exec", f"vispd.{name}.{node}.plb", "ping", "-c", "3", "-i", "0.2", "-W", "1",
+                        "-s", str(PROBE_BYTES), "10.0.0.1"], capture_output=True)
+        assert west_rx() - before >= 3 * PROBE_BYTES, node   # mae-west got them (and blackholed them)
+    # the Internet host, offered by both providers alike, is left to each sliver's nearest egress
+    routes = json.loads(vispd("routes", name, "plb", "new-york", "--json").stdout)
+    assert not [r for r in routes if r["dst"] == "203.0.113.0/24"]
