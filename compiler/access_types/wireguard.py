@@ -26,7 +26,7 @@ from model.errors import VispdError
 from model.naming import hashed_ifname
 
 from ..resources import Daemon
-from .base import AccessType, ServerContext, client_routes, keys_dir, placeholder_key
+from .base import AccessType, ServerContext, keys_dir, placeholder_key, tunnel_routes
 
 WIREGUARD_GO = "wireguard-go"
 WG = "wg"
@@ -90,7 +90,9 @@ class WireGuardServer:
     endpoint          public address clients dial (wireguard-go listens on every address
                       of the sliver's namespace)
     port              UDP listen port
-    routes            prefixes clients send into the tunnel (AllowedIPs: the slice prefix)
+    routes            prefixes clients send into the tunnel (AllowedIPs: the slice prefix, and
+                      0.0.0.0/0 with egress: wg-quick then routes everything but its own,
+                      marked, packets through the tunnel, so the endpoint stays reachable)
     private_key_file  the server's key (0600, outside the run directory)
     public_key        its public key (for client configs)
     peers             one per user
@@ -236,9 +238,9 @@ def server_of(ctx: ServerContext) -> WireGuardServer:
                   for user in point.users)
     return WireGuardServer(
         name=f"wireguard-{point.slice}-{point.node}", ifname=interface_name(topology.name, point.slice, point.node),
-        address=f"{next(pool.hosts())}/{pool.prefixlen}", endpoint=point.public_address, port=point.port,
-        routes=client_routes(ctx.slice, ctx.slice_prefix), private_key_file=private_file, public_key=public,
-        peers=peers)
+        address=f"{next(pool.hosts())}/{pool.prefixlen}", endpoint=point.dial or point.public_address,
+        port=point.port, routes=tunnel_routes(ctx.slice, ctx.slice_prefix), private_key_file=private_file,
+        public_key=public, peers=peers)
 
 
 class WireGuard(AccessType):
