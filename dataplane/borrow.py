@@ -18,6 +18,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 IFF_UP, IFF_NOARP = 0x1, 0x80
@@ -190,6 +191,17 @@ def refusal(ipr, index: int | None, original: str, holder: str | None) -> str | 
     if carries_default_route(ipr, index):
         return (f"interface {original} carries this machine's default route: it is the machine's way out, "
                 "and vispd does not take it (give the link or provider another interface)")
+    return None
+
+
+def interface_address(ifname: str) -> str | None:
+    """The first IPv4 address of the machine's interface `ifname` (in vispd's namespace)."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for msg in ipr.get_addr(family=socket.AF_INET, index=found[0]):
+            return msg.get_attr("IFA_ADDRESS")
     return None
 
 

@@ -7,10 +7,13 @@ I/O: the credential store and the servers' management sockets.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from access import openvpn
 from compiler.access import server_context
 from compiler.access_types import ACCESS_TYPES
 from compiler.context import ControllerState, PlanContext
+from dataplane.borrow import interface_address
 from model.errors import VispdError
 from model.schema import Topology
 
@@ -29,17 +32,35 @@ def _context(topo: Topology) -> tuple[PlanContext, object]:
     return PlanContext(topo, runtime, state), store(runtime)
 
 
-def profile(topo: Topology, plan, slice_name: str, user: str, kind: str | None, node: str | None) -> str:
-    """The client configuration of `user`: an .ovpn with inline certificates, a wg-quick
-    file, or PPTP's server, user and password."""
+def choose_point(plan, slice_name: str, user: str, kind: str | None, node: str | None):
+    """The one access point of `user` that `kind` and `node` (None: any) leave; without a
+    choice to make, no option is needed: one type needs no --type, one node no --node."""
     matches = _points(plan, slice_name, user, kind, node)
     if not matches:
         raise VispdError(f"user '{user}' has no {kind or 'remote'} access point in slice '{slice_name}'"
                          + (f" on {node}" if node else ""))
-    if len(matches) > 1:
-        where = ", ".join(f"{p.type} on {p.node}" for p in matches)
-        raise VispdError(f"'{user}' has several access points ({where}): choose with --type/--node")
-    point = matches[0]
+    if len(matches) == 1:
+        return matches[0]
+    types = sorted({p.type for p in matches})
+    if len(types) > 1:
+        listed = "; ".join(f"{t} (on {', '.join(p.node for p in matches if p.type == t)})" for t in types)
+        raise VispdError(f"'{user}' has several access types in slice '{slice_name}': {listed}; "
+                         "choose one with --type")
+    raise VispdError(f"'{user}' has {types[0]} access on several nodes ({', '.join(p.node for p in matches)}): "
+                     "choose one with --node")
+
+
+def profile(topo: Topology, plan, slice_name: str, user: str, kind: str | None, node: str | None) -> str:
+    """The client configuration of `user`: an .ovpn with inline certificates, a wg-quick
+    file, or PPTP's server, user and password. An access point behind the machine's public
+    interface is dialled at `public: address`, else at the interface's address now."""
+    point = choose_point(plan, slice_name, user, kind, node)
+    if point.public_interface and point.dial is None:
+        address = interface_address(point.public_interface)
+        if address is None:
+            raise VispdError(f"public interface {point.public_interface} has no IPv4 address on this machine: "
+                             "set `public: address:` to the address clients dial")
+        point = dataclasses.replace(point, dial=address)
     ctx, credentials = _context(topo)
     return ACCESS_TYPES[point.type].profile(server_context(ctx, point), user, credentials)
 
