@@ -41,7 +41,10 @@ class LendingVerbs:
     def borrow(self, ns: str, ifname: str, original: str) -> None:
         record = self.ledger.device(ns, ifname)
         if record is not None and record.original == original and self.lookup(ns, ifname) is not None:
-            return  # moved by a run that was killed before marking it
+            # moved by a run killed before marking it: unobserved since, what was put on it is
+            # planned again (a root qdisc would refuse the shaping's `replace`)
+            self._clear_qdisc(ns, ifname)
+            return
         if record is None or record.original != original:
             problem = self.borrow_refusal(original, ns, ifname)
             if problem:
@@ -74,8 +77,7 @@ class LendingVerbs:
                              "run vispd in the namespace `up` ran in")
         if self.lookup(HOME_NS, record.original) is not None:
             raise VispdError(f"cannot give {record.original} back: the machine has another device of that name")
-        # vispd's shaping goes; the kernel's default qdisc comes back with the interface
-        self.run_batch(ns, ["tc", "-force", "-batch", "-"], f"qdisc del dev {ifname} root\n", check=False)
+        self._clear_qdisc(ns, ifname)  # vispd's shaping goes: the kernel's default comes back
         with open(netns.path(HOME_NS)) as target:
             self.ipr(ns).link("set", index=index, net_ns_fd=target.fileno(), ifname=record.original)
         self.aliases.pop((ns, ifname), None)
@@ -101,6 +103,9 @@ class LendingVerbs:
             self.give_back(record.ns, record.ifname)
         for key in self.ledger.sysctls():
             self.give_back_sysctl(key)
+
+    def _clear_qdisc(self, ns: str, ifname: str) -> None:
+        self.run_batch(ns, ["tc", "-force", "-batch", "-"], f"qdisc del dev {ifname} root\n", check=False)
 
     def give_back_inside(self, ns: str) -> None:
         """Give back every interface recorded as inside `ns` (before `ns` is removed)."""
