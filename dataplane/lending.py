@@ -149,7 +149,7 @@ class LendingVerbs:
                 continue
             dst = ipaddress.IPv4Network(f"{msg.get_attr('RTA_DST') or '0.0.0.0'}/{msg['dst_len']}")
             name, alias = names.get(msg.get_attr("RTA_OIF"), ("?", ""))
-            if msg["dst_len"] and dst.overlaps(wanted) and not alias.startswith(self.marker):
+            if msg["dst_len"] and dst.overlaps(wanted) and alias.split(" ", 1)[0] != self.marker:
                 found.append(f"{dst} dev {name}")
         return found
 

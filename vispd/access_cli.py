@@ -1,23 +1,25 @@
 """`vispd access profile` and `vispd access revoke`: what a remote user needs, and taking
 it away again — each through the user's access type (compiler.access_types), with the
-topology's credential store (access.credentials) and, for revocation, the servers'
-management sockets (access.openvpn): other clients never notice.
+topology's credential store (access.credentials) and, for revocation, the running servers
+(access.control: OpenVPN's management socket, WireGuard's `wg`): other clients never notice.
 
-I/O: the credential store and the servers' management sockets.
+I/O: the credential store and the running servers (access.control).
 """
 from __future__ import annotations
 
 import dataclasses
 
-from access import openvpn
+from access import control
 from compiler.access import server_context
 from compiler.access_types import ACCESS_TYPES
 from compiler.context import ControllerState, PlanContext
+from compiler.resources import Daemon
 from dataplane.borrow import interface_address
 from model.errors import VispdError
 from model.schema import Topology
 
 from .credentials import gather, store
+from .engine import kernel_backend, topology_plan
 from .state import TopologyState
 
 
@@ -69,10 +71,31 @@ def revoke(topo: Topology, plan, slice_name: str, user: str) -> list[str]:
     """Take `user`'s access away in the slice, at every access point whose type can."""
     points = [p for p in _points(plan, slice_name, user, None, None) if ACCESS_TYPES[p.type].REVOCABLE]
     if not points:
-        raise VispdError(f"user '{user}' has no OpenVPN access in slice '{slice_name}'")
+        raise VispdError(f"user '{user}' has no revocable (OpenVPN, WireGuard) access in slice '{slice_name}'")
     ctx, credentials = _context(topo)
     said: list[str] = []
     for kind in sorted({p.type for p in points}):
         contexts = [server_context(ctx, p) for p in points if p.type == kind]
-        said += ACCESS_TYPES[kind].revoke(contexts, user, credentials, openvpn)
-    return said
+        said += ACCESS_TYPES[kind].revoke(contexts, user, credentials, control)
+    return said + _reload_servers(topo, plan)
+
+
+def _reload_servers(topo: Topology, before) -> list[str]:
+    """Running servers whose planned configuration the revocation changed (a WireGuard
+    access point's peers) get it now, through their own update recipe (a reload where they
+    reload), so the machine matches the plan again without waiting for the next `up`."""
+    old = before.by_key()
+    changed = [r for r in topology_plan(topo).resources
+               if isinstance(r, Daemon) and r.key in old and old[r.key] != r]
+    if not changed:
+        return []
+    backend, state = kernel_backend(topo.name)
+    try:
+        with state.locked():
+            running = {d.name for d in backend.host.daemons_running()}
+            for daemon in changed:
+                if daemon.name in running:
+                    daemon.update(backend.host, old[daemon.key])
+    finally:
+        backend.close()
+    return [f"{d.node}: {d.name} has the new configuration" for d in changed if d.name in running]

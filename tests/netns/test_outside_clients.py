@@ -4,7 +4,9 @@
 client namespace whose only route is a default route through a test-made router standing
 for the Internet. A client reaches its slice on every node and, through the slice's egress,
 the lab's Internet host; never the other slice; revoked, it is cut off and cannot come
-back. `down` removes the forwarding and gives the interface's forwarding setting back.
+back (OpenVPN: the CRL and the server's management socket; WireGuard: the peer taken off
+the interface at once, and the access point reloaded without it). `down` removes the
+forwarding and gives the interface's forwarding setting back.
 
 vispd runs inside a test-made namespace standing for the machine (`nsenter --net`), whose
 interface toward the router is the public interface: nothing of the real machine's is
@@ -64,7 +66,7 @@ slices:
 public: {{interface: {self.public}}}
 access:
   - {{slice: s, type: openvpn, nodes: [b], users: [{{name: alice}}, {{name: bob}}]}}
-  - {{slice: s, type: wireguard, nodes: [a], users: [{{name: alice}}]}}
+  - {{slice: s, type: wireguard, nodes: [a], users: [{{name: alice}}, {{name: dave}}]}}
   - {{slice: t, type: openvpn, nodes: [b], port: 1195, users: [{{name: carol}}]}}
 """)
 
@@ -163,13 +165,17 @@ def test_a_revoked_openvpn_client_is_cut_off_and_cannot_reconnect(site):
         site.stop(bob)
 
 
-def test_wg_quick_on_a_default_route_only_client_reaches_its_slice_and_the_internet(site):
+def test_wg_quick_on_a_default_route_only_client_reaches_its_slice_and_the_internet_until_revoked(site):
     ifname = site.world.tag + "w"  # wireguard-go's control socket is machine-wide: a unique name
-    profile = site.profile("alice", "wireguard", f"{ifname}.conf")
+    profile = site.profile("dave", "wireguard", f"{ifname}.conf")
     ns = site.clients["wg"]
     env = {**os.environ, "WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go"}
-    up = subprocess.run(["ip", "netns", "exec", ns, "wg-quick", "up", profile], capture_output=True, text=True,
-                        env=env, timeout=60)
+
+    def wg_quick(action: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", ns, "wg-quick", action, profile], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    up = wg_quick("up")
     try:
         assert up.returncode == 0, up.stderr
         assert "default via 172.31.253.1" in sh("ip", "route", ns=ns).stdout  # untouched: wg-quick routes by mark
@@ -177,9 +183,23 @@ def test_wg_quick_on_a_default_route_only_client_reaches_its_slice_and_the_inter
             assert wait_for(lambda: site.pings("wg", loopback), timeout=15), loopback
         assert wait_for(lambda: site.pings("wg", INTERNET_HOST), timeout=30)
         assert not any(site.pings("wg", loopback) for loopback in site.loopbacks("t"))
+        said = site.vispd("access", "revoke", site.name, "s", "dave").stdout
+        assert "revoked dave's WireGuard key" in said and "a: peer removed" in said
+        target = site.loopbacks("s")[0]
+        assert wait_for(lambda: not site.pings("wg", target), timeout=10)  # cut off at once
+        assert "a: wireguard-s-a has the new configuration" in said  # reloaded without dave, not restarted
+        pid_file = os.path.join(os.environ["VISPD_STATE_DIR"], site.name, "run", "wireguard-s-a.pid")
+        pid = open(pid_file).read().split()[0]
+        assert site.vispd("up", site.path).stdout.strip() == f"{site.name}: no changes"
+        assert open(pid_file).read().split()[0] == pid
+        wg_quick("down")
+        assert wg_quick("up").returncode == 0
+        time.sleep(3)
+        assert not site.pings("wg", target, count=2)  # no handshake for a revoked key
+        assert site.vispd("access", "profile", site.name, "s", "dave", "--type", "wireguard",
+                          check=False).returncode != 0
     finally:
-        subprocess.run(["ip", "netns", "exec", ns, "wg-quick", "down", profile], capture_output=True, env=env,
-                       timeout=60)
+        wg_quick("down")
 
 
 def test_down_removes_the_forwarding_and_gives_the_interface_s_setting_back(site):

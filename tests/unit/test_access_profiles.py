@@ -85,3 +85,35 @@ def test_profile_needs_a_choice_only_when_there_is_one(setup):
     assert choose_point(plan, "out", "alice", "wireguard", None).type == "wireguard"
     with pytest.raises(VispdError, match="no pptp access point"):
         choose_point(plan, "out", "alice", "pptp", None)
+
+
+class Store:
+    """The credential store's revocation part, in memory."""
+
+    def __init__(self):
+        self.revoked: set[str] = set()
+
+    def revoke_key(self, slice_name, user):
+        self.revoked.add(user)
+
+
+class Control:
+    def __init__(self):
+        self.removed = []
+
+    def remove_peer(self, ns, ifname, key):
+        self.removed.append((ns, ifname, key))
+
+
+def test_a_revoked_wireguard_user_loses_its_peer_now_and_in_every_later_plan(setup):
+    topo, _, _ = setup
+    ctx = context(setup, "out", "wireguard")
+    key = wireguard.server_of(ctx).peer("alice").public_key
+    store, control = Store(), Control()
+    said = wireguard.WireGuard().revoke([ctx], "alice", store, control)
+    assert store.revoked == {"alice"} and said[0] == "revoked alice's WireGuard key in slice out"
+    assert control.removed == [(ctx.ns, wireguard.server_of(ctx).ifname, key)]
+    later = dataclasses.replace(ctx, credentials={**ctx.credentials, ("wireguard-revoked", "out", "alice"): True})
+    assert wireguard.server_of(later).peers == ()
+    with pytest.raises(VispdError, match="revoked"):
+        wireguard.WireGuard().profile(later, "alice", store)
