@@ -68,6 +68,7 @@ def test_a_link_on_two_interfaces_carries_slices_and_down_gives_them_back(tmp_pa
         report = vispd("check", name)
         assert "reach s: 6/6 pairs ok" in report.stdout and "isolation s -> t: ok" in report.stdout, report.stdout
         assert vispd("up", path).stdout.strip() == f"{name}: no changes"
+        assert f"interface {a}: borrowed as vispd.{name}.a/to-b" in vispd("status", name).stdout
         records = os.listdir(state_dir / name / "borrowed")
         assert sorted(records) == [f"device.vispd.{name}.a.to-b.json", f"device.vispd.{name}.b.to-a.json"]
     finally:

@@ -197,3 +197,15 @@ def test_ledger_records_survive_until_forgotten_and_name_other_topologies(tmp_pa
     mine.record_sysctl("net.ipv4.conf.wan0.forwarding", "1")  # set by vispd: the machine's value stays
     assert mine.sysctl("net.ipv4.conf.wan0.forwarding") == "0"
     assert mine.sysctls() == ["net.ipv4.conf.wan0.forwarding"]
+
+
+def test_status_says_which_interfaces_are_borrowed():
+    from vispd.status import render_status
+
+    status = {"topology": "t", "source": "t.yaml", "in_sync": True, "pending": {}, "unowned_namespaces": [],
+              "nodes": [], "links": [], "slivers": [], "daemons": [],
+              "borrowed": [{"interface": "enp1s0", "namespace": "vispd.t.a", "name": "to-b", "held": True},
+                           {"interface": "enp2s0", "namespace": "vispd.t.b", "name": "to-a", "held": False}]}
+    text = render_status(status)
+    assert "interface enp1s0: borrowed as vispd.t.a/to-b" in text
+    assert "interface enp2s0: not borrowed yet as vispd.t.b/to-a" in text
