@@ -112,6 +112,9 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             steps = diff(observed, plan.resources)
             refused = backend.refusals(steps)
             if refused:
+                if not observed:  # a first `up`: it leaves no trace (state, socket directory)
+                    state.forget()
+                    shutil.rmtree(state.runtime.sock_dir, ignore_errors=True)
                 raise VispdError("this machine cannot hold the plan (nothing was changed):\n  "
                                  + "\n  ".join(refused))
             if any(isinstance(r, TunTap) for r in plan.resources):

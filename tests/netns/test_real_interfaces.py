@@ -116,7 +116,10 @@ def test_missing_used_and_way_out_interfaces_are_refused_before_anything_is_buil
     assert f"interface {tag}c carries this machine's default route" in said
     assert f"interface {tag}x does not exist on this machine" in said
     assert not [n for n in os.listdir("/run/netns") if n.startswith(f"vispd.{name}.")]  # nothing half-built
-    other = topology(tmp_path, unique_name("tr"), tag + "e", tag + "g")
+    assert not (state_dir / name).exists() and not os.path.exists(f"/run/vispd/{name}")  # no trace at all
+    other_name = unique_name("tr")
+    other = topology(tmp_path, other_name, tag + "e", tag + "g")
     marked = vispd_in(machine, "up", other, check=False)
     assert marked.returncode == 1 and f"interface {tag}e is already used: it carries 'other''s vispd marker" in marked.stderr
     assert link_state(tag + "a", machine)["name"] == tag + "a"  # nothing was moved
+    assert not os.path.exists(f"/run/vispd/{other_name}")
