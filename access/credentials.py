@@ -1,9 +1,9 @@
 """A topology's credentials on disk, as the access types ask for them (the `CredentialStore`
 port of compiler.access_types.base): per slice, under the topology's state directory,
 `pki/SLICE/` (the OpenVPN CA, server and client certificates, the CRL — access.pki) and
-`keys/SLICE/` (WireGuard keys `server-NODE.key`, `client-USER.key`; the PPTP password store
-`pptp-users.json`, mode 0600). Revoked users stay revoked: nothing here reissues a revoked
-certificate.
+`keys/SLICE/` (WireGuard keys `server-NODE.key`, `client-USER.key`, the users whose keys are
+revoked `wireguard-revoked.json`; the PPTP password store `pptp-users.json`, mode 0600).
+Revoked users stay revoked: nothing here reissues a revoked certificate or key.
 
 I/O: files under the topology's state directory.
 """
@@ -55,6 +55,23 @@ class StateCredentials:
         if os.path.exists(path):
             return path, wireguard.public_key(wireguard.read_key(path))
         return None
+
+    def revoked_keys(self, slice_name: str) -> set[str]:
+        """Users whose WireGuard key is revoked in the slice (they get no peer)."""
+        try:
+            with open(self._revoked_path(slice_name)) as handle:
+                return set(json.load(handle).get("users", []))
+        except (OSError, ValueError):
+            return set()
+
+    def revoke_key(self, slice_name: str, user: str) -> None:
+        users = self.revoked_keys(slice_name) | {user}
+        path = self._revoked_path(slice_name)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write(path, json.dumps({"users": sorted(users)}, indent=1) + "\n", 0o600)
+
+    def _revoked_path(self, slice_name: str) -> str:
+        return os.path.join(keys_dir(self.state_dir, slice_name), "wireguard-revoked.json")
 
     def private_key(self, slice_name: str, name: str) -> str | None:
         path = os.path.join(keys_dir(self.state_dir, slice_name), f"{name}.key")

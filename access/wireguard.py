@@ -12,8 +12,9 @@ configured peer gets no handshake, hence no access.
 
 `python -m access.wireguard --config FILE` is the process vispd runs: it starts
 wireguard-go as its child (killed with it: PR_SET_PDEATHSIG), applies `server_steps`, and
-waits; SIGTERM stops wireguard-go, which removes the interface and its socket. `daemon`
-gives its argv and files.
+waits; SIGHUP re-reads FILE and applies it again, first removing the peers it no longer
+lists (a revoked user); SIGTERM stops wireguard-go, which removes the interface and its
+socket. `daemon` gives its argv and files; `remove_peer` takes one peer away at once.
 
 The configuration (names, addresses, steps, profiles) is compiler.access_types.wireguard's;
 this module is the runtime side: key files (`ensure_key`, `ensure_client_key`,
@@ -78,6 +79,7 @@ __all__ = [  # the component's API: its runtime, and the configuration format it
     "parse_wg_quick",
     "public_key",
     "read_key",
+    "remove_peer",
     "run_steps",
     "server_setup",
     "server_steps",
@@ -187,22 +189,49 @@ def run_steps(steps: list[list[str]]) -> None:
             raise RuntimeError(f"{' '.join(step)}: {result.stderr.strip() or result.returncode}")
 
 
-def supervise(config: dict) -> int:
+def remove_peer(ns: str, ifname: str, key: str) -> None:
+    """Take peer `key` off interface `ifname` in namespace `ns` now (OSError if it cannot)."""
+    result = subprocess.run(["ip", "netns", "exec", ns, WG, "set", ifname, "peer", key, "remove"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise OSError(result.stderr.strip() or f"wg exited {result.returncode}")
+
+
+def unlisted_peers(ifname: str, config: dict) -> list[str]:
+    """Peers the interface has that `config` no longer lists."""
+    listed = {peer["public_key"] for peer in config["server"]["peers"]}
+    shown = subprocess.run([WG, "show", ifname, "peers"], capture_output=True, text=True).stdout.split()
+    return [key for key in shown if key not in listed]
+
+
+def supervise(config: dict, path: str | None = None) -> int:
     ifname = config["ifname"]
-    stopping = False
+    stopping, reloading = False, False
 
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
 
+    def reload(signum, frame):
+        nonlocal reloading
+        reloading = True
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     child = start_wireguard_go(ifname, stdout=sys.stdout)
     try:
         wait_for_socket(ifname, child)
         run_steps(config["steps"])
         print(f"vispd-wireguard: {ifname} up", flush=True)
         while not stopping and child.poll() is None:
+            if reloading and path:
+                reloading = False
+                with open(path) as handle:
+                    config = json.load(handle)
+                run_steps([[WG, "set", ifname, "peer", key, "remove"] for key in unlisted_peers(ifname, config)]
+                          + config["steps"])
+                print(f"vispd-wireguard: {ifname} reloaded", flush=True)
             time.sleep(0.2)
         return 0 if stopping else 1
     except RuntimeError as error:
@@ -223,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run one WireGuard access point (wireguard-go + wg set) in this namespace.")
     parser.add_argument("--config", required=True, help="JSON file (or inline JSON) from access.wireguard.daemon")
     args = parser.parse_args(argv)
-    text = args.config if args.config.lstrip().startswith("{") else open(args.config).read()
-    return supervise(json.loads(text))
+    inline = args.config.lstrip().startswith("{")
+    text = args.config if inline else open(args.config).read()
+    return supervise(json.loads(text), None if inline else args.config)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ Rules:
   veth's peer end) goes with it: it is not deleted on its own and, if still desired, it is
   created again; a resource bound to such a device (`bound_devices`, e.g. the node's
   guard) is applied again;
-* what lives in a namespace that goes away is not deleted on its own.
+* what lives in a namespace that goes away is not deleted on its own — unless its kind
+  says it survives the namespace (`SURVIVES_NAMESPACE`: a borrowed interface is given back);
+* a device stacked on one that goes is deleted by its own step when the lower device does
+  not take it along (`TAKES_STACKED` false: a borrowed interface given back keeps its
+  macvlans, so they are deleted first).
 
 Steps come out in an order the kernel accepts: deletions first, deepest phase first;
 then creations and updates, shallowest phase first. Nothing here knows a kind by name:
@@ -57,20 +61,26 @@ def diff(observed: Iterable[Resource], desired: Iterable[Resource]) -> list[Step
     have = {r.key: r for r in observed}
     want = {r.key: r for r in desired}
     vanishing = _vanishing_devices(have, want)
+    keeps_stacked = {(r.ns, r.ifname) for r in have.values() if isinstance(r, Device) and not r.TAKES_STACKED}
     gone_ns = {r.ns for k, r in have.items() if isinstance(r, Netns) and k not in want}
+
+    def with_namespace(old: Resource) -> bool:
+        """Goes with its namespace, which goes."""
+        return old.ns in gone_ns and not isinstance(old, Netns) and not old.SURVIVES_NAMESPACE
 
     def survives(old: Resource) -> bool:
         return old.on_device not in vanishing and not (old.ns in gone_ns and not isinstance(old, Netns))
 
     deletes: list[Step] = []
     for key, old in have.items():
-        if old.ns in gone_ns and not isinstance(old, Netns):
+        if with_namespace(old):
             continue  # goes with its namespace
         if key in want and survives(old):
             continue
         if not isinstance(old, Device) and old.on_device in vanishing:
             continue  # goes with its device
-        if isinstance(old, Device) and (old.ns, old.ifname) in vanishing and not _deleted_itself(old, vanishing):
+        if (isinstance(old, Device) and (old.ns, old.ifname) in vanishing
+                and not _deleted_itself(old, vanishing, keeps_stacked)):
             continue  # stacked on, or carried by, another device that goes
         deletes.append(Step("delete", old))
 
@@ -91,10 +101,10 @@ def diff(observed: Iterable[Resource], desired: Iterable[Resource]) -> list[Step
     return deletes + creates
 
 
-def _deleted_itself(device: Device, vanishing: set[DeviceRef]) -> bool:
+def _deleted_itself(device: Device, vanishing: set[DeviceRef], keeps_stacked: set[DeviceRef]) -> bool:
     """True when `device` itself must be deleted (not just swept away with another one): a
-    device that carries others (a veth) is always deleted by its own step; a stacked one only
-    when what it is stacked on survives."""
+    device that carries others (a veth) is always deleted by its own step; a stacked one
+    when what it is stacked on survives, or goes without taking it along."""
     if device.carries:
         return True
-    return device.stacked_on not in vanishing
+    return device.stacked_on not in vanishing or device.stacked_on in keeps_stacked

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from model.errors import Problem, TopologyError
 from model.schema import (
     IFNAME_PATTERN,
+    INTERFACE_PATTERN,
     NAME_PATTERN,
     SHORT_NAME_PATTERN,
     SITE_PATTERN,
@@ -38,6 +39,8 @@ _PATTERNS = {
     SITE_PATTERN: "is not a valid site code: 1 to 6 lower-case letters or digits",
     IFNAME_PATTERN: "is not a valid device name: a lower-case letter, then letters or digits, "
                     "at most 15 characters",
+    INTERFACE_PATTERN: "is not an interface name: a letter or digit, then letters, digits, '_', '.' "
+                       "or '-', at most 15 characters",
 }
 
 _TYPE_WORDS = {

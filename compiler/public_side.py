@@ -1,12 +1,15 @@
 """Where remote users reach the access points (pure): the public side of each node with a
-remote access point, as the lab's emulated underlay lays it out.
+remote access point.
 
-Every node with such an access point has a device `pub` (in the lab, a veth to the
-underlay's router `vispd.T.+public`, whose address on it is 100.64.NODE.1 by default);
-each slice with an access point there gets a private macvlan `pub` in its sliver with the
-public address 100.64.NODE.SLOT (slots from 2, by slice), and each access point a client
-host `vispd.T.+c-TYPE-SLICE-NODE` on the underlay, outside the vISP. The vISP's part
-(compiler.access) and the world's (compiler.world.public) both read these facts.
+Every node with such an access point has a device `pub` — in the lab, a veth to the
+underlay's router `vispd.T.+public` (the *underlay* side); with `public: {interface:}`, a
+veth to the machine's own namespace, whose end there plays the router (the *interface*
+side, compiler.public_interface) — and the router's address on it is 100.64.NODE.1 by
+default; each slice with an access point there gets a private macvlan `pub` in its sliver
+with the public address 100.64.NODE.SLOT (slots from 2, by slice). On the underlay, each
+access point also has a client host `vispd.T.+c-TYPE-SLICE-NODE`, outside the vISP. The
+vISP's part (compiler.access, compiler.public_interface) and the world's
+(compiler.world.public) read these facts.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .addressing import access_points, access_subnets
 
 PUBLIC = "public"
 DEVICE = "pub"  # the node's public device, and each attached sliver's
+LOCAL, UNDERLAY, INTERFACE = "local", "underlay", "interface"  # where an access point is reached from
 
 
 @dataclass(frozen=True)
@@ -31,17 +35,25 @@ class AccessSite:
     type: str
     subnet: IPv4Network
     entry: object  # model.schema.Access
-    slot: int = 0  # remote: the sliver's host number on the node's public /24
-    client_index: int = -1  # remote: the position of its client host on the underlay
+    slot: int = 0  # public: the sliver's host number on the node's public /24
+    client_index: int = -1  # underlay: the position of its client host on the underlay
+    side: str = LOCAL  # LOCAL (on the node), UNDERLAY (the lab's) or INTERFACE (the machine's)
+
+    @property
+    def public(self) -> bool:
+        """Reached by remote clients, on a public address."""
+        return self.side != LOCAL
 
     @property
     def remote(self) -> bool:
-        return ACCESS_TYPES[self.type].REMOTE
+        """Reached over the lab's emulated underlay: the lab world plans its side."""
+        return self.side == UNDERLAY
 
 
 def access_sites(ctx) -> list[AccessSite]:
     """Every access point of the topology, slice by slice, in file order."""
     sites, slots, clients = [], {}, 0
+    side = INTERFACE if ctx.topo.public.interface else UNDERLAY
     for sl in ctx.topo.slices:
         layout = ctx.slice_facts[sl.name].layout
         entries = [entry for _, entry, _ in access_points(ctx.topo, sl.name)]
@@ -51,8 +63,11 @@ def access_sites(ctx) -> list[AccessSite]:
                 continue
             if (sl.name, node) not in slots:
                 slots[(sl.name, node)] = 2 + sum(1 for key in slots if key[1] == node)
-            sites.append(AccessSite(sl.name, node, kind, subnet, entry, slots[(sl.name, node)], clients))
-            clients += 1
+            if side == UNDERLAY:
+                sites.append(AccessSite(sl.name, node, kind, subnet, entry, slots[(sl.name, node)], clients, side))
+                clients += 1
+            else:
+                sites.append(AccessSite(sl.name, node, kind, subnet, entry, slots[(sl.name, node)], side=side))
     return sites
 
 

@@ -7,7 +7,9 @@ It writes the ownership markers that `dataplane.observe` reads back:
   lists every namespace vispd starts to create, before creating it;
 * devices: ifalias `vispd:TOPO d=DIGEST [tc=DIGEST] [peer=NS/IF]`;
 * routes: route protocol 77, per namespace one raw netlink batch (dataplane.fib);
-* processes: PID files under the topology's run directory (dataplane.daemons).
+* processes: PID files under the topology's run directory (dataplane.daemons);
+* what the machine lends (its interfaces, sysctls of its own namespace): records under the
+  topology's state directory, written before anything is changed (dataplane.lending).
 
 `KernelHost` keeps per-namespace sockets and caches (ifindexes, markers) for one command;
 `MininetHost` (dataplane.mininet_backend) overrides only how a namespace and a veth pair
@@ -18,6 +20,7 @@ I/O: the kernel and processes, for one topology.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from typing import Callable, Iterable
 
@@ -27,10 +30,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 from compiler.resources import VISPD_RTPROTO, owner_marker
 from compiler.resources.host import RunningDaemon
 from model.errors import VispdError
+from model.naming import HOME_NS
 
 from . import netns, sockets
+from .borrow import Ledger
 from .daemons import DaemonDirectory
 from .fib import Fib
+from .lending import LendingVerbs
 from .rtnl import RawLinks
 from .shells import kill_recorded_shells
 
@@ -42,11 +48,11 @@ def alias_text(marker: str, tokens: dict[str, str]) -> str:
     return " ".join([marker] + [f"{k}={v}" for k, v in sorted(tokens.items())])
 
 
-class KernelHost:
+class KernelHost(LendingVerbs):
     """The Host port on this machine's kernel, for one topology."""
 
     def __init__(self, topology: str, journal: Callable[[list[str]], None] | None = None,
-                 run_dir: str | None = None, shells_file: str | None = None):
+                 run_dir: str | None = None, shells_file: str | None = None, borrow_dir: str | None = None):
         self.topology = topology
         self.marker = owner_marker(topology)
         self.shells_file = shells_file  # lab host shells recorded by PID (see dataplane.shells)
@@ -57,6 +63,8 @@ class KernelHost:
         self._indexes: dict[tuple[str, str], int] = {}
         self._fresh: set[str] = set()  # namespaces created by this run: nothing stale inside
         self.daemons = DaemonDirectory(run_dir or f"/run/vispd/{topology}")
+        # beside the run directory (STATE/TOPO/run): STATE/TOPO/borrowed
+        self.ledger = Ledger(borrow_dir or os.path.join(os.path.dirname(self.daemons.run_dir), "borrowed"))
 
     # -- sockets and caches -----------------------------------------------------------------
     def ipr(self, ns: str) -> IPRoute:
@@ -106,6 +114,7 @@ class KernelHost:
         self._fresh.add(ns)
 
     def netns_delete(self, ns: str) -> None:
+        self.give_back_inside(ns)  # a borrowed interface is given back, never destroyed with it
         if self.shells_file:
             kill_recorded_shells(self.shells_file, ns)
         netns.kill_inside(ns)
@@ -130,6 +139,10 @@ class KernelHost:
         if ns in self._fresh:
             return
         stale = self.lookup(ns, ifname)
+        if stale is not None and ns == HOME_NS:  # the machine's: only what carries our marker
+            alias = self.ipr(ns).get_links(stale)[0].get_attr("IFLA_IFALIAS") or ""
+            if alias.split(" ", 1)[0] != self.marker:
+                raise VispdError(f"the machine already has a device named {ifname}, which vispd did not make")
         if stale is not None:
             self.ipr(ns).link("del", index=stale)
             self._indexes.clear()

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from pyroute2.netlink.exceptions import NetlinkError
 
 from compiler.diff import Step
-from compiler.resources import RESOURCE_KINDS, Device, Resource, RouteBatchError
+from compiler.resources import DEVICE_KINDS, RESOURCE_KINDS, Device, Resource, RouteBatchError
 from model.errors import VispdError
 
 from .host import KernelHost
@@ -60,17 +60,27 @@ class KernelBackend:
         """Every resource vispd owns for this topology, as each kind reports it: the desired
         resource itself where the kernel matches it, else one that differs from it."""
         found: list[Resource] = []
-        device_kinds = {k.KERNEL_KIND for k in RESOURCE_KINDS if issubclass(k, Device)}
         for ns in self.namespaces():
             view = self.reader.view(ns)
             for kind in RESOURCE_KINDS:
                 found.extend(kind.observe(self.host, view, desired))
-            if not view.broken:  # owned devices of a kind vispd does not make: stray, removed
+            if not view.broken:  # owned devices no kind claims: stray, removed
                 found.extend(Device(node=view.node, ns=ns, ifname=d.ifname, mtu=-1)
-                             for d in view.devices if d.kind not in device_kinds)
+                             for d in view.devices if not any(k.claims(d) for k in DEVICE_KINDS))
         for kind in RESOURCE_KINDS:
             found.extend(kind.observe_machine(self.host, desired))
         return found
+
+    def refusals(self, steps: list[Step]) -> list[str]:
+        """Why this machine cannot hold what `steps` would create or change (asked before
+        any step is applied, so a refusal leaves nothing half-built)."""
+        said = []
+        for step in steps:
+            if step.action != "delete":
+                reason = step.resource.refusal(self.host, step.old)
+                if reason:
+                    said.append(f"{step.resource.describe()}: {reason}")
+        return said
 
     # -- apply ---------------------------------------------------------------------------
     def apply(self, steps: list[Step], progress: Callable[[Step], None] | None = None) -> None:

@@ -6,6 +6,11 @@ costs about 0.3 ms where forking a helper (pyroute2's netns.create, `ip netns ad
 the calling thread into a namespace for a block: sockets opened and processes forked there
 live in that namespace.
 
+The namespace vispd itself runs in (the machine's own, where the interfaces it borrows
+and the public side of `public: {interface:}` live) is named `model.naming.HOME_NS` ("");
+a handle on it is taken when this module is imported, so `entered(HOME_NS)` and
+`path(HOME_NS)` mean that namespace even from inside another one.
+
 I/O: mounts under /run/netns and setns of the calling thread.
 """
 from __future__ import annotations
@@ -18,6 +23,8 @@ import signal
 import time
 from typing import Iterator
 
+from model.naming import HOME_NS
+
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
@@ -26,6 +33,8 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# The namespace this process started in, held open (not inherited by children).
+_HOME_FD = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _check(result: int, what: str) -> None:
@@ -35,7 +44,27 @@ def _check(result: int, what: str) -> None:
 
 
 def path(name: str) -> str:
+    if name == HOME_NS:
+        return f"/proc/self/fd/{_HOME_FD}"
     return os.path.join(NETNS_RUN_DIR, name)
+
+
+def home_inode() -> int:
+    """The inode of the namespace vispd runs in (what identifies a network namespace)."""
+    return os.fstat(_HOME_FD).st_ino
+
+
+def find_by_inode(inode: int) -> str | None:
+    """A path that opens the network namespace with this inode: vispd's own, a named one,
+    or that of process 1; None when none does."""
+    candidates = [path(HOME_NS), "/proc/1/ns/net"] + [path(n) for n in list_names()]
+    for candidate in candidates:
+        try:
+            if os.stat(candidate).st_ino == inode:
+                return candidate
+        except OSError:
+            continue
+    return None
 
 
 def exists(name: str) -> bool:

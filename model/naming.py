@@ -12,6 +12,7 @@ import zlib
 
 IFNAMSIZ = 15
 NS_PREFIX = "vispd."
+HOME_NS = ""  # the machine's own namespace (the one vispd runs in), where borrowed interfaces live
 
 
 def node_ns(topology: str, node: str) -> str:
@@ -71,6 +72,12 @@ def hashed_ifname(prefix: str, *identity: str) -> str:
     if room < 8:
         raise ValueError(f"prefix {prefix!r} leaves fewer than 8 hash characters")
     return prefix + hashlib.sha256("\0".join(identity).encode()).hexdigest()[:room]
+
+
+def home_link_ifname(topology: str, node: str) -> str:
+    """Name, in the machine's own namespace, of the link toward `node`'s public side
+    (`public: {interface:}`): hashed, since that namespace is shared by every topology."""
+    return hashed_ifname("vp", "public", topology, node)
 
 
 def access_ifname(provider: str) -> str:

@@ -12,7 +12,7 @@ Pure.
 """
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Strict as StrictType,
+    model_validator,
 )
 
 from .errors import describe_value
@@ -32,6 +33,10 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 SHORT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
 SITE_PATTERN = r"^[a-z0-9]{1,6}$"
 IFNAME_PATTERN = r"^[a-z][a-z0-9]{0,14}$"
+# A machine's own interface (eth0, enp3s0, eth0.100, br-lan): what the kernel accepts, less
+# the odd characters; starting with a letter or digit rules out "." and "..".
+INTERFACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"
+INTERFACES_KIND = "interfaces"  # the link kind `interfaces:` implies (compiler.links.interfaces)
 
 
 def _name_not_boolean(value: Any) -> Any:
@@ -115,8 +120,23 @@ def _parse_pair(value: Any) -> Any:
     raise ValueError(f"must be a pair of node names such as [seattle, denver], got {describe_value(value)}")
 
 
+def _parse_interface_address(value: Any) -> Any:
+    """'192.0.2.2/30' → IPv4Interface (an address with its subnet's length)."""
+    if isinstance(value, IPv4Interface):
+        return value
+    text = _typed_text(value, "an address with its length", "'192.0.2.2/30'")
+    if "/" not in text:
+        raise ValueError(f"{text!r} has no length: write the address with its subnet's length, e.g. {text}/30")
+    try:
+        return IPv4Interface(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address with a length such as '192.0.2.2/30'") from None
+
+
 Prefix = Annotated[IPv4Network, BeforeValidator(_parse_prefix)]
 HostAddress = Annotated[IPv4Address, BeforeValidator(_parse_address)]
+InterfaceAddress = Annotated[IPv4Interface, BeforeValidator(_parse_interface_address)]
+InterfaceName = Annotated[str, Field(pattern=INTERFACE_PATTERN)]
 NodePair = Annotated[tuple[Name, Name], BeforeValidator(_parse_pair)]
 
 
@@ -148,6 +168,15 @@ class Link(Strict):
     cost: Annotated[Int, Field(ge=1, le=65535)] = 1
     kind: str = "mpls-tunnel"  # a link kind of compiler.links (checked against its registry)
     mtu: Annotated[Int, Field(ge=1280, le=9000)] = 1500
+    # the machine's interfaces the link ends on, {node: interface}; implies kind: interfaces
+    interfaces: dict[str, InterfaceName] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _interfaces_imply_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("interfaces") is not None and "kind" not in data:
+            return {**data, "kind": INTERFACES_KIND}
+        return data
 
     @property
     def key(self) -> tuple[str, str]:
@@ -200,8 +229,18 @@ class Announcement(Strict):
     communities: list[Annotated[str, Field(pattern=r"^\d{1,10}:\d{1,10}$")]] = []
 
 
+class ExternalPeering(Strict):
+    """A real provider's access link: the machine's interface toward it, the border's address
+    on it (with the subnet's length) and the provider's address (its BGP peer)."""
+
+    interface: InterfaceName
+    address: InterfaceAddress
+    peer: HostAddress
+
+
 class Provider(Strict):
-    """An upstream provider at an egress node; in the lab, a BIRD router of its own."""
+    """An upstream provider at an egress node: in the lab, a BIRD router of its own; with
+    `external:`, a real one behind one of the machine's interfaces."""
 
     name: ProviderName
     node: Name
@@ -212,11 +251,12 @@ class Provider(Strict):
     max_prefix: Annotated[Int, Field(ge=1)] | None = None
     lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates
     lab_daemon: Literal["bird", "frr"] = "bird"  # the router that emulates it in the lab
+    external: ExternalPeering | None = None  # a real provider: nothing is emulated for it
 
     @property
     def kind(self) -> str:
         """Which provider kind (compiler.providers) this declaration is."""
-        return "emulated"
+        return "external" if self.external is not None else "emulated"
 
 
 class Internet(Strict):
@@ -229,9 +269,13 @@ class Internet(Strict):
 
 
 class Public(Strict):
-    """The lab's public underlay, on which remote clients reach the access points."""
+    """Where remote clients reach the access points: the lab's public underlay, or, with
+    `interface:`, the machine's own public address (its access ports forwarded to the
+    slivers; `prefix` then numbers the forwarding links between the machine and its nodes)."""
 
     prefix: Prefix = IPv4Network("100.64.0.0/16")
+    interface: InterfaceName | None = None
+    address: HostAddress | None = None  # what clients dial (default: the interface's address)
 
 
 class Border(Strict):

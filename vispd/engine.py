@@ -59,7 +59,8 @@ class Outcome:
 def backend_options(state: TopologyState) -> dict:
     """What every backend of a topology needs to know about its state directory."""
     return {"journal": state.journal, "known_namespaces": state.journaled(),
-            "run_dir": state.runtime.run_dir, "shells_file": state.lab_shells_file()}
+            "run_dir": state.runtime.run_dir, "shells_file": state.lab_shells_file(),
+            "borrow_dir": state.borrow_dir()}
 
 
 def kernel_backend(topology: str) -> tuple[KernelBackend, TopologyState]:
@@ -109,6 +110,13 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
             observed = backend.observe(plan.by_key())
             _refuse_unowned(backend.unowned, plan)
             steps = diff(observed, plan.resources)
+            refused = backend.refusals(steps)
+            if refused:
+                if not observed:  # a first `up`: it leaves no trace (state, socket directory)
+                    state.forget()
+                    shutil.rmtree(state.runtime.sock_dir, ignore_errors=True)
+                raise VispdError("this machine cannot hold the plan (nothing was changed):\n  "
+                                 + "\n  ".join(refused))
             if any(isinstance(r, TunTap) for r in plan.resources):
                 tundev.grant_access()
             for _, batch in schedule(steps):
@@ -149,11 +157,12 @@ def down(name: str, progress: Callable[[Step], None] | None = None) -> Outcome:
             steps = diff(observed, [])
             for _, batch in schedule(steps):
                 backend.apply(batch, progress)
-            remaining = backend.namespaces()
+            backend.host.give_back_leftovers()  # what a killed run left borrowed outside any step
+            remaining = backend.namespaces() + backend.host.borrowed()
         finally:
             backend.close()
     if remaining:
-        raise VispdError(f"could not remove: {', '.join(remaining)}")
+        raise VispdError(f"could not remove or give back: {', '.join(remaining)}")
     state.forget()
     shutil.rmtree(state.runtime.sock_dir, ignore_errors=True)
     tundev.restore_access()

@@ -3,7 +3,8 @@
 `STATE_DIR/TOPO/` holds `source` (absolute path of the YAML last applied, so commands can
 name the topology instead of the file), `namespaces` (a journal: every namespace vispd
 began to create, written *before* creating it, so a crash never leaves one unowned) and
-`lock` (serialises commands on one topology). STATE_DIR is $VISPD_STATE_DIR or
+`lock` (serialises commands on one topology) and `borrowed/` (what the machine lends vispd —
+interfaces, sysctls — as it was found, until it is given back). STATE_DIR is $VISPD_STATE_DIR or
 /var/lib/vispd.
 
 I/O: files under the state directory.
@@ -116,6 +117,10 @@ class TopologyState:
         with open(tmp, "w") as handle:
             handle.write("".join(f"{a} {b}\n" for a, b in sorted(links)))
         os.replace(tmp, self._path("failed-links"))
+
+    def borrow_dir(self) -> str:
+        """Where what the machine lends is recorded before it is changed (dataplane.borrow)."""
+        return self._path("borrowed")
 
     def lab_shells_file(self) -> str:
         """Where a Mininet lab records its host shells by PID (dataplane.shells)."""

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from compiler.resources import Adopted
 from dataplane import netns
-
+from dataplane.borrow import Ledger
 from model.schema import Topology
 from model.units import format_bandwidth
 
 from .daemon_health import daemon_health
 from .engine import plan_changes
+from .state import TopologyState
 
 
 def collect_status(topo: Topology) -> dict:
@@ -31,6 +33,10 @@ def collect_status(topo: Topology) -> dict:
     nodes = [{"node": n.name, "namespace": f"vispd.{topo.name}.{n.name}",
               "present": netns.exists(f"vispd.{topo.name}.{n.name}")} for n in topo.nodes]
     daemons = daemon_health(plan)
+    ledger = Ledger(TopologyState(topo.name).borrow_dir())
+    borrowed = [{"interface": r.original, "namespace": r.ns, "name": r.ifname,
+                 "held": ledger.device(r.ns, r.ifname) is not None}
+                for r in plan.resources if isinstance(r, Adopted)]
     return {
         "topology": topo.name,
         "source": topo.source.file if topo.source else None,
@@ -42,6 +48,7 @@ def collect_status(topo: Topology) -> dict:
         "links": [{"between": list(lk.key), "bandwidth": format_bandwidth(lk.bandwidth), "cost": lk.cost}
                   for lk in topo.links],
         "slivers": slivers,
+        "borrowed": borrowed,  # the machine's interfaces the plan borrows, and whether vispd holds them
     }
 
 
@@ -62,6 +69,9 @@ def render_status(status: dict) -> str:
             devs = "".join(f" {d['type']}:{d['name']}={d['subnet']}" for d in s["pseudo_devices"])
             lines.append(f"  {s['node']:<14} {'up ' if s['present'] else 'DOWN'} lo {s['loopback']:<15} "
                          f"{len(s['interfaces'])} links{devs}")
+    for b in status.get("borrowed", []):
+        lines.append(f"interface {b['interface']}: {'borrowed' if b['held'] else 'not borrowed yet'} "
+                     f"as {b['namespace']}/{b['name']}")
     healthy = [d for d in status["daemons"] if not d["problem"]]
     lines.append(f"daemons: {len(healthy)}/{len(status['daemons'])} running and serving")
     for d in status["daemons"]:

@@ -39,6 +39,8 @@ class AccessPoint:
     client_ns: str | None = None  # the lab's client host on the public underlay, if emulated
     daemon: str | None = None
     socket_path: str | None = None
+    public_interface: str | None = None  # reached through the machine's interface (port forward)
+    dial: str | None = None  # the address clients dial, when not `public_address` (forwarded, NAT)
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,23 @@ def placeholder_key(*identity: str) -> str:
     return base64.b64encode(hashlib.sha256("\0".join(identity).encode()).digest()).decode()
 
 
-def client_routes(slice_, prefix: IPv4Network) -> tuple[str, ...]:
+DEFAULT_ROUTE = "0.0.0.0/0"
+
+
+def tunnel_routes(slice_, prefix: IPv4Network) -> tuple[str, ...]:
     """What a remote client sends into the vISP: the slice's prefix and, when the slice has
-    egress, everything else too (two halves, so the route to the server itself still wins)."""
+    egress, everything (DEFAULT_ROUTE). The client type must keep its way to the server
+    outside the tunnel — on a machine whose only route is a default route, two halves
+    0/1 + 128/1 would capture the server's address too: OpenVPN pushes `redirect-gateway
+    def1` (a host route to the server through the old gateway, then the halves), and
+    wg-quick's AllowedIPs 0.0.0.0/0 marks its own packets and routes everything else
+    through a table of its own."""
+    return (str(prefix),) + ((DEFAULT_ROUTE,) if slice_.egress else ())
+
+
+def client_routes(slice_, prefix: IPv4Network) -> tuple[str, ...]:
+    """Routes for a client that installs them itself (vispd's PPTP client): the slice's
+    prefix and, with egress, two halves of the rest, which its server route outlives."""
     return (str(prefix),) + (("0.0.0.0/1", "128.0.0.0/1") if slice_.egress else ())
 
 
@@ -92,6 +108,8 @@ class CredentialStore(Protocol):
     def private_key(self, slice_name: str, name: str) -> str | None: ...
     def ensure_passwords(self, slice_name: str, users: dict[str, str | None]) -> None: ...
     def password(self, slice_name: str, user: str) -> str | None: ...
+    def revoked_keys(self, slice_name: str) -> set[str]: ...
+    def revoke_key(self, slice_name: str, user: str) -> None: ...
 
 
 class AccessType:
@@ -100,6 +118,8 @@ class AccessType:
     NAME: ClassVar[str] = ""
     REMOTE: ClassVar[bool] = True  # reached by remote clients on a public address, from a pool
     DEFAULT_PORT: ClassVar[int | None] = None
+    TRANSPORT: ClassVar[str] = "udp"  # the protocol of its port
+    FORWARDABLE: ClassVar[bool] = True  # its traffic is all on its port (a port forward carries it)
     NEEDS_USERS: ClassVar[bool] = True
     SUBNET: ClassVar[str] = "pool"  # "pool": a /28 client pool; "socket": a /30 like a pseudo-device
     REVOCABLE: ClassVar[bool] = False  # a user can be revoked (`vispd access revoke`)

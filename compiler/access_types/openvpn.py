@@ -21,7 +21,7 @@ from model.errors import VispdError
 from model.naming import hashed_ifname
 
 from ..resources import Daemon
-from .base import AccessType, ServerContext, client_routes, pki_dir
+from .base import DEFAULT_ROUTE, AccessType, ServerContext, pki_dir, tunnel_routes
 from .pki_layout import ca_paths, crl_path, leaf_paths, server_common_name
 
 OPENVPN = "openvpn"
@@ -37,7 +37,9 @@ class OpenVPNServer:
     dev      tun device name in the sliver (see `device_name`)
     local    public address the server listens on
     pool     client subnet, e.g. "10.1.3.0/26" (a subnet of the slice prefix)
-    routes   prefixes pushed to clients, e.g. ("10.1.0.0/16",) (the slice prefix)
+    routes   prefixes pushed to clients, e.g. ("10.1.0.0/16",) (the slice prefix); 0.0.0.0/0
+             is pushed as `redirect-gateway def1`: the client keeps a host route to the
+             server through its old gateway, so a machine with only a default route works
     port     UDP/TCP port
     proto    "udp" or "tcp"
     remote   address clients dial, if not `local` (NAT in front of the node)
@@ -100,7 +102,8 @@ def server_config(cfg: OpenVPNServer) -> str:
         f"port {cfg.port}",
         "topology subnet",
         f"server {_net_mask(cfg.pool)}",
-        *(f'push "route {_net_mask(route)}"' for route in cfg.routes),
+        *(f'push "route {_net_mask(route)}"' for route in cfg.routes if route != DEFAULT_ROUTE),
+        *(['push "redirect-gateway def1"'] if DEFAULT_ROUTE in cfg.routes else []),
         f"ca {ca_paths(cfg.pki_dir)[0]}",
         f"cert {cert_file}",
         f"key {key_file}",
@@ -158,7 +161,8 @@ def server_of(ctx: ServerContext) -> OpenVPNServer:
     return OpenVPNServer(
         name=f"openvpn-{point.slice}-{point.node}", pki_dir=pki_dir(ctx.runtime.state_dir, point.slice),
         dev=device_name(ctx.topology.name, point.slice, point.node), local=point.public_address,
-        pool=point.pool, routes=client_routes(ctx.slice, ctx.slice_prefix), port=point.port)
+        pool=point.pool, routes=tunnel_routes(ctx.slice, ctx.slice_prefix), port=point.port,
+        remote=point.dial)
 
 
 class OpenVpn(AccessType):

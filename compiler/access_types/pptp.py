@@ -130,6 +130,8 @@ def shim_path(project_root: str) -> str:
 class Pptp(AccessType):
     NAME = "pptp"
     DEFAULT_PORT = 1723
+    TRANSPORT = "tcp"
+    FORWARDABLE = False  # its data is GRE beside the TCP control channel: a NAT helper's job
 
     def check(self, entry, path, say) -> None:
         if not entry.insecure_legacy:

@@ -9,6 +9,11 @@ lives in the machine-wide /var/run, so interface names are unique across the mac
 server's private key (a 0600 file in the slice's key directory, never in the run
 directory), the listen port and one peer per user with allowed-ips = the user's /32 from
 the pool. A client whose key is not a configured peer gets no handshake, hence no access.
+
+Revocation (`vispd access revoke`) records the user in the slice's key directory, removes
+the peer from the running interface at once (`wg set IF peer KEY remove`), and leaves the
+user out of the peers from then on: the next `up` reloads the supervisor (SIGHUP: it
+applies its new peer list, removing peers no longer listed) without disturbing the others.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import base64
 import ipaddress
 import json
 import os
+import signal
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -26,7 +32,7 @@ from model.errors import VispdError
 from model.naming import hashed_ifname
 
 from ..resources import Daemon
-from .base import AccessType, ServerContext, client_routes, keys_dir, placeholder_key
+from .base import AccessType, ServerContext, keys_dir, placeholder_key, tunnel_routes
 
 WIREGUARD_GO = "wireguard-go"
 WG = "wg"
@@ -90,7 +96,9 @@ class WireGuardServer:
     endpoint          public address clients dial (wireguard-go listens on every address
                       of the sliver's namespace)
     port              UDP listen port
-    routes            prefixes clients send into the tunnel (AllowedIPs: the slice prefix)
+    routes            prefixes clients send into the tunnel (AllowedIPs: the slice prefix, and
+                      0.0.0.0/0 with egress: wg-quick then routes everything but its own,
+                      marked, packets through the tunnel, so the endpoint stays reachable)
     private_key_file  the server's key (0600, outside the run directory)
     public_key        its public key (for client configs)
     peers             one per user
@@ -220,7 +228,7 @@ def supervisor_daemon(cfg: WireGuardServer, node: str, ns: str, runtime) -> Daem
     return Daemon(node=node, ns=ns, name=cfg.name,
                   argv=runtime.module_command("access.wireguard", "--config", runtime.run_file(conf)),
                   files=((conf, json.dumps(supervisor_config(cfg), indent=1, sort_keys=True) + "\n"),),
-                  env=runtime.module_env(), listens=(("udp", "0.0.0.0", cfg.port),))
+                  env=runtime.module_env(), listens=(("udp", "0.0.0.0", cfg.port),), reload_signal=signal.SIGHUP)
 
 
 def server_of(ctx: ServerContext) -> WireGuardServer:
@@ -230,20 +238,25 @@ def server_of(ctx: ServerContext) -> WireGuardServer:
     private_file = server_key[0] if server_key else os.path.join(key_dir, f"server-{point.node}.key")
     public = server_key[1] if server_key else placeholder_key(topology.name, point.slice, point.node)
     pool = ipaddress.IPv4Network(point.pool)
-    addresses = assign_addresses(str(pool), list(point.users))
+    addresses = assign_addresses(str(pool), list(point.users))  # revoked or not: nobody else moves
     peers = tuple(WgPeer(user, ctx.credentials.get(("wireguard-user", point.slice, user))
                          or placeholder_key(topology.name, point.slice, user), addresses[user])
-                  for user in point.users)
+                  for user in point.users if not revoked(ctx.credentials, point.slice, user))
     return WireGuardServer(
         name=f"wireguard-{point.slice}-{point.node}", ifname=interface_name(topology.name, point.slice, point.node),
-        address=f"{next(pool.hosts())}/{pool.prefixlen}", endpoint=point.public_address, port=point.port,
-        routes=client_routes(ctx.slice, ctx.slice_prefix), private_key_file=private_file, public_key=public,
-        peers=peers)
+        address=f"{next(pool.hosts())}/{pool.prefixlen}", endpoint=point.dial or point.public_address,
+        port=point.port, routes=tunnel_routes(ctx.slice, ctx.slice_prefix), private_key_file=private_file,
+        public_key=public, peers=peers)
+
+
+def revoked(credentials: dict, slice_name: str, user: str) -> bool:
+    return bool(credentials.get(("wireguard-revoked", slice_name, user)))
 
 
 class WireGuard(AccessType):
     NAME = "wireguard"
     DEFAULT_PORT = 51820
+    REVOCABLE = True
 
     def server(self, ctx: ServerContext) -> Daemon:
         return supervisor_daemon(server_of(ctx), ctx.point.node, ctx.ns, ctx.runtime)
@@ -252,11 +265,15 @@ class WireGuard(AccessType):
         """Server keys (private key file, public key) and users' public keys: a user whose
         `credential:` is a public key brings their own."""
         found: dict = {}
+        gone = store.revoked_keys(slice_name)
         for entry, node in points:
             server = store.key_pair(slice_name, f"server-{node}", create)
             if server:
                 found[("wireguard-server", slice_name, node)] = server
             for user in entry.users:
+                if user.name in gone:
+                    found[("wireguard-revoked", slice_name, user.name)] = True
+                    continue
                 if user.credential and valid_key(user.credential):
                     found[("wireguard-user", slice_name, user.name)] = user.credential
                     continue
@@ -266,7 +283,27 @@ class WireGuard(AccessType):
         return found
 
     def profile(self, ctx, user, store) -> str:
+        if revoked(ctx.credentials, ctx.point.slice, user):
+            raise VispdError(f"'{user}''s WireGuard key is revoked in slice '{ctx.point.slice}'")
         private = store.private_key(ctx.point.slice, f"client-{user}")
         if private is None:
             raise VispdError(f"'{user}' brings their own WireGuard key, or `vispd up` has not run yet")
         return client_config(server_of(ctx), user, private)
+
+    def revoke(self, contexts, user, store, control) -> list[str]:
+        """Revoke `user`'s key in the slice and remove its peer from each running access point
+        of `contexts` (`control.remove_peer`); the other peers are not touched."""
+        slice_name = contexts[0].point.slice
+        store.revoke_key(slice_name, user)
+        said = [f"revoked {user}'s WireGuard key in slice {slice_name}"]
+        for ctx in contexts:
+            server = server_of(ctx)
+            if not any(peer.user == user for peer in server.peers):
+                continue  # revoked before
+            try:
+                control.remove_peer(ctx.ns, server.ifname, server.peer(user).public_key)
+                said.append(f"{ctx.point.node}: peer removed")
+            except OSError as exc:
+                said.append(f"{ctx.point.node}: server not reachable ({exc.strerror or exc}); "
+                            "the peer is left out at its next start")
+        return said

@@ -12,9 +12,10 @@ from ..context import PlanContext
 from ..resources import LinkDown
 from ..runtime import Runtime
 from .base import LinkKind
+from .interfaces import Interfaces
 from .veth_pair import VethPair
 
-LINK_KINDS: dict[str, LinkKind] = {k.NAME: k for k in (VethPair(),)}
+LINK_KINDS: dict[str, LinkKind] = {k.NAME: k for k in (VethPair(), Interfaces())}
 
 
 def link_down_ends(topo: Topology, key: tuple[str, str]) -> list[LinkDown]:

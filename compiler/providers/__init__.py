@@ -11,8 +11,9 @@ from model.schema import Provider
 
 from .base import ProviderKind
 from .emulated import Emulated
+from .external import External
 
-PROVIDER_KINDS: dict[str, ProviderKind] = {k.NAME: k for k in (Emulated(),)}
+PROVIDER_KINDS: dict[str, ProviderKind] = {k.NAME: k for k in (Emulated(), External())}
 
 
 def provider_kind(provider: Provider) -> ProviderKind:

@@ -7,12 +7,14 @@ dispatches on a kind's name. Adding a kind is adding its module and a line here.
 from __future__ import annotations
 
 from .address import Address
-from .base import Device, DeviceRef, Resource, owner_marker
+from .adopted import Adopted
+from .base import BORROWED_TOKEN, Device, DeviceRef, Resource, owner_marker
 from .daemon import Daemon
 from .guard import IsolationFilter
 from .linkdown import LinkDown
 from .macvlan import Macvlan
 from .neighbour import Neighbour
+from .forward import PortForward
 from .netns import Netns
 from .route import MAIN_TABLE, VISPD_RTPROTO, Route, RouteBatchError
 from .rule import RoutingRule
@@ -22,13 +24,14 @@ from .veth import Veth
 
 # In the order observation reports them (the diff does not depend on it).
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Netns, IsolationFilter, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, RoutingRule,
-    Daemon,
+    Netns, IsolationFilter, Veth, Adopted, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route,
+    RoutingRule, Daemon, PortForward,
 )
 DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
 
 __all__ = [
-    "Address", "Daemon", "Device", "DeviceRef", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
-    "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
+    "Address", "Adopted", "BORROWED_TOKEN", "Daemon", "PortForward", "Device", "DeviceRef", "IsolationFilter",
+    "LinkDown", "Macvlan", "Neighbour", "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS",
+    "Resource", "Route", "RouteBatchError", "Shaping",
     "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
 ]

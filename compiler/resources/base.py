@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # the port is only a type here: recipes receive an implementa
     from .host import Host, NamespaceView
 
 OWNER_PREFIX = "vispd"  # every ownership marker starts with this
+# A device the machine lends vispd (compiler.resources.adopted) says so in its marker
+# (`borrowed=ORIGINAL-NAME`); no other kind claims it, whatever its kernel kind.
+BORROWED_TOKEN = "borrowed"
 
 DeviceRef = tuple[str, str]  # (namespace, device name)
 
@@ -34,6 +37,9 @@ class Resource:
     KIND: ClassVar[str] = "resource"
     PHASE: ClassVar[int] = 0  # creation order; deletion runs in reverse
     MODE: ClassVar[str] = "identity"  # "recreate" | "update" | "identity"
+    # False: removing its namespace removes it. True: it must be undone by its own recipe
+    # even then (a borrowed interface is given back, not destroyed with the namespace).
+    SURVIVES_NAMESPACE: ClassVar[bool] = False
     node: str = field(compare=False)  # the substrate node whose agent applies this
     ns: str
 
@@ -74,6 +80,11 @@ class Resource:
         return ()
 
     # -- the recipe ------------------------------------------------------------------------
+    def refusal(self, host: "Host", old: "Resource | None" = None) -> str | None:
+        """Why this machine cannot hold the resource (asked of every resource about to be
+        created or updated from `old`, before anything is changed): None when it can."""
+        return None
+
     def create(self, host: "Host") -> None:
         raise NotImplementedError(f"{self.KIND} has no create recipe")
 
@@ -118,6 +129,9 @@ class Device(Resource):
     KIND: ClassVar[str] = "device"  # an owned device of a kind no planned resource makes
     MODE: ClassVar[str] = "recreate"
     KERNEL_KIND: ClassVar[str] = ""  # IFLA_INFO_KIND of such devices ("veth", "macvlan", "tun")
+    # Whether deleting it takes the devices stacked on it along (a deleted veth takes its
+    # macvlans; a borrowed interface given back does not: they are deleted first).
+    TAKES_STACKED: ClassVar[bool] = True
     ifname: str = ""
     mtu: int = 1500
 
@@ -151,10 +165,16 @@ class Device(Resource):
         return cls(node=node, ns=ns, ifname=device.ifname, mtu=-1)
 
     @classmethod
+    def claims(cls, device) -> bool:
+        """Whether an owned device (a DeviceView) is of this kind: by its kernel kind, unless
+        the machine lent it (BORROWED_TOKEN)."""
+        return device.kind == cls.KERNEL_KIND and BORROWED_TOKEN not in device.tokens
+
+    @classmethod
     def observe(cls, host: "Host", view: "NamespaceView", desired: dict) -> list[Resource]:
         found: list[Resource] = []
         for device in view.devices:
-            if device.kind != cls.KERNEL_KIND or device.tokens.get("role") == "peer":
+            if not cls.claims(device) or device.tokens.get("role") == "peer":
                 continue
             want = desired.get(("device", view.ns, device.ifname))
             if isinstance(want, cls) and want.healthy(device):

@@ -4,6 +4,10 @@ machine, and the views of what a namespace holds that observation reads.
 Recipes in this package call these verbs; the kernel backend (dataplane.kernel) implements
 them with netlink, tc, nft and processes, and the Mininet backend overrides how a namespace
 and a veth pair come to exist. Nothing else in the compiler calls them.
+
+A namespace argument may be `model.naming.HOME_NS`: the machine's own namespace (the one
+vispd runs in), where only what vispd lends itself (`borrow`, `borrow_sysctl`) or marks as
+its own is ever changed.
 """
 from __future__ import annotations
 
@@ -70,6 +74,29 @@ class Host(Protocol):
     def device_exists(self, ns: str, ifname: str) -> bool: ...
     def mark(self, ns: str, ifname: str, tokens: dict | None, replace: bool = False, *, up: bool | None = None,
              arp: bool | None = None, mtu: int | None = None) -> None: ...
+
+    # what the machine lends (compiler.resources.adopted, compiler.resources.forward): recorded
+    # durably before it is changed, given back as it was found
+    def borrow_refusal(self, original: str, ns: str, ifname: str) -> str | None:
+        """Why the machine's interface `original` cannot become `ns`/`ifname` (missing, already
+        used, the machine's way out), or None."""
+        ...
+    def borrow(self, ns: str, ifname: str, original: str) -> None:
+        """Record `original` as it is (name, MTU, state, addresses, routes), then move it into
+        `ns` renamed `ifname`; completes a borrow a killed run left half-done."""
+        ...
+    def give_back(self, ns: str, ifname: str) -> None:
+        """Move the borrowed `ns`/`ifname` back to the machine as it was recorded."""
+        ...
+    def borrow_sysctl(self, key: str, value: str) -> str:
+        """Set a sysctl of the machine's namespace, recording the value it had (returned)."""
+        ...
+    def give_back_sysctl(self, key: str) -> None: ...
+    def routes_overlapping(self, ns: str, prefix: str) -> list[str]:
+        """Routes of `ns` (every table but `local`) that overlap `prefix`, through devices
+        vispd does not own, as `ip route` would print them."""
+        ...
+    def nft_table_names(self, ns: str, family: str) -> list[str]: ...
 
     # addresses, neighbours, routes
     def address_replace(self, ns: str, ifname: str, cidr: str) -> None: ...

@@ -1,11 +1,12 @@
 """A substrate link taken down on purpose (`vispd link down`), one resource per end (pure
-data and recipe): the device is administratively down; deleting the resource brings it up."""
+data and recipe): the device (a veth, or a borrowed interface) is administratively down;
+deleting the resource brings it up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Resource
+from .base import BORROWED_TOKEN, Resource
 
 
 @dataclass(frozen=True)
@@ -31,4 +32,4 @@ class LinkDown(Resource):
     @classmethod
     def observe(cls, host, view, desired) -> list[Resource]:
         return [cls(node=view.node, ns=view.ns, ifname=d.ifname) for d in view.devices
-                if d.kind == "veth" and not d.up]
+                if (d.kind == "veth" or BORROWED_TOKEN in d.tokens) and not d.up]

@@ -114,4 +114,4 @@ def test_an_unknown_kind_is_a_located_error():
             nodes: [{name: a}, {name: b}]
             links: [{between: [a, b], bandwidth: 1G, kind: gre}]
             """)
-    assert "inline.yaml:5:48: kind: must be 'mpls-tunnel', got 'gre'" in caught.value.render()
+    assert "inline.yaml:5:48: kind: must be 'mpls-tunnel' or 'interfaces', got 'gre'" in caught.value.render()
