@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables iperf3 iputils-ping util-linux procps kmod python3 tcpdump
           bird2 frr openvpn wireguard-go wireguard-tools pptpd pptp-linux
-          mininet net-tools ethtool iptables)
+          mininet net-tools ethtool iptables gobgpd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,10 +32,11 @@ def link_state(ifname: str, ns: str | None = None) -> dict:
 
 
 class World:
-    """Namespaces `hr<6 hex><role>` and veths between them, all removed by `close()`."""
+    """Namespaces `<prefix><6 hex><role>` (prefix `hr` unless given) and veths between them,
+    all removed by `close()`."""
 
-    def __init__(self) -> None:
-        self.tag = "hr" + uuid.uuid4().hex[:6]
+    def __init__(self, prefix: str = "hr") -> None:
+        self.tag = prefix + uuid.uuid4().hex[:6]
         self.namespaces: list[str] = []
         self.root_links: list[str] = []
 

@@ -68,11 +68,18 @@ def test_cli_validate_exits_2_with_located_lines(path, capsys):
         [(line, col) for line, col, _ in expected]
     count = len(expected)
     assert lines[-1] == f"{count} error{'s' if count != 1 else ''}; nothing was changed"
-    # Every problem on a line of the file is followed by that line and a caret under the column.
+    # Every problem on a line of the file is followed by that line (or an excerpt of it, when
+    # long) and a caret under the column's character.
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read().splitlines()
     for index, line in enumerate(lines):
         if line.startswith(f"{path}:") and index + 2 < len(lines) and lines[index + 2].strip() == "^":
-            column = int(line[len(path) + 1:].split(":")[1])
-            assert lines[index + 2] == "    " + " " * (column - 1) + "^"
+            row, column = map(int, line[len(path) + 1:].split(":")[:2])
+            quoted, caret = lines[index + 1], lines[index + 2]
+            if "…" not in quoted:
+                assert caret == "    " + " " * (column - 1) + "^"
+            elif column <= len(source[row - 1]):
+                assert quoted[caret.index("^")] == source[row - 1][column - 1], (quoted, caret)
 
 
 def test_multi_error_file_reports_several_kinds_in_file_order():
