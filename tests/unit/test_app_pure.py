@@ -209,3 +209,13 @@ def test_a_session_not_established_fails_check_with_its_reason():
     assert "1/2 sessions Established" in verdict.lines()[0]
     assert judge_speaker({"slice": "s", "node": "a", "neighbors": {"p1": {"state": "up"}}}).ok
     assert not judge_speaker({"slice": "s", "node": "a", "neighbors": {}, "error": "no status"}).ok
+
+
+def test_check_judges_the_borders_sessions_too():
+    border = {"role": "border", "slice": "border", "node": "washington", "neighbors": {
+        "mae-east": {"name": "mae-east", "kind": "provider", "state": "down",
+                     "last_down_reason": "notification received (6,2)"},
+        "slice plb": {"name": "plb", "kind": "slice", "state": "up"}}}
+    verdict = judge_speaker(border)
+    assert not verdict.ok and verdict.down[0]["neighbor"] == "mae-east"
+    assert verdict.lines()[0].startswith("bgp border@washington: 1/2 sessions Established")
