@@ -42,6 +42,7 @@ class BfdSession:
     holding: bool = False    # failed and not up again: the BGP session is held down
     failures: int = 0
     last_failure: float | None = None
+    dropped_again: int = 0   # sessions that came up during this hold and were torn down
     remote: dict = field(default_factory=dict)   # multiplier, transmit_ms, receive_ms once negotiated
 
     def detect_ms(self) -> int:
@@ -68,6 +69,12 @@ class BfdTracker:
     def holds_down(self, address: str) -> bool:
         session = self.sessions.get(address)
         return session is not None and session.holding
+
+    def dropped_again(self, address: str) -> int:
+        """Count a BGP session that came up during the hold (and is dropped); the count."""
+        session = self.sessions[address]
+        session.dropped_again += 1
+        return session.dropped_again
 
     def apply(self, event, now: float) -> tuple[str, BfdSession] | None:
         """Record an event; ("failed" | "restored", session) when it is one the border must
@@ -103,7 +110,7 @@ class BfdTracker:
             session.was_up = False
             return None
         if previous == "up" and session.was_up and event.state in ("down", "init"):
-            session.holding = True
+            session.holding, session.dropped_again = True, 0
             session.failures += 1
             session.last_failure = now
             return "failed", session
