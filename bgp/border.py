@@ -324,7 +324,9 @@ class Border:
         if session is None or event.state == session.state:
             return
         if event.state == "up" and self.bfd.holds_down(address):
-            effects.logs.append(f"{self._name(address)} ({address}) came up while its BFD is down: dropped again")
+            if self.bfd.dropped_again(address) == 1:   # it may come up again and again: say it once
+                effects.logs.append(f"{self._name(address)} ({address}) came up while its BFD is down: "
+                                    "dropped again (and again, until BFD is up)")
             self._send(effects, teardown_command(address), f"teardown of {self._name(address)} (BFD down)")
             return
         previous = session.state
@@ -375,7 +377,8 @@ class Border:
         what, session = change
         name, address = self._name(session.address), session.address
         if what == "restored":
-            effects.logs.append(f"{name} ({address}): BFD up again, its session may come back")
+            again = f" (dropped {session.dropped_again} times meanwhile)" if session.dropped_again else ""
+            effects.logs.append(f"{name} ({address}): BFD up again, its session may come back{again}")
             return
         reason = f"BFD down ({diagnostic_text(session.diagnostic)})"
         effects.logs.append(f"{name} ({address}): {reason}: dropping its session")

@@ -150,10 +150,14 @@ def test_a_session_held_down_by_bfd_is_dropped_again_and_its_routes_unused():
     b.handle(BfdState(EAST, "down", 1), 101.0)
     effects = b.handle(api.StateChange(EAST, "up"), 102.0)
     assert effects.commands == [teardown_command(EAST)] and "dropped again" in effects.logs[0]
+    b.handle(api.StateChange(EAST, "down", "notification sent"), 102.1)
+    effects = b.handle(api.StateChange(EAST, "up"), 102.2)
+    assert effects.commands == [teardown_command(EAST)] and effects.logs == []      # said once per hold
     update = api.Update(peer=EAST, time=102.0)
     update.announced.append(api.Routes(["10.2.0.0/24"], (65101,), 1))
     assert b.handle(update, 102.0).commands == []
     assert b.status(102.0)["neighbors"]["mae-east"]["state"] == "down"
+    assert "dropped 2 times meanwhile" in b.handle(BfdState(EAST, "up"), 103.0).logs[0]
 
 
 def test_when_bfd_is_back_the_session_comes_back_with_its_routes():
