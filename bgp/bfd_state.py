@@ -6,11 +6,15 @@ heard from: not started yet, or its control socket was lost), or what bfdd says:
 `down`, `init`, `adm-down`. As BGP implementations do (FRR, BIRD), only a session that was
 up and goes down is a failure: BFD that never came up (a provider that does not answer
 BFD) or that the provider took down itself (AdminDown, RFC 5882 section 3.2) drops
-nothing; `vispd check` says so instead. A failure drops the provider's BGP
-session at once and holds it down (`holds_down`: a session that comes back up is dropped
-again) until BFD is up again, so a provider whose forwarding is dead while its BGP
-somehow answers carries no traffic. Losing bfdd releases every hold (the border is then as
-it is without BFD: the hold timer decides).
+nothing; `vispd check` says so instead. A failure drops the provider's BGP session at
+once. Losing bfdd makes every session `unknown` (the border is then as it is without BFD:
+the hold timer decides).
+
+The BGP session may come back while BFD is still down, and is kept: after a silent
+failure it cannot come back before the path does, and once back the provider's BFD comes
+up with it. Holding BGP down until BFD is up would deadlock with BIRD, which makes a new
+BFD session each time its BGP session starts (measured: after a drop, BIRD's BFD stayed
+Down for as long as the border kept tearing its new sessions down).
 """
 from __future__ import annotations
 
@@ -39,10 +43,8 @@ class BfdSession:
     since: float = 0.0
     diagnostic: int = 0
     was_up: bool = False     # up since bfdd was last heard: going down now is a failure
-    holding: bool = False    # failed and not up again: the BGP session is held down
     failures: int = 0
     last_failure: float | None = None
-    dropped_again: int = 0   # sessions that came up during this hold and were torn down
     remote: dict = field(default_factory=dict)   # multiplier, transmit_ms, receive_ms once negotiated
 
     def detect_ms(self) -> int:
@@ -66,26 +68,16 @@ class BfdTracker:
     def follows(self, address: str) -> bool:
         return address in self.sessions
 
-    def holds_down(self, address: str) -> bool:
-        session = self.sessions.get(address)
-        return session is not None and session.holding
-
-    def dropped_again(self, address: str) -> int:
-        """Count a BGP session that came up during the hold (and is dropped); the count."""
-        session = self.sessions[address]
-        session.dropped_again += 1
-        return session.dropped_again
-
     def apply(self, event, now: float) -> tuple[str, BfdSession] | None:
         """Record an event; ("failed" | "restored", session) when it is one the border must
-        act on or report, else None."""
+        act on or report (restored: up again after a failure), else None."""
         if isinstance(event, BfdControlUp):
             self.control_up, self.control_problem = True, ""
             return None
         if isinstance(event, BfdControlLost):
             self.control_up, self.control_problem = False, event.reason
             for session in self.sessions.values():
-                session.state, session.since, session.was_up, session.holding = "unknown", now, False, False
+                session.state, session.since, session.was_up = "unknown", now, False
             return None
         session = self.sessions.get(getattr(event, "peer", None))
         if session is None:
@@ -102,15 +94,11 @@ class BfdTracker:
             session.diagnostic = event.diagnostic
         if event.state == "up":
             session.was_up = True
-            if session.holding:
-                session.holding = False
-                return "restored", session
-            return None
+            return ("restored", session) if session.failures else None
         if event.remote_diagnostic == ADMIN_DOWN:   # the provider switched BFD off: no failure (RFC 5882 3.2)
             session.was_up = False
             return None
         if previous == "up" and session.was_up and event.state in ("down", "init"):
-            session.holding, session.dropped_again = True, 0
             session.failures += 1
             session.last_failure = now
             return "failed", session
@@ -123,7 +111,7 @@ class BfdTracker:
             return {"state": "off"}
         entry = {"state": session.state, "since": session.since, "interval_ms": session.interval_ms,
                  "multiplier": session.multiplier, "detect_ms": session.detect_ms(),
-                 "holding_down": session.holding, "failures": session.failures,
+                 "failures": session.failures,
                  "last_failure": session.last_failure, "remote": dict(session.remote)}
         if session.state != "up" and session.diagnostic:
             entry["diagnostic"] = diagnostic_text(session.diagnostic)
