@@ -14,9 +14,9 @@ nothing), then by the flap guard (a prefix that changed more than `flap_changes`
 `flap_window` seconds is held, withdrawn from the providers, until it has been quiet for a
 window), then announced to the providers the slice egresses through, with our AS added once.
 
-BFD (bgp/bfd_state.py): when a provider's BFD session fails, its session is torn down at
-once (its paths are withdrawn from the slices as on any session drop) and held down until
-BFD is up again.
+BFD (bgp/bfd_state.py): when a provider's BFD session fails, its session is dropped at
+once: its paths are withdrawn from the slices as on any session drop, and ExaBGP tears it
+down.
 
 Every call returns Effects (commands for ExaBGP, log lines, urgency); `status` is the
 document `vispd bgp status` reads.
@@ -137,8 +137,6 @@ class Border:
     # -- providers' routes -------------------------------------------------------------
     def _provider_update(self, event: api.Update, now: float, effects: Effects) -> None:
         address = event.peer
-        if self.bfd.holds_down(address):   # a session BFD holds down: torn down, its routes unused
-            return
         self._ensure_up(address, event.time, now, effects)
         rib = self.ribs[address]
         had_routes = bool(rib.best_routes()) if self._default_slices(address) else None
@@ -323,12 +321,6 @@ class Border:
         session = self.sessions.get(address)
         if session is None or event.state == session.state:
             return
-        if event.state == "up" and self.bfd.holds_down(address):
-            if self.bfd.dropped_again(address) == 1:   # it may come up again and again: say it once
-                effects.logs.append(f"{self._name(address)} ({address}) came up while its BFD is down: "
-                                    "dropped again (and again, until BFD is up)")
-            self._send(effects, teardown_command(address), f"teardown of {self._name(address)} (BFD down)")
-            return
         previous = session.state
         session.state, session.since = event.state, now
         if event.state == "down":
@@ -377,8 +369,7 @@ class Border:
         what, session = change
         name, address = self._name(session.address), session.address
         if what == "restored":
-            again = f" (dropped {session.dropped_again} times meanwhile)" if session.dropped_again else ""
-            effects.logs.append(f"{name} ({address}): BFD up again, its session may come back{again}")
+            effects.logs.append(f"{name} ({address}): BFD up again")
             return
         reason = f"BFD down ({diagnostic_text(session.diagnostic)})"
         effects.logs.append(f"{name} ({address}): {reason}: dropping its session")

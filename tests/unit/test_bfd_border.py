@@ -1,7 +1,7 @@
 """BFD at the border (pure): bfdd's control protocol (bytes to events), the tracker's idea
 of a failure, and what the border's state machine does when a provider's BFD fails (drop
-the session, withdraw its paths from the slices, tear it down in ExaBGP, hold it down
-until BFD is up again) and how its status shows it."""
+the session, withdraw its paths from the slices, tear it down in ExaBGP; the session may
+come back, BFD with it) and how its status shows it."""
 from __future__ import annotations
 
 import json
@@ -82,24 +82,22 @@ def tracker() -> BfdTracker:
     return BfdTracker(parse_border_section(BFD), 0.0)
 
 
-def test_only_a_session_that_was_up_fails_and_it_holds_until_up_again():
+def test_only_a_session_that_was_up_fails():
     t = tracker()
-    assert t.apply(BfdState(EAST, "down"), 1.0) is None and not t.holds_down(EAST)   # never up yet
+    assert t.apply(BfdState(EAST, "down"), 1.0) is None                              # never up yet
     assert t.apply(BfdState(EAST, "up"), 2.0) is None
     what, session = t.apply(BfdState(EAST, "down", 1), 3.0)
-    assert what == "failed" and session.failures == 1 and t.holds_down(EAST)
-    assert t.apply(BfdState(EAST, "init"), 4.0) is None and t.holds_down(EAST)
-    assert t.apply(BfdState(EAST, "up"), 5.0)[0] == "restored" and not t.holds_down(EAST)
+    assert what == "failed" and session.failures == 1 and session.last_failure == 3.0
+    assert t.apply(BfdState(EAST, "init"), 4.0) is None                               # still the same failure
+    assert t.apply(BfdState(EAST, "up"), 5.0)[0] == "restored"
     assert t.status(EAST, 6.0)["state"] == "up" and t.status(WEST, 6.0) == {"state": "off"}
     assert not t.follows(WEST) and t.apply(BfdState(WEST, "down"), 7.0) is None
 
 
-def test_losing_bfdd_releases_the_hold_and_a_provider_switching_bfd_off_is_no_failure():
+def test_losing_bfdd_makes_sessions_unknown_and_a_provider_switching_bfd_off_is_no_failure():
     t = tracker()
     t.apply(BfdState(EAST, "up"), 1.0)
-    t.apply(BfdState(EAST, "down", 1), 2.0)
     t.apply(BfdControlLost("bfdd closed its control socket"), 3.0)
-    assert not t.holds_down(EAST)
     entry = t.status(EAST, 3.0)
     assert entry["state"] == "unknown" and "closed" in entry["problem"]
     assert t.apply(BfdState(EAST, "down"), 4.0) is None      # a restarted bfdd starts down: no failure
@@ -107,7 +105,6 @@ def test_losing_bfdd_releases_the_hold_and_a_provider_switching_bfd_off_is_no_fa
     assert "problem" not in t.status(EAST, 4.0)
     t.apply(BfdState(EAST, "up"), 5.0)
     assert t.apply(BfdState(EAST, "down", 3, remote_diagnostic=7), 6.0) is None   # AdminDown (RFC 5882 3.2)
-    assert not t.holds_down(EAST)
 
 
 def test_detection_time_follows_the_negotiated_remote_timers():
@@ -138,41 +135,28 @@ def test_bfd_down_drops_the_providers_session_at_once_and_withdraws_its_paths():
     assert teardown_command(EAST) == f"neighbor {EAST} teardown 4"
     entry = b.status(101.0)["neighbors"]["mae-east"]
     assert entry["state"] == "down" and entry["last_down_reason"] == "BFD down (control detection time expired)"
-    assert entry["bfd"]["state"] == "down" and entry["bfd"]["holding_down"] and entry["bfd"]["failures"] == 1
+    assert entry["bfd"]["state"] == "down" and entry["bfd"]["failures"] == 1
     assert entry["bfd"]["diagnostic"] == "control detection time expired"
     assert b.status(101.0)["neighbors"]["mae-west"]["bfd"] == {"state": "off"}
     # ExaBGP's own report of the drop changes nothing more
     assert b.handle(api.StateChange(EAST, "down", "notification sent"), 101.1).commands == []
 
 
-def test_a_session_held_down_by_bfd_is_dropped_again_and_its_routes_unused():
-    b = running_border()
-    b.handle(BfdState(EAST, "down", 1), 101.0)
-    effects = b.handle(api.StateChange(EAST, "up"), 102.0)
-    assert effects.commands == [teardown_command(EAST)] and "dropped again" in effects.logs[0]
-    b.handle(api.StateChange(EAST, "down", "notification sent"), 102.1)
-    effects = b.handle(api.StateChange(EAST, "up"), 102.2)
-    assert effects.commands == [teardown_command(EAST)] and effects.logs == []      # said once per hold
-    update = api.Update(peer=EAST, time=102.0)
-    update.announced.append(api.Routes(["10.2.0.0/24"], (65101,), 1))
-    assert b.handle(update, 102.0).commands == []
-    assert b.status(102.0)["neighbors"]["mae-east"]["state"] == "down"
-    assert "dropped 2 times meanwhile" in b.handle(BfdState(EAST, "up"), 103.0).logs[0]
-
-
-def test_when_bfd_is_back_the_session_comes_back_with_its_routes():
+def test_the_session_comes_back_with_its_routes_and_bfd_with_it():
     b = running_border()
     b.handle(BfdState(EAST, "down", 1), 101.0)
     b.handle(api.StateChange(EAST, "down", "notification sent"), 101.0)
-    assert "BFD up again" in b.handle(BfdState(EAST, "up"), 103.0).logs[0]
-    assert b.handle(api.StateChange(EAST, "up"), 103.5).commands == []          # nothing to send yet
-    update = api.Update(peer=EAST, time=104.0)
+    assert b.handle(api.StateChange(EAST, "up"), 102.5).commands == []          # kept, though BFD is down
+    update = api.Update(peer=EAST, time=102.6)
     update.announced.append(api.Routes(["10.1.0.0/24"], (65101,), 1))
-    assert b.handle(update, 104.0).commands == [
+    assert b.handle(update, 102.6).commands == [
         f"neighbor {PLB} announce attributes path-information 0.0.0.1 next-hop 169.254.0.19 origin igp "
         "local-preference 100 as-path [ 65101 ] nlri 10.1.0.0/24"]
+    assert b.status(102.6)["neighbors"]["mae-east"]["bfd"]["state"] == "down"
+    assert "BFD up again" in b.handle(BfdState(EAST, "up"), 103.0).logs[0]
     entry = b.status(104.0)["neighbors"]["mae-east"]
-    assert entry["state"] == "up" and entry["bfd"]["state"] == "up" and not entry["bfd"]["holding_down"]
+    assert entry["state"] == "up" and entry["bfd"]["state"] == "up" and entry["bfd"]["failures"] == 1
+    assert b.handle(BfdState(EAST, "down", 1), 105.0).commands[-1] == teardown_command(EAST)   # and again
 
 
 def test_a_provider_without_bfd_or_bfd_never_up_is_never_dropped_by_it():
