@@ -85,9 +85,8 @@ def _bfd_notes(node: str, neighbor: dict, now: float) -> list[str]:
         return []
     since = f" for {max(0.0, now - bfd['since']):.0f}s" if bfd.get("since") else ""
     why = bfd.get("problem") or bfd.get("diagnostic") or ("never up" if not bfd.get("failures") else "")
-    held = ": its BGP session is held down until BFD is up" if bfd.get("holding_down") else ""
     return [f"  {node}: provider {neighbor.get('name', '?')}: BFD {bfd['state']}{since}"
-            f"{' (' + why + ')' if why else ''}{held}"]
+            f"{' (' + why + ')' if why else ''}"]
 
 
 def _render_borders(statuses: list[dict], now: float) -> list[str]:
