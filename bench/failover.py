@@ -13,13 +13,16 @@ One run:
 1. A probe (bench/failprobe.py) sends an ICMP echo to the Internet host 203.0.113.10
    from sliver a every 5 ms; taps on each provider's device facing the vISP note which
    provider every request reached. Wait until the replies of the last 200 ms all answered
-   requests that went via p1, and p1's BFD and BGP are up.
+   requests that went via p1, p1's and p2's BFD and BGP are up, and the Internet router has
+   the slice's prefix from both providers (the replies' way back).
 2. p1 starts dropping everything, silently: an nftables table in p1's namespace with a
    netdev ingress and egress chain, policy drop, on its device facing the vISP (no
    NOTIFICATION, no link event on our side). t0 = when the first request to reach p1
    after that went unanswered reached it (to within the 5 ms of the probe; `nft` itself
    takes ~25 ms to start and commit), at the latest when `nft` returned.
 3. failover_silent_s = first reply (after t0) to a request that went via p2, minus t0.
+   forward_moved_s = when the first request reached p2, minus t0 (the way out alone; the
+   replies' way back moves when p1 withdraws the vISP's prefix from the Internet router).
    bfd_detect_s = when p1's BFD went down (the border's status), minus t0. lost = probes
    sent from t0 to the failover that were never answered.
 4. The drop is lifted (t1): moveback_silent_s = first reply to a request via p1 after t1,
@@ -53,6 +56,7 @@ INTERNET_HOST = "203.0.113.10"
 HOLD_TIME = 9
 GOAL = 0.5
 DROP_TABLE = "hfsilent"
+SLICE_PREFIX = "198.18.0.0/22"
 
 
 def topology(name: str) -> str:
@@ -70,7 +74,7 @@ providers:
   - {{name: p1, node: a, asn: 65101, bandwidth: 10G, peering: 192.0.2.0/28}}
   - {{name: p2, node: b, asn: 65102, bandwidth: 10G, peering: 192.0.2.16/28}}
 slices:
-  - {{name: s, prefix: 198.18.0.0/22, nodes: all, links: all, bandwidth: 1G, egress: [p1, p2]}}
+  - {{name: s, prefix: {SLICE_PREFIX}, nodes: all, links: all, bandwidth: 1G, egress: [p1, p2]}}
 """
 
 
@@ -111,6 +115,13 @@ class Lab:
         provider = self.provider(node)
         return provider.get("state") == "up" and provider.get("bfd", {}).get("state") == "up"
 
+    def return_paths(self) -> int:
+        """How many providers the Internet router has the slice's prefix from (the replies'
+        way back: both, or a failover would also wait for the other's announcement)."""
+        out = subprocess.run(["birdc", "-s", f"/run/vispd/{self.name}/bird-internet.ctl", "show", "route",
+                              SLICE_PREFIX, "all"], capture_output=True, text=True, timeout=30).stdout
+        return out.count("BGP.as_path")
+
     def provider_ns(self, provider: str) -> str:
         return lab_ns(self.name, provider)
 
@@ -131,9 +142,12 @@ class Lab:
             subprocess.run(["ip", "netns", "exec", self.provider_ns("p1"), "nft", "delete", "table", "netdev",
                             DROP_TABLE], check=False, capture_output=True)
 
-    def down(self) -> None:
+    def down(self, keep_logs: bool = False) -> None:
         if self.up_done:
             self.drop(False)
+            if keep_logs:   # `down` removes the run directory: its logs first
+                with contextlib.suppress(OSError):
+                    shutil.copytree(os.path.join(self.state_dir, self.name, "run"), os.path.join(self.workdir, "run"))
             try:
                 self.vispd("down", self.name, timeout=300)
             except Exception as exc:   # keep cleaning
@@ -141,7 +155,8 @@ class Lab:
 
 
 def one_run(lab: Lab, probe: PathProbe, index: int) -> dict:
-    if not wait_for(lambda: lab.healthy("a") and lab.healthy("b") and probe.only_via("p1"), timeout=60):
+    if not wait_for(lambda: lab.healthy("a") and lab.healthy("b") and probe.only_via("p1")
+                    and lab.return_paths() == 2, timeout=60):
         raise RuntimeError(f"run {index}: traffic does not settle on p1 with BFD up "
                            f"(p1: {lab.provider('a')}, p2: {lab.provider('b')})")
     started = time.monotonic()
@@ -154,17 +169,20 @@ def one_run(lab: Lab, probe: PathProbe, index: int) -> dict:
     bfd_down = wait_for(lambda: (lambda b: b.get("state") != "up" and b.get("since"))(lab.provider("a").get("bfd", {})),
                         timeout=3 * HOLD_TIME)
     reason = lab.provider("a").get("last_down_reason", "")
+    forward = probe.first_seen_at("p2", t0)
     lost = probe.lost_between(t0, failover) if failover else None
     time.sleep(0.3)
     lab.drop(False)
     t1 = time.monotonic()
     moveback = wait_for(lambda: probe.first_reply_via("p1", t1), timeout=6 * HOLD_TIME)
     result = {"failover_s": round(failover - t0, 4) if failover else None,
+              "forward_moved_s": round(forward - t0, 4) if forward else None,
               "bfd_detect_s": round(bfd_down - probe.wall(t0), 4) if bfd_down else None,
               "moveback_s": round(moveback - t1, 4) if moveback else None,
               "drop_apply_s": round(returned - started, 4), "drop_started_before_return_s": round(returned - t0, 4),
               "lost": lost, "down_reason": reason}
-    say(f"run {index}: failover {result['failover_s']} s (BFD down after {result['bfd_detect_s']} s, "
+    say(f"run {index}: failover {result['failover_s']} s (requests reach p2 after {result['forward_moved_s']} s, "
+        f"BFD down after {result['bfd_detect_s']} s, "
         f"{lost} probes lost; {reason!r}), back to p1 {result['moveback_s']} s after the drop ended")
     return result
 
@@ -188,7 +206,8 @@ def summary(results: list[dict], quick: bool) -> dict:
         "quick": quick, "runs": len(results),
         "failover_silent_s": failover, "failover_silent_s_runs": values("failover_s"),
         "failover_silent_s_max": max((v for v in values("failover_s") if v is not None), default=None),
-        "bfd_detect_s": median(values("bfd_detect_s"), 4), "moveback_silent_s": median(values("moveback_s"), 4),
+        "bfd_detect_s": median(values("bfd_detect_s"), 4), "forward_moved_s": median(values("forward_moved_s"), 4),
+        "moveback_silent_s": median(values("moveback_s"), 4),
         "lost_probes": median(values("lost"), 1), "probe_interval_s": 0.005,
         "drop_apply_s": median(values("drop_apply_s"), 4),
         "drop_started_before_return_s": median(values("drop_started_before_return_s"), 4),
@@ -202,7 +221,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="one run")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory, and the daemons' logs")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench/failover.py needs root (network namespaces)")
@@ -212,8 +231,10 @@ def main(argv=None) -> int:
     try:
         results = run_all(lab, runs)
     finally:
-        lab.down()
-        if not args.keep:
+        lab.down(keep_logs=args.keep)
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
             with contextlib.suppress(OSError):
                 shutil.rmtree(workdir)
     figures = summary(results, args.quick)

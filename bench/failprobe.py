@@ -135,6 +135,11 @@ class PathProbe:
             seen = dict(self.seen[tap])
         return next((t for c, t in self._replies_after(after) if c in seen), None)
 
+    def first_seen_at(self, tap: str, after: float) -> float | None:
+        """When the first request after `after` reached `tap` (the forward path alone)."""
+        with self.lock:
+            return min((t for t in self.seen[tap].values() if t > after), default=None)
+
     def only_via(self, tap: str, window: float = 0.2) -> bool:
         """Did the last `window` s of replies all answer requests that passed `tap` (and were
         there enough of them)?"""
