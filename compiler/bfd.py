@@ -68,14 +68,18 @@ def with_bfd(ctx, node: str, ends, border: Daemon) -> tuple[Daemon, ...]:
     peers = bfd_peers(ctx, ends)
     if not peers:
         return (border,)
+    return _with_section(border, border_section(control_socket(ctx, node), peers)), bfdd_daemon(ctx, node, peers)
+
+
+def bfdd_daemon(ctx, node: str, peers: list[BfdPeer]) -> Daemon:
+    """FRR's bfdd in the node's namespace, alone (no zebra), a single-hop peer per provider."""
     runtime, name, control = ctx.runtime, bfdd_name(node), control_socket(ctx, node)
-    bfdd = Daemon(node=node, ns=ctx.node_ns(node), name=name,
+    return Daemon(node=node, ns=ctx.node_ns(node), name=name,
                   argv=runtime.module_command("dataplane.frr", "--conf-dir", runtime.run_dir, "--name", name,
                                               "--vty-dir", runtime.socket(name), "--daemons", "bfdd",
                                               "--bfdctl", control),
                   env=runtime.module_env(), listens=(("unix", control, 0), ("udp", "0.0.0.0", UDP_PORT)),
                   files=((f"{name}.bfdd.conf", render_border_bfdd(node, peers)),))
-    return _with_section(border, border_section(control, peers)), bfdd
 
 
 def _with_section(border: Daemon, section: dict) -> Daemon:
