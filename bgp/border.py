@@ -14,6 +14,10 @@ nothing), then by the flap guard (a prefix that changed more than `flap_changes`
 `flap_window` seconds is held, withdrawn from the providers, until it has been quiet for a
 window), then announced to the providers the slice egresses through, with our AS added once.
 
+BFD (bgp/bfd_state.py): when a provider's BFD session fails, its session is dropped at
+once: its paths are withdrawn from the slices as on any session drop, and ExaBGP tears it
+down.
+
 Every call returns Effects (commands for ExaBGP, log lines, urgency); `status` is the
 document `vispd bgp status` reads.
 """
@@ -23,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bgp import api
+from bgp.bfd_state import BfdTracker, teardown_command
+from bgp.bfdctl import BfdControlLost, BfdControlUp, BfdState, BfdTimersSeen, diagnostic_text
 from bgp.rib import PeerPolicy, Rib
 from bgp.speaker import Effects
 from compiler.daemons.border_config import BorderConfig, ProviderSession, SliceSession
@@ -31,6 +37,7 @@ from compiler.policy import refusal_reason
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 NLRI_PER_COMMAND = 500  # prefixes per `announce attributes ... nlri` command
+BFD_EVENTS = (BfdState, BfdTimersSeen, BfdControlLost, BfdControlUp)
 
 
 @dataclass
@@ -53,8 +60,10 @@ class _SliceState:
 
 
 class Border:
-    def __init__(self, config: BorderConfig, now: float):
+    def __init__(self, config: BorderConfig, now: float, bfd=None):
+        """`bfd`: the configuration's BFD section (compiler.daemons.bfd.BfdSection), if any."""
         self.config = config
+        self.bfd = BfdTracker(bfd, now)
         self.started = now
         self.providers: dict[str, ProviderSession] = {p.neighbor.address: p for p in config.providers}
         self.provider_by_name = {p.neighbor.name: p for p in config.providers}
@@ -99,6 +108,8 @@ class Border:
                 self._slice_update(event, now, effects)
         elif isinstance(event, api.StateChange):
             self._state(event, now, effects)
+        elif isinstance(event, BFD_EVENTS):
+            self._bfd(event, now, effects)
         elif isinstance(event, api.Ack):
             what = self._awaiting_ack.popleft() if self._awaiting_ack else "?"
             if not event.ok:
@@ -348,6 +359,23 @@ class Border:
                 self._changed(address, prefix, now, effects)
             state.refused.clear()
 
+    def _bfd(self, event, now: float, effects: Effects) -> None:
+        """A BFD event: a failed provider's session is dropped now (its paths withdrawn from
+        the slices as on any session drop), then torn down in ExaBGP."""
+        effects.urgent = True   # the status shows BFD
+        change = self.bfd.apply(event, now)
+        if change is None or change[1].address not in self.providers:
+            return
+        what, session = change
+        name, address = self._name(session.address), session.address
+        if what == "restored":
+            effects.logs.append(f"{name} ({address}): BFD up again")
+            return
+        reason = f"BFD down ({diagnostic_text(session.diagnostic)})"
+        effects.logs.append(f"{name} ({address}): {reason}: dropping its session")
+        self._state(api.StateChange(address, "down", reason, now), now, effects)
+        self._send(effects, teardown_command(address), f"teardown of {name} ({reason})")
+
     def _name(self, address: str) -> str:
         if address in self.providers:
             return f"provider {self.providers[address].neighbor.name}"
@@ -370,7 +398,7 @@ class Border:
             entry.update(kind="provider", path_id=provider.path_id, local_pref=provider.neighbor.local_pref,
                          max_prefix=provider.neighbor.max_prefix, **stats,
                          prefixes_in=stats["accepted"], prefixes_out=len(self.exported[address]) if self._up(address) else 0,
-                         exported=sorted(self.exported[address]))
+                         exported=sorted(self.exported[address]), bfd=self.bfd.status(address, now))
             neighbors[provider.neighbor.name] = entry
         refused, held = [], []
         for address, session in self.slices.items():

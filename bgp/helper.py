@@ -9,7 +9,11 @@ queue, feeds the speaker, and after each burst writes the coalesced FIB changes 
 netlink batch. A session change is handled at once: notice on the event socket, FIB flush,
 status file. Commands go to stdout, flushed one by one; ExaBGP's `done`/`error` acks arrive
 on stdin and settle the announcements. On SIGTERM/SIGINT or end of input (ExaBGP gone), the
-helper withdraws every route it installed, reports the sessions down and exits."""
+helper withdraws every route it installed, reports the sessions down and exits.
+
+A border whose configuration has a `bfd` section also follows bfdd's sessions
+(bgp/bfd_watch.py): that thread puts BFD events on the same queue, so they are handled in
+order with ExaBGP's lines, the moment they arrive."""
 from __future__ import annotations
 
 import argparse
@@ -22,10 +26,13 @@ import threading
 import time
 
 from bgp import api
+from bgp.bfd_watch import BfdWatcher
 from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
 from bgp.speaker import PREFERENCE_CODES, Speaker
+from compiler.daemons.bfd import parse_border_section
 from compiler.daemons.border_config import BorderConfig, load_any_config
+from compiler.daemons.speaker_config import read_raw
 from dataplane.fib import Fib
 
 CONFIG_ENV = "VISPD_BGP_CONFIG"
@@ -48,8 +55,11 @@ class Helper:
         self.config = load_any_config(config_path)
         self.log = Log(f"{self.config.slice}/{self.config.node}", self.config.log_file)
         self.border = isinstance(self.config, BorderConfig)
+        self.bfd = None
+        self.watcher = None
         if self.border:
-            self.speaker = Border(self.config, time.time())
+            self.bfd = parse_border_section(read_raw(config_path).get("bfd"))
+            self.speaker = Border(self.config, time.time(), self.bfd)
             self.fib = None
         else:
             self.speaker = Speaker(self.config, time.time())
@@ -138,6 +148,8 @@ class Helper:
     def run(self) -> None:
         lines: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=_read_stdin, args=(lines,), daemon=True, name="stdin").start()
+        if self.bfd is not None:
+            self.watcher = BfdWatcher(self.bfd.control_socket, lines.put).start()
         speaker, handle, parse = self.speaker, self.speaker.handle, api.parse_line
         eof = False
         while not self.stopping and not eof:
@@ -151,13 +163,13 @@ class Helper:
                     eof = True
                     break
                 try:
-                    event = parse(line)
+                    event = parse(line) if isinstance(line, str) else line   # else a BFD event
                     if isinstance(event, api.Shutdown):
                         eof = True
                         break
                     effects = handle(event, time.time()) if event is not None else None
                 except Exception as exc:   # one bad line must not take the sessions' FIB down
-                    self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {line[:200]!r}")
+                    self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
                     effects = None
                 if effects is not None:
                     if effects.notices or effects.logs or effects.commands:
@@ -208,6 +220,8 @@ class Helper:
 
     def stop(self, reason: str) -> None:
         self.stopping = True
+        if self.watcher is not None:
+            self.watcher.stop()
         effects = self.speaker.stop(time.time(), reason)
         self._effects(effects)
         try:

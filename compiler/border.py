@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from model.naming import access_ifname, hashed_ifname, mac_address, short_node_name, spread_by_name
 
+from .bfd import with_bfd
 from .context import PlanContext, PlanParts
 from .daemons import exabgp
 from .providers import provider_kind
@@ -129,7 +130,7 @@ def plan_borders(ctx: PlanContext, parts: PlanParts) -> list[SliceLink]:
         mine = [link for link in links if link.node == node]
         for link in mine:
             _plan_slice_link(ctx, parts, link, ends)
-        parts.add(_border_daemon(ctx, node, ends, mine))
+        parts.add(*with_bfd(ctx, node, ends, _border_daemon(ctx, node, ends, mine)))
     return links
 
 

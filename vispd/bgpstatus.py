@@ -70,21 +70,44 @@ def render_bgp_status(statuses: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def bfd_cell(neighbor: dict) -> str:
+    """A provider's BFD in a word or two: `up 300ms` (its detection time), `down`, `off`..."""
+    bfd = neighbor.get("bfd")
+    if not isinstance(bfd, dict):
+        return "-"
+    state = str(bfd.get("state", "?"))
+    return f"{state} {bfd['detect_ms']}ms" if state == "up" and bfd.get("detect_ms") else state
+
+
+def _bfd_notes(node: str, neighbor: dict, now: float) -> list[str]:
+    bfd = neighbor.get("bfd")
+    if not isinstance(bfd, dict) or bfd.get("state") in (None, "up", "off"):
+        return []
+    since = f" for {max(0.0, now - bfd['since']):.0f}s" if bfd.get("since") else ""
+    why = bfd.get("problem") or bfd.get("diagnostic") or ("never up" if not bfd.get("failures") else "")
+    return [f"  {node}: provider {neighbor.get('name', '?')}: BFD {bfd['state']}{since}"
+            f"{' (' + why + ')' if why else ''}"]
+
+
 def _render_borders(statuses: list[dict], now: float) -> list[str]:
     lines = ["border routers (the vISP's sessions: one per provider, one per slice egressing there)",
-             f"{'node':<12} {'peer':<18} {'state':<12} {'uptime':>8} {'in':>8} {'out':>8} {'refused':>8} {'held':>5}"]
+             f"{'node':<12} {'peer':<18} {'state':<12} {'uptime':>8} {'in':>8} {'out':>8} {'refused':>8} {'held':>5}"
+             "  bfd"]
     for status in statuses:
+        notes = []
         for n in _neighbors(status):
             state, uptime = _state(n, now)
             if n.get("kind") == "provider":
                 refused = n.get("refused_own_as", 0) + n.get("refused_max_prefix", 0)
-                held, peer = "-", f"provider {n.get('name', '?')}"
+                held, peer, bfd = "-", f"provider {n.get('name', '?')}", bfd_cell(n)
                 flag = " (max-prefix reached)" if n.get("max_prefix_exceeded") else ""
+                notes += _bfd_notes(status["node"], n, now)
             else:
-                refused, held, flag = len(n.get("refused", [])), len(n.get("held", [])), ""
+                refused, held, flag, bfd = len(n.get("refused", [])), len(n.get("held", [])), "", "-"
                 peer = f"slice {n.get('slice', n.get('name', '?'))}"
             lines.append(f"{status['node']:<12} {peer:<18} {state:<12} {uptime:>8} {n.get('prefixes_in', 0):>8} "
-                         f"{n.get('prefixes_out', 0):>8} {refused:>8} {held:>5}{flag}")
+                         f"{n.get('prefixes_out', 0):>8} {refused:>8} {held:>5}  {bfd:<10}{flag}".rstrip())
+        lines += notes
         for refused in status.get("refused", []):
             lines.append(f"  {status['node']}: refused from slice {refused['slice']}: {refused['prefix']}: "
                          f"{refused['reason']}")

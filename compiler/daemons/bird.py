@@ -5,6 +5,11 @@ to the border router on the egress node (exporting what it learned from the Inte
 generated table), one to the Internet router (exporting what it learned from the vISP), and
 its kernel protocol so it really forwards. The Internet router holds the test host and
 announces its prefix to every provider, so the return path follows BGP too.
+
+The session with the border runs BFD with the border's timers when the provider uses BFD
+(compiler/bfd.py: BIRD's `bfd { ... }` in the session, FRR's `bfd profile`), and after a
+failure (BFD down, hold timer) BIRD tries again after a second or so, as a commercial ISP's
+router would, instead of its default minute (`error wait time`).
 """
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from jinja2 import Environment, StrictUndefined
+
+from .bfd import PROFILE as BFD_PROFILE
+from .bfd import BfdTimers, render_provider_bfdd
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
@@ -24,6 +32,9 @@ protocol kernel {
   ipv4 { import none; export where proto != "gen"; };
   merge paths on;
 }
+{% if bfd %}
+protocol bfd {}
+{% endif %}
 {% if generated %}
 protocol static gen {
   ipv4;
@@ -37,6 +48,10 @@ protocol bgp {{ protocol }} {
   local {{ session.local }} as {{ provider.asn }};
   neighbor {{ session.border }} as {{ session.vasn }};
   hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
+  error wait time 1, 10;
+{% if bfd %}
+  bfd { interval {{ bfd.interval_ms }} ms; multiplier {{ bfd.multiplier }}; };
+{% endif %}
   ipv4 { import all; export where proto = "internet" || proto = "gen"; next hop self; };
 }
 protocol bgp internet {
@@ -58,6 +73,9 @@ router bgp {{ provider.asn }}
  neighbor {{ session.border }} remote-as {{ session.vasn }}
  neighbor {{ session.border }} description vISP {{ topology }} border router
  neighbor {{ session.border }} timers connect 1
+{% if bfd %}
+ neighbor {{ session.border }} bfd profile {{ bfd_profile }}
+{% endif %}
  neighbor {{ transit_remote }} remote-as {{ internet.asn }}
  neighbor {{ transit_remote }} timers connect 1
  address-family ipv4 unicast
@@ -123,23 +141,27 @@ def _dotted(value: int) -> str:
     return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
-def render_provider_bird(topo, provider, session: BorderSession, transit_local: str, transit_remote: str) -> str:
+def render_provider_bird(topo, provider, session: BorderSession, transit_local: str, transit_remote: str,
+                         bfd: BfdTimers | None = None) -> str:
     return PROVIDER_BIRD.render(
         provider=provider, router_id=transit_local, session=session, protocol=SESSION_PROTOCOL,
         transit_local=transit_local, transit_remote=transit_remote, internet=topo.internet,
-        generated=generated_prefixes(provider.lab_routes), symbol=symbol, topology=topo.name)
+        generated=generated_prefixes(provider.lab_routes), symbol=symbol, topology=topo.name, bfd=bfd)
 
 
 def render_provider_frr(topo, provider, session: BorderSession, transit_local: str,
-                        transit_remote: str) -> dict[str, str]:
-    """zebra's and bgpd's configuration of an FRR provider (FRR's eBGP has no export policy
-    here: it offers everything to everyone, and sends the vISP its own prefixes back, which
-    the border drops for carrying its own AS)."""
+                        transit_remote: str, bfd: BfdTimers | None = None) -> dict[str, str]:
+    """zebra's and bgpd's configuration of an FRR provider, and bfdd's when its session uses
+    BFD (FRR's eBGP has no export policy here: it offers everything to everyone, and sends
+    the vISP its own prefixes back, which the border drops for carrying its own AS)."""
     bgpd = PROVIDER_FRR_BGPD.render(
         provider=provider, router_id=transit_local, session=session,
         transit_remote=transit_remote, internet=topo.internet,
-        generated=generated_prefixes(provider.lab_routes), topology=topo.name)
-    return {"zebra": f"hostname {provider.name}-zebra\n", "bgpd": bgpd}
+        generated=generated_prefixes(provider.lab_routes), topology=topo.name, bfd=bfd, bfd_profile=BFD_PROFILE)
+    confs = {"zebra": f"hostname {provider.name}-zebra\n", "bgpd": bgpd}
+    if bfd is not None:
+        confs["bfdd"] = render_provider_bfdd(provider.name, bfd)
+    return confs
 
 
 def render_internet_bird(topo, peers) -> str:

@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 from model.naming import access_ifname, lab_ns, mac_address, short_node_name, substrate_ifname
 from model.schema import Provider
 
+from ..bfd import provider_bfd
 from ..daemons.bird import BorderSession, render_provider_bird, render_provider_frr
 from ..resources import Address, Daemon, Netns, Veth
 from .base import ProviderKind
@@ -74,16 +75,18 @@ def _router(ctx, provider: Provider, pns: str, local: str, border: str, local_tr
             inet_transit: str) -> Daemon:
     runtime, host = ctx.runtime, "+" + provider.name
     session = BorderSession(local=local, border=border, vasn=ctx.topo.asn)
-    if provider.lab_daemon == "frr":  # zebra + bgpd under one supervisor (dataplane/frr.py)
+    bfd = provider_bfd(provider)  # the same timers as the border's bfdd
+    if provider.lab_daemon == "frr":  # zebra + bgpd (+ bfdd) under one supervisor (dataplane/frr.py)
         name = f"frr-{provider.name}"
-        confs = render_provider_frr(ctx.topo, provider, session, local_transit, inet_transit)
+        confs = render_provider_frr(ctx.topo, provider, session, local_transit, inet_transit, bfd)
+        daemons = ("--daemons", "zebra,bgpd,bfdd") if bfd is not None else ()
         return Daemon(node=host, ns=pns, name=name,
                       argv=runtime.module_command("dataplane.frr", "--conf-dir", runtime.run_dir, "--name", name,
-                                                  "--vty-dir", runtime.socket(name)),
+                                                  "--vty-dir", runtime.socket(name), *daemons),
                       env=runtime.module_env(), listens=(BGP_LISTEN,),
                       files=tuple((f"{name}.{daemon}.conf", text) for daemon, text in sorted(confs.items())))
     name = f"bird-{provider.name}"
-    conf = render_provider_bird(ctx.topo, provider, session, local_transit, inet_transit)
+    conf = render_provider_bird(ctx.topo, provider, session, local_transit, inet_transit, bfd)
     return bird_daemon(runtime, host, pns, name, conf)
 
 

@@ -56,7 +56,8 @@ def test_a_killed_provider_is_reported_by_status_and_check_and_restarted_by_up(l
     check = vispd("check", name, "--converge", "3", check=False)
     assert check.returncode == 1
     assert "daemon bird-up in" in check.stdout and "not running" in check.stdout
-    assert "bgp s@a: 0/1 sessions Established" in check.stdout
+    # the provider's session is the border's (the slice's session to the border stays up)
+    assert "bgp border@a: 1/2 sessions Established" in check.stdout and "not Established: up (down)" in check.stdout
     vispd("up", name)
     assert daemons(name)["bird-up"]["problem"] == ""
     assert vispd("check", name).returncode == 0

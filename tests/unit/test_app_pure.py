@@ -175,8 +175,9 @@ def test_bgp_status_renders_the_borders_sessions_refusals_and_holds():
         "refused": [{"slice": "plb", "prefix": "10.0.0.0/8", "reason": "outside the slice's allocation"}],
         "held": [{"slice": "plb", "prefix": "198.18.1.0/24", "until": now + 30}]}
     lines = render_bgp_status([border]).splitlines()
-    assert lines[2].split() == ["washington", "provider", "mae-east", "established", "9s", "100", "1", "3", "-"]
-    assert lines[3].split() == ["washington", "slice", "plb", "down", "-", "1", "100", "1", "0"]
+    assert lines[2].split() == ["washington", "provider", "mae-east", "established", "9s", "100", "1", "3", "-",
+                                "-"]                                  # no BFD in its status: "-"
+    assert lines[3].split() == ["washington", "slice", "plb", "down", "-", "1", "100", "1", "0", "-"]
     assert lines[4].strip() == "washington: refused from slice plb: 10.0.0.0/8: outside the slice's allocation"
     assert lines[5].strip().startswith("washington: held by the flap guard: 198.18.1.0/24 of slice plb (until")
 

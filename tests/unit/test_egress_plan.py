@@ -92,7 +92,7 @@ def test_speaker_config_peers_with_the_border_and_knows_each_providers_path(plan
     daemons = {d.name: d for d in of(plan, Daemon)
                if not d.name.startswith(("socket-", "openvpn-", "wireguard-", "pptp-"))}
     assert set(daemons) == {"bird-internet", "bird-mae-east", "bird-mae-west", "egress-manager",
-                            "border-sunnyvale", "border-washington",
+                            "border-sunnyvale", "border-washington", "bfdd-sunnyvale", "bfdd-washington",
                             "exabgp-plb-sunnyvale", "exabgp-plb-washington"}
     speaker = daemons["exabgp-plb-washington"]
     assert speaker.ns == PLB_WASH
