@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .errors import describe_value
+from .linkprops import parse_duration_us
 from .units import parse_bandwidth
 from .yamlscalar import YAML11_BOOLEANS
 
@@ -238,6 +239,21 @@ class ExternalPeering(Strict):
     peer: HostAddress
 
 
+def _bfd_interval(text: object) -> int:
+    micros = parse_duration_us(text)
+    if not 10_000 <= micros <= 10_000_000 or micros % 1000:
+        raise ValueError(f"a BFD interval is whole milliseconds from 10ms to 10s, got {text!r}")
+    return micros
+
+
+class Bfd(Strict):
+    """BFD on the provider's access link (RFC 5880/5881, single hop) between the border and
+    the provider: a silent failure ends the BGP session within interval x multiplier."""
+
+    interval: Annotated[int, BeforeValidator(_bfd_interval)] = 100_000  # µs
+    multiplier: Annotated[Int, Field(ge=2, le=255)] = 3
+
+
 class Provider(Strict):
     """An upstream provider at an egress node: in the lab, a BIRD router of its own; with
     `external:`, a real one behind one of the machine's interfaces."""
@@ -251,6 +267,7 @@ class Provider(Strict):
     max_prefix: Annotated[Int, Field(ge=1)] | None = None
     lab_routes: Annotated[Int, Field(ge=0, le=2**20)] = 0  # prefixes the lab provider originates
     lab_daemon: Literal["bird", "frr"] = "bird"  # the router that emulates it in the lab
+    bfd: Bfd | Literal[False] | None = None  # None: BFD on with the defaults; false: no BFD
     external: ExternalPeering | None = None  # a real provider: nothing is emulated for it
 
     @property
