@@ -214,7 +214,8 @@ class Helper:
         for name in sorted(after - before):
             self.notifier.send({"slice": self.config.slice, "node": self.config.node, "neighbor": name,
                                 "state": "routes", "time": now})
-        for name in sorted(before - after):
+        up = {n.name for n in self.config.neighbors if self.speaker.sessions[n.address].state == "up"}
+        for name in sorted((before - after) & up):   # a session that went down said so itself
             self.notifier.send({"slice": self.config.slice, "node": self.config.node, "neighbor": name,
                                 "state": "down", "reason": "no routes", "time": now})
 

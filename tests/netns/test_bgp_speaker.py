@@ -23,6 +23,8 @@ import uuid
 
 import pytest
 
+from bgp.speaker import preference_code
+
 from compiler.daemons import exabgp as exabgp_conf
 from conftest import ROOT
 
@@ -313,7 +315,9 @@ def test_bird_session_announcements_routes_and_withdrawal(lab):
     assert set(fib.values()) == {provider}
     assert looped not in fib
     detail = run("ip", "-n", lab.speaker_ns, "route", "show", provided[0])
-    assert f"via {provider}" in detail and f"proto {RT_PROTO}" in detail and "metric 20" in detail
+    # the metric carries the route's preference (bgp.speaker.preference_code): local_pref 100, one AS
+    assert f"via {provider}" in detail and f"proto {RT_PROTO}" in detail
+    assert f"metric {20 + preference_code(100, 1)} " in detail
 
     status = wait_until(lambda: (lambda s: s if s.get("neighbors", {}).get("mae-east", {}).get("installed") == 1000
                                  else None)(lab.status(config)), 5, what="status with 1000 installed")
