@@ -2,19 +2,19 @@
 (pure). A batch named after a node holds only that node's part of the plan, as a node
 agent would apply it; batches are applied one after the other, each completely.
 
-The order, make before break:
+The order, make before break within each node:
 
 1. the controller's removals (daemons in the host namespace, e.g. the egress manager: it
    needs every node, so it goes first and comes back last);
-2. per node, the removals that must come first (not `may_wait`): devices and
-   namespaces (a new one may take the same name), daemons (ports, sockets, files),
-   shaping and guards, and addresses a new address on the same device would collide with;
+2. per node, the removals that must come first (not `may_wait`): devices and namespaces
+   (a new one may take the same name), daemons (ports, sockets, files), shaping and
+   guards, and addresses a new address on the same device would collide with;
 3. the substrate's removals and creations;
-4. per node, creations and updates, shallowest phase first; routes most specific first;
-5. the controller's creations and updates;
-6. per node, the removals that waited (`may_wait`): routes, policy rules, neighbours and
-   addresses that no new one collides with — one batch per node and phase, deepest phase
-   first, routes least specific first.
+4. per node, its creations and updates (shallowest phase first, routes most specific
+   first), then the removals that waited (`may_wait`: routes, policy rules, neighbours,
+   addresses no new one collides with), one batch per phase, deepest phase first, routes
+   least specific first;
+5. the controller's creations and updates.
 
 Why it is safe to wait: the diff deletes a route, rule, neighbour or address only when its
 key is no longer wanted (what is on a device that goes, goes with it), and the kernel keys
@@ -33,18 +33,26 @@ routes least specific first means an old route keeps traffic only while it is st
 longest old match. Splitting the waiting removals by phase keeps a backend that gathers a
 kind's steps into one batch (routes, one netlink batch per namespace) from deleting a
 neighbour or address before the routes that use it.
+
+Why each node breaks right after it makes, not after every node has made: an old route
+through a link that has just failed carries nothing, and where it is more specific than its
+replacement it would hold its addresses on the dead link until it goes (a pure schedule
+cannot tell a dead device from a live one). Breaking per node keeps that no longer than
+when every removal came first: the node's new routes and the end of its old ones are one
+moment apart.
 """
 from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
+from itertools import groupby
 
 from .diff import Step
 from .resources import Address, DeviceRef, Neighbour, Resource, Route, RoutingRule
 
 Batch = tuple[str, list[Step]]
 
-# Kinds whose removal may wait until every new object is in place: the kernel never confuses
-# an old one with a new one of another key, and the old one keeps serving traffic meanwhile.
+# Kinds whose removal may wait until the node's new objects are in place: the kernel never
+# confuses an old one with a new one of another key, and the old one serves traffic meanwhile.
 WAITING_KINDS: tuple[type[Resource], ...] = (Route, RoutingRule, Neighbour)
 
 
@@ -56,21 +64,20 @@ def schedule(steps: list[Step]) -> list[Batch]:
     substrate = [s for s in removals if s.resource.substrate] + [s for s in changes if s.resource.substrate]
     node_removals = [s for s in removals if not s.resource.substrate and not _controller(s)]
     waiting = [s for s in node_removals if may_wait(s.resource, created)]
-    first = [s for s in node_removals if not may_wait(s.resource, created)]
     batches: list[Batch] = [("controller", controller)] if controller else []
-    batches += _per_node(first)
+    batches += _per_node([s for s in node_removals if not may_wait(s.resource, created)])
     if substrate:
         batches.append(("substrate", substrate))
     node_changes = [s for s in changes if not s.resource.substrate and not _controller(s)]
-    batches += _per_node(sorted(node_changes, key=_making_order))
+    batches += _make_then_break(node_changes, waiting)
     controller_changes = [s for s in changes if _controller(s)]
     if controller_changes:
         batches.append(("controller", controller_changes))
-    return batches + _waiting_batches(waiting)
+    return batches
 
 
 def may_wait(old: Resource, created: dict[DeviceRef, list[IPv4Network]]) -> bool:
-    """Whether removing the node resource `old` may wait until every new object is in place;
+    """Whether removing the node resource `old` may wait until its node's new objects are in place;
     `created`: the subnets of the addresses created on each device (`_created_networks`)."""
     if isinstance(old, WAITING_KINDS):
         return True
@@ -104,15 +111,16 @@ def _prefix_length(resource: Resource) -> int:
     return int(resource.dst.rpartition("/")[2]) if isinstance(resource, Route) else 0
 
 
-def _making_order(step: Step) -> tuple:
-    """Shallowest phase first (as the diff orders them); routes most specific first."""
-    return (step.resource.PHASE, -_prefix_length(step.resource))
-
-
-def _waiting_batches(waiting: list[Step]) -> list[Batch]:
-    """Deepest phase first, one batch per phase and node; routes least specific first."""
+def _make_then_break(making: list[Step], waiting: list[Step]) -> list[Batch]:
+    """Per node: its creations and updates, then what waited — one batch per phase, deepest
+    first (a backend may gather one kind's steps of a batch, e.g. a namespace's routes, and
+    apply them after the shallower steps of that batch); routes least specific first."""
+    made = dict(_per_node(sorted(making, key=lambda s: (s.resource.PHASE, -_prefix_length(s.resource)))))
+    broken = dict(_per_node(sorted(waiting, key=lambda s: (-s.resource.PHASE, _prefix_length(s.resource)))))
     batches: list[Batch] = []
-    for phase in sorted({s.resource.PHASE for s in waiting}, reverse=True):
-        in_phase = [s for s in waiting if s.resource.PHASE == phase]
-        batches += _per_node(sorted(in_phase, key=lambda s: _prefix_length(s.resource)))
+    for name in sorted(made.keys() | broken.keys()):
+        if name in made:
+            batches.append((name, made[name]))
+        for _, in_phase in groupby(broken.get(name, ()), key=lambda s: s.resource.PHASE):
+            batches.append((name, list(in_phase)))
     return batches

@@ -113,16 +113,18 @@ def test_the_replay_catches_every_deletion_before_any_creation(abilene_full):
     assert not replay(before.resources, after.resources, schedule(steps))
 
 
-def test_routes_are_made_most_specific_first_and_broken_least_specific_first(abilene_full):
+def test_each_node_makes_its_routes_most_specific_first_then_breaks_least_specific_first(abilene_full):
     topo, healthy = abilene_full
     _, _, steps = link_change(topo, healthy, ("denver", "seattle"), down=True)
     batches = schedule(steps)
     made = [s for _, b in batches for s in b if isinstance(s.resource, Route) and s.action != "delete"]
     broken = [s for _, b in batches for s in b if isinstance(s.resource, Route) and s.action == "delete"]
     assert made and broken
-    last_creation = max(i for i, (_, b) in enumerate(batches) if any(s.action != "delete" for s in b))
-    first_removal = min(i for i, (_, b) in enumerate(batches) if any(s.action == "delete" for s in b))
-    assert last_creation < first_removal  # every route is made before any is broken
+    for node in {name for name, _ in batches if name.startswith("node ")}:
+        mine = [i for i, (name, _) in enumerate(batches) if name == node]
+        assert mine == list(range(mine[0], mine[-1] + 1))  # a node makes, then breaks at once
+        kinds = [batches[i][1][0].action == "delete" for i in mine]
+        assert kinds == sorted(kinds), node  # every creation of the node before any removal
     for name, batch in batches:
         lengths = [int(s.resource.dst.split("/")[1]) for s in batch if isinstance(s.resource, Route)]
         if batch[0].action == "delete":
