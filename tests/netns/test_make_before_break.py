@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-from ipaddress import ip_address, ip_network
 
 import pytest
 
 from conftest import unique_name, vispd
-from compiler.context import ControllerState
+from bench.lab import steady_pair  # the pair bench/lab.py probes, chosen the same way
 from compiler.loader import load_topology
 from compiler.planner import compile_plan
-from compiler.resources import Address, Route
 from labs.lablib import Pinger
 
 pytestmark = pytest.mark.root
@@ -43,45 +41,6 @@ class Namespaces:
 
     def popen(self, ns: str, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "--", *argv], **kwargs)
-
-
-# -- which pair: same path both ways, routes re-cut on the way -------------------------------------
-def _lpm(routes: list[Route], address: str) -> Route | None:
-    matching = [r for r in routes if ip_address(address) in ip_network(r.dst)]
-    return max(matching, key=lambda r: ip_network(r.dst).prefixlen, default=None)
-
-
-def _walk(plan, src: str, dst: str) -> list[tuple[str, Route]]:
-    """(node, route taken) from src's sliver to dst's loopback, hop by hop."""
-    routes: dict[str, list[Route]] = {}
-    for r in plan.resources:
-        if isinstance(r, Route):
-            routes.setdefault(r.node, []).append(r)
-    owner = {r.cidr.split("/")[0]: r.node for r in plan.resources if isinstance(r, Address)}
-    target = plan.sliver("s", dst).loopback
-    hops, node = [], src
-    while node != dst and len(hops) <= len(NODES):
-        route = _lpm(routes[node], target)
-        hops.append((node, route))
-        node = owner[route.gateway]
-    return hops
-
-
-def steady_pair(topo, failed: frozenset) -> tuple[str, str, int]:
-    """The pair whose round trip is the same with `failed` down and up and crosses the most
-    re-cut routes; and how many it crosses."""
-    plans = [compile_plan(topo, state=ControllerState(failed_links=f)) for f in (frozenset(), failed)]
-    best = (0, "", "")
-    for a in NODES:
-        for b in NODES:
-            if a == b:
-                continue
-            trips = [_walk(p, a, b) + _walk(p, b, a) for p in plans]
-            if [(n, r.gateway) for n, r in trips[0]] != [(n, r.gateway) for n, r in trips[1]]:
-                continue  # the path changes
-            recut = sum(1 for (_, old), (_, new) in zip(*trips) if old.dst != new.dst)
-            best = max(best, (recut, a, b))
-    return best[1], best[2], best[0]
 
 
 # -- the probe -------------------------------------------------------------------------------------------
@@ -128,7 +87,7 @@ def test_a_link_change_loses_nothing_between_slivers_whose_path_stays(tmp_path, 
     try:
         # 1. a failure recorded in the controller's state, applied by `vispd up`
         failed = ("r00", "r01")
-        src, dst, recut = steady_pair(topo, frozenset({failed}))
+        src, dst, recut = steady_pair(topo, "s", failed)
         assert recut >= 4, f"{src} <-> {dst}: only {recut} re-cut routes on the way"
         (state_dir / name / "failed-links").write_text(" ".join(failed) + "\n")
         problems += losses(*probe_through(topo, src, dst, lambda: vispd("up", name)), f"up with {failed} failed")
@@ -138,7 +97,7 @@ def test_a_link_change_loses_nothing_between_slivers_whose_path_stays(tmp_path, 
                            f"link up {failed}")
         assert not _down(name, "r00", "to-r01")
         other = ("r04", "r05")
-        src, dst, recut = steady_pair(topo, frozenset({other}))
+        src, dst, recut = steady_pair(topo, "s", other)
         assert recut >= 4, f"{src} <-> {dst}: only {recut} re-cut routes on the way"
         problems += losses(*probe_through(topo, src, dst, lambda: vispd("link", "down", name, *other)),
                            f"link down {other}")
