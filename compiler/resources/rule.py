@@ -9,7 +9,7 @@ from typing import ClassVar
 from .base import Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutingRule(Resource):
     KIND: ClassVar[str] = "rule"
     PHASE: ClassVar[int] = 5
@@ -17,8 +17,7 @@ class RoutingRule(Resource):
     table: int = 0
     priority: int = 0
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.iif, self.table, self.priority)
 
     @property
