@@ -48,19 +48,19 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     topo, _ = resolve(args.topology)
-    with gc_paused():  # a 1,000-node plan is ~350,000 resources and as many steps
+    with gc_paused():  # a 1,000-node plan is ~350,000 resources and as many steps, all acyclic
         steps = plan_changes(topo).steps
-    if os.geteuid() != 0:
-        print("(not root: planned against an empty machine)", file=sys.stderr)
-    if args.json:
-        _write_lines(_json_lines(steps))
+        if os.geteuid() != 0:
+            print("(not root: planned against an empty machine)", file=sys.stderr)
+        if args.json:
+            _write_lines(_json_lines(steps))
+            return EXIT_OK
+        if args.full or len(steps) <= PLAN_LIST_LIMIT:
+            _write_lines(step.describe() for step in steps)
+        else:
+            _write_lines(_kind_table(steps))
+        print(_summary(steps) or "no changes")
         return EXIT_OK
-    if args.full or len(steps) <= PLAN_LIST_LIMIT:
-        _write_lines(step.describe() for step in steps)
-    else:
-        _write_lines(_kind_table(steps))
-    print(_summary(steps) or "no changes")
-    return EXIT_OK
 
 
 def _write_lines(lines: Iterable[str], chunk: int = 8192) -> None:
@@ -91,19 +91,15 @@ def _json_lines(steps: list[Step]) -> Iterator[str]:
 def _kind_table(steps: list[Step]) -> list[str]:
     """What a plan too long to read does, by kind in the order `up` makes them: how many of
     each are created, updated and deleted, in how many namespaces, on how many nodes."""
-    counts: dict[tuple[int, str], Counter] = {}
-    namespaces: dict[str, set[str]] = {}
-    nodes: set[str] = set()
-    for step in steps:
-        resource = step.resource
-        counts.setdefault((resource.PHASE, resource.KIND), Counter())[step.action] += 1
-        namespaces.setdefault(resource.KIND, set()).add(resource.ns)
-        nodes.add(resource.node)
+    counts = Counter((s.resource.PHASE, s.resource.KIND, s.action) for s in steps)
+    namespaces = Counter(kind for kind, _ in {(s.resource.KIND, s.resource.ns) for s in steps})
+    nodes = {s.resource.node for s in steps}
+    kinds = sorted({(phase, kind) for phase, kind, _ in counts})
     lines = [f"{len(steps):,} steps, by kind (`vispd plan --full` lists every step, --json all of them as JSON):",
              f"  {'kind':<10} {'create':>9} {'update':>9} {'delete':>9} {'namespaces':>11}"]
-    for (_, kind), count in sorted(counts.items()):
-        lines.append(f"  {kind:<10} {count['create']:>9,} {count['update']:>9,} {count['delete']:>9,} "
-                     f"{len(namespaces[kind]):>11,}")
+    for phase, kind in kinds:
+        done = [counts[(phase, kind, action)] for action in ("create", "update", "delete")]
+        lines.append(f"  {kind:<10} {done[0]:>9,} {done[1]:>9,} {done[2]:>9,} {namespaces[kind]:>11,}")
     lines.append(f"  on {len(nodes - {''}):,} nodes" + (" and the controller" if "" in nodes else ""))
     return lines
 
