@@ -45,11 +45,13 @@ from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
 from itertools import groupby
+from operator import attrgetter
 
 from .diff import Step
 from .resources import Address, DeviceRef, Neighbour, Resource, Route, RoutingRule
 
 Batch = tuple[str, list[Step]]
+_PHASE = attrgetter("resource.PHASE")
 
 # Kinds whose removal may wait until the node's new objects are in place: the kernel never
 # confuses an old one with a new one of another key, and the old one serves traffic meanwhile.
@@ -59,7 +61,7 @@ WAITING_KINDS: tuple[type[Resource], ...] = (Route, RoutingRule, Neighbour)
 def schedule(steps: list[Step]) -> list[Batch]:
     removals = [s for s in steps if s.action == "delete"]
     changes = [s for s in steps if s.action != "delete"]
-    created = _created_networks(changes)
+    created = _created_networks(changes) if any(isinstance(s.resource, Address) for s in removals) else {}
     controller = [s for s in removals if _controller(s)]
     substrate = [s for s in removals if s.resource.substrate] + [s for s in changes if s.resource.substrate]
     node_removals = [s for s in removals if not s.resource.substrate and not _controller(s)]
@@ -107,6 +109,15 @@ def _per_node(selected: list[Step]) -> list[Batch]:
     return [(f"node {node}", batch) for node, batch in sorted(nodes.items())]
 
 
+def _most_specific_first(steps: list[Step]) -> list[Step]:
+    """`steps` (in phase order) with its routes, where they stand, longest prefix first."""
+    routes = [s for s in steps if type(s.resource) is Route]
+    if len(routes) < 2:
+        return steps
+    ordered = iter(sorted(routes, key=lambda s: -int(s.resource.dst.rpartition("/")[2])))
+    return [next(ordered) if type(s.resource) is Route else s for s in steps]
+
+
 def _prefix_length(resource: Resource) -> int:
     return int(resource.dst.rpartition("/")[2]) if isinstance(resource, Route) else 0
 
@@ -115,7 +126,7 @@ def _make_then_break(making: list[Step], waiting: list[Step]) -> list[Batch]:
     """Per node: its creations and updates, then what waited — one batch per phase, deepest
     first (a backend may gather one kind's steps of a batch, e.g. a namespace's routes, and
     apply them after the shallower steps of that batch); routes least specific first."""
-    made = dict(_per_node(sorted(making, key=lambda s: (s.resource.PHASE, -_prefix_length(s.resource)))))
+    made = {name: _most_specific_first(steps) for name, steps in _per_node(sorted(making, key=_PHASE))}
     broken = dict(_per_node(sorted(waiting, key=lambda s: (-s.resource.PHASE, _prefix_length(s.resource)))))
     batches: list[Batch] = []
     for name in sorted(made.keys() | broken.keys()):
