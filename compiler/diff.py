@@ -23,13 +23,19 @@ every rule reads the properties each resource kind declares.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable
+from operator import attrgetter
+from typing import Iterable, Iterator
 
 from .resources import Device, DeviceRef, Netns, Resource
 
 
-@dataclass(frozen=True)
+_RESOURCE_KEY = attrgetter("resource.key")
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     action: str  # "create" | "delete" | "update"
     resource: Resource
@@ -57,26 +63,47 @@ def _vanishing_devices(have: dict, want: dict) -> set[DeviceRef]:
     return vanishing
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while hundreds of thousands of acyclic objects are made
+    (a plan's resources, the diff's steps): its full collections walk every live object, a
+    third of the time a 1,000-node plan takes. Reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def diff(observed: Iterable[Resource], desired: Iterable[Resource]) -> list[Step]:
+    with gc_paused():
+        return _diff(observed, desired)
+
+
+def _diff(observed: Iterable[Resource], desired: Iterable[Resource]) -> list[Step]:
     have = {r.key: r for r in observed}
     want = {r.key: r for r in desired}
     vanishing = _vanishing_devices(have, want)
     keeps_stacked = {(r.ns, r.ifname) for r in have.values() if isinstance(r, Device) and not r.TAKES_STACKED}
     gone_ns = {r.ns for k, r in have.items() if isinstance(r, Netns) and k not in want}
+    everything_stays = not vanishing and not gone_ns  # the common case: nothing goes with anything
 
     def with_namespace(old: Resource) -> bool:
         """Goes with its namespace, which goes."""
         return old.ns in gone_ns and not isinstance(old, Netns) and not old.SURVIVES_NAMESPACE
 
     def survives(old: Resource) -> bool:
-        return old.on_device not in vanishing and not (old.ns in gone_ns and not isinstance(old, Netns))
+        return everything_stays or (old.on_device not in vanishing
+                                    and not (old.ns in gone_ns and not isinstance(old, Netns)))
 
     deletes: list[Step] = []
     for key, old in have.items():
-        if with_namespace(old):
-            continue  # goes with its namespace
         if key in want and survives(old):
             continue
+        if with_namespace(old):
+            continue  # goes with its namespace
         if not isinstance(old, Device) and old.on_device in vanishing:
             continue  # goes with its device
         if (isinstance(old, Device) and (old.ns, old.ifname) in vanishing
@@ -91,14 +118,23 @@ def diff(observed: Iterable[Resource], desired: Iterable[Resource]) -> list[Step
             old = None
         if old is None:
             creates.append(Step("create", new))
-        elif old != new:
+        elif old is not new and old != new:  # observation hands back the desired object when it matches
             creates.append(Step("update", new, old))
-        elif any(device in vanishing for device in new.bound_devices()):
+        elif vanishing and any(device in vanishing for device in new.bound_devices()):
             creates.append(Step("update", new, old))
+    return _in_phase_order(deletes, deepest_first=True) + _in_phase_order(creates, deepest_first=False)
 
-    deletes.sort(key=lambda s: (-s.resource.PHASE, s.resource.key))
-    creates.sort(key=lambda s: (s.resource.PHASE, s.resource.key))
-    return deletes + creates
+
+def _in_phase_order(steps: list[Step], deepest_first: bool) -> list[Step]:
+    """By phase (deepest or shallowest first), then by key (phases are few: sorting each by
+    its key alone is about twice as fast as sorting all by (phase, key))."""
+    by_phase: dict[int, list[Step]] = {}
+    for step in steps:
+        by_phase.setdefault(step.resource.PHASE, []).append(step)
+    ordered: list[Step] = []
+    for phase in sorted(by_phase, reverse=deepest_first):
+        ordered += sorted(by_phase[phase], key=_RESOURCE_KEY)
+    return ordered
 
 
 def _deleted_itself(device: Device, vanishing: set[DeviceRef], keeps_stacked: set[DeviceRef]) -> bool:

@@ -12,9 +12,10 @@ import json
 import os
 import sys
 from collections import Counter
+from typing import Iterable, Iterator
 
 from compiler.access_types import ACCESS_TYPES
-from compiler.diff import Step
+from compiler.diff import Step, gc_paused
 from compiler.planner import PlanningError
 from model.errors import BadRequest, TopologyError, UnknownTopology, VispdError
 from model.yamlsrc import load_marked
@@ -29,6 +30,9 @@ from .linkstate import set_link
 from .status import collect_status, render_status
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# `vispd plan` lists every step up to this many; beyond, nobody reads the list (a 1,000-node
+# topology's first plan is ~350,000 steps): a table by kind, and --full for the list.
+PLAN_LIST_LIMIT = 1000
 
 
 def _summary(steps: list[Step]) -> str:
@@ -44,16 +48,60 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     topo, _ = resolve(args.topology)
-    outcome = plan_changes(topo)
-    if os.geteuid() != 0:
-        print("(not root: planned against an empty machine)", file=sys.stderr)
-    if args.json:
-        print(json.dumps([{"action": s.action, **s.resource.to_json()} for s in outcome.steps], indent=1, default=str))
+    with gc_paused():  # a 1,000-node plan is ~350,000 resources and as many steps, all acyclic
+        steps = plan_changes(topo).steps
+        if os.geteuid() != 0:
+            print("(not root: planned against an empty machine)", file=sys.stderr)
+        if args.json:
+            _write_lines(_json_lines(steps))
+            return EXIT_OK
+        if args.full or len(steps) <= PLAN_LIST_LIMIT:
+            _write_lines(step.describe() for step in steps)
+        else:
+            _write_lines(_kind_table(steps))
+        print(_summary(steps) or "no changes")
         return EXIT_OK
-    for step in outcome.steps:
-        print(step.describe())
-    print(_summary(outcome.steps) or "no changes")
-    return EXIT_OK
+
+
+def _write_lines(lines: Iterable[str], chunk: int = 8192) -> None:
+    """Write lines as they come, a few thousand per write: a 350,000-step plan is never one string."""
+    out, pending = sys.stdout, []
+    for line in lines:
+        pending.append(line)
+        if len(pending) == chunk:
+            out.write("\n".join(pending) + "\n")
+            pending.clear()
+    if pending:
+        out.write("\n".join(pending) + "\n")
+
+
+def _json_lines(steps: list[Step]) -> Iterator[str]:
+    """`json.dumps([...], indent=1)` of the steps, byte for byte, one step at a time."""
+    if not steps:
+        yield "[]"
+        return
+    yield "["
+    encoder, last = json.JSONEncoder(indent=1, default=str), len(steps) - 1
+    for i, step in enumerate(steps):
+        text = encoder.encode({"action": step.action, **step.resource.to_json()})
+        yield " " + text.replace("\n", "\n ") + ("," if i < last else "")
+    yield "]"
+
+
+def _kind_table(steps: list[Step]) -> list[str]:
+    """What a plan too long to read does, by kind in the order `up` makes them: how many of
+    each are created, updated and deleted, in how many namespaces, on how many nodes."""
+    counts = Counter((s.resource.PHASE, s.resource.KIND, s.action) for s in steps)
+    namespaces = Counter(kind for kind, _ in {(s.resource.KIND, s.resource.ns) for s in steps})
+    nodes = {s.resource.node for s in steps}
+    kinds = sorted({(phase, kind) for phase, kind, _ in counts})
+    lines = [f"{len(steps):,} steps, by kind (`vispd plan --full` lists every step, --json all of them as JSON):",
+             f"  {'kind':<10} {'create':>9} {'update':>9} {'delete':>9} {'namespaces':>11}"]
+    for phase, kind in kinds:
+        done = [counts[(phase, kind, action)] for action in ("create", "update", "delete")]
+        lines.append(f"  {kind:<10} {done[0]:>9,} {done[1]:>9,} {done[2]:>9,} {namespaces[kind]:>11,}")
+    lines.append(f"  on {len(nodes - {''}):,} nodes" + (" and the controller" if "" in nodes else ""))
+    return lines
 
 
 def cmd_up(args) -> int:
@@ -184,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("validate", cmd_validate, "check a topology file; print FILE:LINE:COL errors")
     p = command("plan", cmd_plan, "show what up would create, change or remove")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="every step as JSON")
+    p.add_argument("--full", action="store_true",
+                   help=f"list every step even when there are more than {PLAN_LIST_LIMIT:,} (default: a table by kind)")
     p = command("up", cmd_up, "build or reconcile the vISP on this machine")
     p.add_argument("-v", "--verbose", action="store_true", help="print each step")
     p = command("down", cmd_down, "remove exactly what vispd created for the topology")

@@ -7,15 +7,14 @@ from typing import ClassVar
 from .base import Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address(Resource):
     KIND: ClassVar[str] = "address"
     PHASE: ClassVar[int] = 3
     ifname: str = ""
     cidr: str = ""
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.ifname, self.cidr)
 
     def describe(self) -> str:

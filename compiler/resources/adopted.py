@@ -24,7 +24,7 @@ from typing import ClassVar
 from .base import BORROWED_TOKEN, Device
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Adopted(Device):
     """The machine's interface `original`, in `ns` as `ifname` while vispd holds it."""
 

@@ -26,7 +26,7 @@ SERVE_TIMEOUT = 30.0  # seconds a started daemon has to take its listening place
 Listen = tuple[str, str, int]  # ("tcp" | "udp" | "unix", address or path, port)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Daemon(Resource):
     KIND: ClassVar[str] = "daemon"
     PHASE: ClassVar[int] = 6
@@ -43,8 +43,7 @@ class Daemon(Resource):
         blob = json.dumps([self.ns, self.argv, self.env], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.name)
 
     def describe(self) -> str:

@@ -40,7 +40,7 @@ def forwarding_key(ifname: str) -> str:
     return f"net.ipv4.conf.{ifname}.forwarding"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PortForward(Resource):
     """`interface`'s access ports forwarded to the slivers over the nodes' links."""
 
@@ -51,10 +51,6 @@ class PortForward(Resource):
     # (the machine's end of a node's link, its address/len, ((sliver public address, MAC), ...))
     links: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
     ports: tuple[tuple[str, int, str], ...] = ()  # (udp|tcp, port, sliver public address)
-
-    @property
-    def key(self) -> tuple:
-        return (self.KIND, self.ns)
 
     def describe(self) -> str:
         return f"public interface {self.interface or '?'}: {len(self.ports)} access port(s) forwarded"

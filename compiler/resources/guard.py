@@ -19,7 +19,7 @@ from .base import DeviceRef, Resource
 TABLE = "vispd"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IsolationFilter(Resource):
     """On each guarded device, admit only frames whose source and destination MAC belong to
     the same slice (drops broadcast, multicast, cross-slice)."""
@@ -31,8 +31,7 @@ class IsolationFilter(Resource):
     pairs: tuple[tuple[str, str], ...] = ()
     sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (device, prefixes its packets may come from)
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns)
 
     def describe(self) -> str:

@@ -9,14 +9,13 @@ from typing import ClassVar
 from .base import BORROWED_TOKEN, Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinkDown(Resource):
     KIND: ClassVar[str] = "linkdown"
     PHASE: ClassVar[int] = 2
     ifname: str = ""
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.ifname)
 
     def describe(self) -> str:

@@ -9,7 +9,7 @@ from typing import ClassVar
 from .base import Device, DeviceRef
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Macvlan(Device):
     KIND: ClassVar[str] = "macvlan"
     KERNEL_KIND: ClassVar[str] = "macvlan"
@@ -31,4 +31,5 @@ class Macvlan(Device):
         host.mark(self.ns, self.ifname, {"d": self.digest()}, replace=True, up=True, arp=False, mtu=self.mtu)
 
     def healthy(self, device) -> bool:
-        return super().healthy(device) and device.mac == self.mac and device.noarp
+        # Device.healthy, not super(): dataclass(slots=True) makes a new class, which zero-argument super() misses
+        return Device.healthy(self, device) and device.mac == self.mac and device.noarp

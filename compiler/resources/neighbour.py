@@ -8,7 +8,7 @@ from typing import ClassVar
 from .base import Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Neighbour(Resource):
     KIND: ClassVar[str] = "neighbour"
     PHASE: ClassVar[int] = 3
@@ -17,8 +17,7 @@ class Neighbour(Resource):
     ip: str = ""
     mac: str = ""
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.ifname, self.ip)
 
     def describe(self) -> str:

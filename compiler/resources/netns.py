@@ -12,7 +12,7 @@ from typing import ClassVar
 from .base import Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Netns(Resource):
     """A network namespace: a substrate node (`role=node`), a slice's sliver on a node
     (`role=sliver`) or a lab host (`role=lab`); `broken` is only ever observed."""
@@ -24,8 +24,7 @@ class Netns(Resource):
     slice: str | None = None
     sysctls: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns)
 
     @property

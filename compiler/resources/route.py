@@ -22,7 +22,7 @@ class RouteBatchError(OSError):
         self.step = step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route(Resource):
     KIND: ClassVar[str] = "route"
     PHASE: ClassVar[int] = 5
@@ -33,8 +33,7 @@ class Route(Resource):
     prefsrc: str = ""
     table: int = MAIN_TABLE
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.dst) + (() if self.table == MAIN_TABLE else (self.table,))
 
     def describe(self) -> str:

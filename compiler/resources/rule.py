@@ -11,7 +11,7 @@ from typing import ClassVar
 from .base import Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutingRule(Resource):
     KIND: ClassVar[str] = "rule"
     PHASE: ClassVar[int] = 5
@@ -20,8 +20,7 @@ class RoutingRule(Resource):
     priority: int = 0
     blackhole: bool = False  # drop instead of looking up `table` (which is then 0)
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.iif, self.table, self.priority, self.blackhole)
 
     @property

@@ -28,7 +28,7 @@ class ShapingClass:
     sources: tuple[str, ...] = ()  # source prefixes classified into this class (access links)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Shaping(Resource):
     """HTB on a device: the link capacity, one class per slice (guarantee, ceiling)."""
 
@@ -39,8 +39,7 @@ class Shaping(Resource):
     capacity: int = 0
     classes: tuple[ShapingClass, ...] = ()
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.ifname)
 
     def describe(self) -> str:

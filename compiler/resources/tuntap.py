@@ -8,7 +8,7 @@ from typing import ClassVar
 from .base import Device
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TunTap(Device):
     KIND: ClassVar[str] = "tuntap"
     KERNEL_KIND: ClassVar[str] = "tun"

@@ -17,7 +17,7 @@ def _sliver(ns: str) -> bool:
     return parsed is not None and parsed[2] is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Veth(Device):
     """One link: a veth pair between two namespaces (this end and the peer)."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 
 from routing_oracle import route_toward, routed_addresses
@@ -121,3 +122,29 @@ def test_everything_gone_deletes_namespaces_only(abilene_plan):
     assert {s.action for s in steps} == {"delete"}
     assert all(isinstance(s.resource, Netns) for s in steps)
     assert len(steps) == 30
+
+
+def test_a_cached_key_is_not_part_of_what_a_resource_is(abilene_plan):
+    """Keys are computed once and kept in a slot: equality, hash, digest, repr and JSON ignore
+    whether that happened, and a changed copy computes its own."""
+    for resource in abilene_plan.resources[::7]:
+        fresh = dataclasses.replace(resource)
+        assert fresh._key is None and fresh.key == resource.key and fresh._key is not None
+        untouched = dataclasses.replace(resource)
+        assert untouched == fresh and hash(untouched) == hash(fresh) and untouched.digest() == fresh.digest()
+        assert repr(untouched) == repr(fresh) and untouched.to_json() == fresh.to_json()
+        assert "_key" not in fresh.to_json() and not hasattr(fresh, "__dict__")
+    route = next(r for r in abilene_plan.resources if isinstance(r, Route))
+    assert dataclasses.replace(route, dst="10.9.9.0/24").key == ("route", route.ns, "10.9.9.0/24")
+
+
+def test_the_diff_leaves_the_cycle_collector_as_it_found_it(abilene_plan):
+    assert gc.isenabled()
+    diff([], abilene_plan.resources)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        diff([], abilene_plan.resources)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
