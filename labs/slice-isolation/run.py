@@ -18,7 +18,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the labs directory (failures, lablib) and this checkout's root, ahead of any other copy of
+# vispd installed on the machine (an editable install elsewhere would mix two checkouts)
+_LABS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0:0] = [_LABS, os.path.dirname(_LABS)]
 import lablib  # noqa: E402
 from measure import percentile  # noqa: E402
 from model.units import parse_bandwidth  # noqa: E402
