@@ -29,6 +29,7 @@ from compiler.resources.host import RunningDaemon
 from model.errors import VispdError
 
 from . import netns, sockets
+from .bpf import hooks as bpf_hooks, node as bpf_node, spec as bpf_spec
 from .daemons import DaemonDirectory
 from .fib import Fib
 from .rtnl import RawLinks
@@ -238,6 +239,19 @@ class KernelHost:
         with netns.entered(ns):
             listed = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
         return listed.stdout if listed.returncode == 0 else None
+
+    # -- the node's BPF guard (dataplane.bpf) ----------------------------------------------------------
+    def bpf_guard_apply(self, ns: str, hook: str, devices: tuple) -> list[str]:
+        return bpf_node.apply(bpf_spec.node_guard(ns, devices), hook)
+
+    def bpf_guard_pending(self, ns: str, hook: str, devices: tuple) -> list[str]:
+        try:
+            return bpf_node.pending(bpf_spec.node_guard(ns, devices), hook)
+        except LookupError as missing:  # a device of the guard is not there (yet)
+            return [str(missing)]
+
+    def bpf_guard_delete(self, ns: str) -> list[str]:
+        return [removed for hook in bpf_hooks.MODES for removed in bpf_node.delete(ns, hook)]
 
     # -- daemons ---------------------------------------------------------------------------------------
     def daemon_start(self, name: str, ns: str, argv: list[str], files: dict, env: dict, digest: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .address import Address
 from .base import Device, DeviceRef, Resource, owner_marker
+from .bpfguard import BpfGuard, GuardedDevice, GuardedEnd
 from .daemon import Daemon
 from .guard import IsolationFilter
 from .linkdown import LinkDown
@@ -22,13 +23,13 @@ from .veth import Veth
 
 # In the order observation reports them (the diff does not depend on it).
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Netns, IsolationFilter, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, RoutingRule,
+    Netns, IsolationFilter, BpfGuard, Veth, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route, RoutingRule,
     Daemon,
 )
 DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
 
 __all__ = [
-    "Address", "Daemon", "Device", "DeviceRef", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
+    "Address", "BpfGuard", "Daemon", "Device", "DeviceRef", "GuardedDevice", "GuardedEnd", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
     "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
     "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
 ]
