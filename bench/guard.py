@@ -8,10 +8,10 @@ Paths, all three hops, loopback to loopback, iperf3 client pinned to CPU 0 and s
 CPU 1 (bench/iperfrun.py), TCP (`-t SECONDS`) and 64-byte UDP (`-u -l 64 -b 0`):
 
 * `plain`: four plain namespaces with the same HTB on every veth (bench/plainpath.py, its
-  namespaces renamed hb-plain.* so this bench never meets bench/dataplane.py's);
+  namespaces hbg-plain.* so this bench never meets bench/dataplane.py's);
 * `nft`: the sliced line (bench/guardline.py: node namespaces, 100G substrate veths with
   HTB, one class per slice, private macvlans in the slivers) under vispd's nftables
-  ingress guard and u32 source-MAC classification (dataplane/nft.py, tc.py);
+  ingress guard and u32 source-MAC classification (compiler/resources/guard.py, shaping.py);
 * `bpf`: the same line under the BPF guard (dataplane/bpf) on the hook detect picks (tcx
   here): one program per substrate device's egress that admits and classifies; the own
   slice is left out, as in a topology without own slices (no ingress programs);
@@ -56,8 +56,7 @@ from bench import guardline, iperfrun, plainpath  # noqa: E402
 from dataplane import netns  # noqa: E402
 from dataplane.bpf import detect  # noqa: E402
 
-PREFIX = "hbg"
-plainpath.PREFIX = "hb-plain."  # our own namespaces: bench/dataplane.py may run beside us
+PREFIX = "hbg"  # namespaces PREFIX.* and PREFIX-plain.* (--prefix): never bench/dataplane.py's
 CAPACITY = 100_000_000_000
 SLICES = [guardline.SliceSpec("k1", 600_000_000), guardline.SliceSpec("k2", 300_000_000),
           guardline.SliceSpec("o1", 300_000_000, own=True)]
@@ -112,7 +111,9 @@ def one_run(path: dict, udp: bool, seconds: int, softirq_threads: list[int]) -> 
 class Paths:
     """The plain line and the sliced line, their iperf3 servers; `close` removes all."""
 
-    def __init__(self, variants: bool):
+    def __init__(self, variants: bool, prefix: str = PREFIX):
+        self.prefix = prefix
+        self.plain = plainpath.PlainPath(f"{prefix}-plain.")
         self.line: guardline.Line | None = None
         self.servers: list[iperfrun.Server] = []
         self.paths: dict[str, dict] = {}
@@ -120,9 +121,9 @@ class Paths:
         self.mode = detect.available().mode
 
     def build(self) -> None:
-        plainpath.build(CAPACITY, SLICES[0].rate)
-        self.line = guardline.build(PREFIX, CAPACITY, SLICES, guard=self.mode)
-        (pcns, pcaddr), (psns, psaddr) = plainpath.endpoints()
+        self.plain.build(CAPACITY, SLICES[0].rate)
+        self.line = guardline.build(self.prefix, CAPACITY, SLICES, guard=self.mode)
+        (pcns, pcaddr), (psns, psaddr) = self.plain.endpoints()
         self._add("plain", (pcns, pcaddr, psns, psaddr), None)
         kernel, own = self._ends("k1"), self._ends("o1")
         self._add("nft", kernel, ("nft", True))
@@ -159,7 +160,7 @@ class Paths:
                 server.stop()
         if self.line is not None:
             guardline.teardown(self.line)
-        plainpath.teardown()
+        self.plain.teardown()
 
 
 def measure(paths: Paths, runs: int, seconds: int) -> dict[tuple[str, bool], list[dict]]:
@@ -218,14 +219,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=2, help="length of each iperf3 run")
     parser.add_argument("--quick", action="store_true", help="one round of 1 s runs (for the test suite)")
     parser.add_argument("--variants", action="store_true", help="also mixed, clsact and noguard (attribution)")
+    parser.add_argument("--prefix", default=PREFIX, help="names of this run's namespaces (default %(default)s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 1
     return args
 
 
-def refuse_leftovers() -> None:
-    ours = netns.list_names(PREFIX + ".") + netns.list_names(plainpath.PREFIX)
+def refuse_leftovers(paths: Paths) -> None:
+    ours = netns.list_names(paths.prefix + ".") + paths.plain.leftovers()
     if ours:
         sys.exit(f"namespaces from an earlier run exist, remove them first: {', '.join(ours[:8])} ...")
 
@@ -246,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     capability = detect.available()
     if not capability.ok:
         sys.exit(f"bench/guard.py needs the BPF guard: {capability.reason}")
-    refuse_leftovers()
-    paths = Paths(args.variants)
+    paths = Paths(args.variants, args.prefix)
+    refuse_leftovers(paths)
     started = time.monotonic()
     try:
         paths.build()
