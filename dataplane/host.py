@@ -18,6 +18,7 @@ I/O: the kernel and processes, for one topology.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from typing import Callable, Iterable
 
@@ -137,23 +138,18 @@ class KernelHost:
 
     def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
                     mac: str = "", peer_mac: str = "") -> None:
-        peer_fd = open(netns.path(peer_ns))
+        peer_fd = os.open(netns.path(peer_ns), os.O_RDONLY)
         try:
-            peer = {"ifname": peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": mtu}
-            if peer_mac:
-                peer["address"] = peer_mac
-            extra = {"address": mac} if mac else {}
-            self.ipr(ns).link("add", ifname=ifname, kind="veth", mtu=mtu, peer=peer, **extra)
+            self.raw(ns).add_veth(ifname, mtu, peer_ifname, peer_fd, mac, peer_mac)
         finally:
-            peer_fd.close()
+            os.close(peer_fd)
 
     def macvlan_create(self, ns: str, ifname: str, lower_ns: str, lower_ifname: str, mac: str, mtu: int) -> None:
-        target = open(netns.path(ns))
+        target = os.open(netns.path(ns), os.O_RDONLY)
         try:
-            self.ipr(lower_ns).link("add", ifname=ifname, kind="macvlan", link=self.index(lower_ns, lower_ifname),
-                                    macvlan_mode="private", address=mac, mtu=mtu, net_ns_fd=target.fileno())
+            self.raw(lower_ns).add_macvlan(ifname, self.index(lower_ns, lower_ifname), mac, mtu, target)
         finally:
-            target.close()
+            os.close(target)
 
     def tuntap_create(self, ns: str, ifname: str, mode: str, uid: int, gid: int) -> None:
         with netns.entered(ns):
@@ -189,7 +185,7 @@ class KernelHost:
     # -- addresses, neighbours, routes -------------------------------------------------------------
     def address_replace(self, ns: str, ifname: str, cidr: str) -> None:
         address, prefixlen = cidr.split("/")
-        self.ipr(ns).addr("replace", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
+        self.raw(ns).replace_address(self.index(ns, ifname), address, int(prefixlen))
 
     def address_delete(self, ns: str, ifname: str, cidr: str) -> None:
         address, prefixlen = cidr.split("/")
@@ -197,7 +193,7 @@ class KernelHost:
             self.ipr(ns).addr("del", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
 
     def neighbour_replace(self, ns: str, ifname: str, ip: str, mac: str) -> None:
-        self.ipr(ns).neigh("replace", dst=ip, lladdr=mac, ifindex=self.index(ns, ifname), state=NUD_PERMANENT)
+        self.raw(ns).replace_neighbour(self.index(ns, ifname), ip, mac)
 
     def neighbour_delete(self, ns: str, ifname: str, ip: str) -> None:
         with contextlib.suppress(NetlinkError):

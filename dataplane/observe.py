@@ -54,8 +54,7 @@ class KernelReader:
             if not parsed or parsed[0] != host.topology:
                 continue
             try:
-                lo = host.ipr(name).get_links(ifname="lo")[0]
-                tokens = tokens_of(lo.get_attr("IFLA_IFALIAS"), host.marker)
+                tokens = tokens_of(host.raw(name).alias("lo"), host.marker)
             except (OSError, NetlinkError, IndexError):
                 # A name whose bind mount never happened (a run killed in between).
                 if name in self.known:
