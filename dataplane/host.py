@@ -29,7 +29,7 @@ from compiler.resources import VISPD_RTPROTO, owner_marker
 from compiler.resources.host import RunningDaemon
 from model.errors import VispdError
 
-from . import netns, sockets
+from . import netns, rtdump, sockets
 from .bpf import hooks as bpf_hooks, node as bpf_node, spec as bpf_spec
 from .daemons import DaemonDirectory
 from .fib import Fib
@@ -226,10 +226,7 @@ class KernelHost:
         index = self.lookup(ns, ifname)
         if index is None:
             return None
-        for qdisc in self.ipr(ns).get_qdiscs(index=index):
-            if qdisc["parent"] == 0xFFFFFFFF:
-                return qdisc.get_attr("TCA_KIND")
-        return None
+        return self.raw(ns).read(rtdump.root_qdiscs).get(index)
 
     def nft_table_comment(self, ns: str, family: str, table: str) -> str | None:
         with netns.entered(ns):

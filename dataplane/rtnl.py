@@ -73,6 +73,11 @@ class RawLinks:
     def close(self) -> None:
         self._sock.close()
 
+    def read(self, reader):
+        """One of dataplane.rtdump's dump readers, run on this socket."""
+        self._seq += 1
+        return reader(self._sock, self._seq)
+
     def _request(self, kind: int, flags: int, body: bytes) -> bytes:
         self._seq += 1
         seq = self._seq
