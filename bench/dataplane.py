@@ -26,7 +26,12 @@
    /proc/net/snmp there). `*_vs_plain_pps_ratio` uses the kernel count: on this machine
    iperf3's receiver tops out near 200k datagrams/s, below what the plain path forwards,
    so its own count measures the receiver and not the path (the JSON keeps it as
-   `sliced_vs_plain_pps_iperf3_rx_ratio`, with `udp64_iperf3_receiver_bound`).
+   `sliced_vs_plain_pps_iperf3_rx_ratio`, with `udp64_iperf3_receiver_bound`). Another
+   process on the client's CPU takes packets from whichever path runs, so each UDP run
+   also records the CPU time spent on its packets (the client's, as iperf3 reports it,
+   which includes the softirq forwarding done in its context, plus what ksoftirqd did
+   meanwhile): `*_vs_plain_pps_per_cpu_ratio` compares datagrams per CPU-second, which
+   other load disturbs far less (as bench/guard.py does).
    `--variants` adds the sliced path without its guard, and without guard and classifier
    (bench/variants.py), to show where slicing's cost goes.
 2. Up time (bench/uptime.py). `vispd up` in-process against the floor (the same kernel
@@ -134,17 +139,21 @@ def udp_delivered(ns: str) -> int:
     return fields["InDatagrams"] + fields["RcvbufErrors"]
 
 
+SOFTIRQ_THREADS = iperfrun.ksoftirqd_pids()
+
+
 def one_run(path: dict, udp: bool, seconds: int) -> dict:
     path.get("prepare", lambda: None)()
     try:
-        before = udp_delivered(path["server"].ns)
+        before, softirq_before = udp_delivered(path["server"].ns), iperfrun.cpu_seconds(SOFTIRQ_THREADS)
         report = iperfrun.client(path["client_ns"], path["client_addr"], path["server"], seconds, udp)
         delivered = udp_delivered(path["server"].ns) - before
+        cpu = iperfrun.client_cpu_seconds(report, udp) + iperfrun.cpu_seconds(SOFTIRQ_THREADS) - softirq_before
     finally:
         path.get("restore", lambda: None)()
     if not udp:
         return {"mbps": iperfrun.tcp_mbps(report)}
-    return {"kernel_pps": delivered / report["end"]["sum"]["seconds"],
+    return {"kernel_pps": delivered / report["end"]["sum"]["seconds"], "per_cpu": delivered / cpu if cpu > 0 else 0.0,
             "rx_pps": iperfrun.udp_received_pps(report), "tx_pps": iperfrun.udp_sent_pps(report)}
 
 
@@ -232,6 +241,7 @@ def summarize_datapath(results: dict, names: list[str], runs: int, seconds: int)
         out[f"{key}_vs_plain_pps_ratio"] = pair_ratio(results, path, True, "kernel_pps")
         out[f"{key}_vs_plain_tcp_ratio_pairs"] = pair_ratios(results, path, False, "mbps")
         out[f"{key}_vs_plain_pps_ratio_pairs"] = pair_ratios(results, path, True, "kernel_pps")
+        out[f"{key}_vs_plain_pps_per_cpu_ratio"] = pair_ratio(results, path, True, "per_cpu")
         out[f"{key}_vs_plain_tcp_ratio_of_medians"] = ratio(out[f"tcp_mbps_{key}"], out["tcp_mbps_plain"])
         out[f"{key}_vs_plain_pps_ratio_of_medians"] = ratio(out[f"udp64_kernel_pps_{key}"], out["udp64_kernel_pps_plain"])
     if "nft" in names:
@@ -274,7 +284,8 @@ def print_summary(figures: dict, names: Names) -> None:
                 f"ratio {figures[f'{path}_vs_plain_tcp_ratio']};  UDP64 delivered "
                 f"{figures[f'udp64_kernel_pps_{path}']:,.0f} pps (plain {figures['udp64_kernel_pps_plain']:,.0f}): "
                 f"ratio {figures[f'{path}_vs_plain_pps_ratio']} (median of round ratios; ratio of medians "
-                f"{figures[f'{path}_vs_plain_pps_ratio_of_medians']})")
+                f"{figures[f'{path}_vs_plain_pps_ratio_of_medians']}; per CPU-second "
+                f"{figures[f'{path}_vs_plain_pps_per_cpu_ratio']})")
         if figures["udp64_iperf3_receiver_bound"]:
             say("  (iperf3's receiver fell behind the kernel: its own count measures the receiver)")
         for key in sorted(k for k in figures if k.endswith("_vs_plain_pps_ratio")

@@ -76,31 +76,12 @@ def udp_delivered(ns: str) -> int:
     return fields["InDatagrams"] + fields["RcvbufErrors"]
 
 
-def ksoftirqd_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            if entry.isdigit() and open(f"/proc/{entry}/comm").read().startswith("ksoftirqd/"):
-                pids.append(int(entry))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def one_run(path: dict, udp: bool, seconds: int, softirq_threads: list[int]) -> dict:
     server = path["server"]
-    before, softirq_before = udp_delivered(server.ns), cpu_seconds(softirq_threads)
+    before, softirq_before = udp_delivered(server.ns), iperfrun.cpu_seconds(softirq_threads)
     report = iperfrun.client(path["client_ns"], path["client_addr"], server, seconds, udp)
     duration = report["end"]["sum_sent" if not udp else "sum"]["seconds"]
-    client_cpu = report["end"]["cpu_utilization_percent"]["host_total"] / 100 * duration
-    cpu = client_cpu + cpu_seconds(softirq_threads) - softirq_before
+    cpu = iperfrun.client_cpu_seconds(report, udp) + iperfrun.cpu_seconds(softirq_threads) - softirq_before
     if not udp:
         mbps = iperfrun.tcp_mbps(report)
         return {"value": mbps, "per_cpu": mbps * duration / cpu if cpu > 0 else 0.0}
@@ -165,7 +146,7 @@ class Paths:
 
 def measure(paths: Paths, runs: int, seconds: int) -> dict[tuple[str, bool], list[dict]]:
     names = list(paths.paths)
-    softirq_threads = ksoftirqd_pids()
+    softirq_threads = iperfrun.ksoftirqd_pids()
     for name in names:  # warm-up (ARP, caches), not counted
         paths.prepare(name)
         one_run(paths.paths[name], False, 1, softirq_threads)

@@ -37,6 +37,7 @@ from .rtnl import RawLinks
 from .shells import kill_recorded_shells
 
 MAIN_TABLE = 254
+LOOPBACK_INDEX = 1  # the kernel's LOOPBACK_IFINDEX: lo is device 1 in every namespace
 NUD_PERMANENT = 0x80
 
 
@@ -77,7 +78,10 @@ class KernelHost:
         self._raw.drop(ns)
 
     def index(self, ns: str, ifname: str) -> int:
-        """ifindex of a device, cached (one netlink GET per device per run)."""
+        """ifindex of a device, cached (one netlink GET per device per run; `lo` is 1 in
+        every namespace)."""
+        if ifname == "lo":
+            return LOOPBACK_INDEX
         index = self._indexes.get((ns, ifname))
         if index is None:
             index = self.raw(ns).index(ifname)

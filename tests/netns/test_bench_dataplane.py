@@ -42,6 +42,8 @@ def test_quick_mode_prints_its_figures():
         for metric in ("pps", "tcp"):
             assert ratio_ok(figures[f"{path}_vs_plain_{metric}_ratio"]), (path, metric)
             assert len(figures[f"{path}_vs_plain_{metric}_ratio_pairs"]) == 1
+    for path in paths[:1] + paths[2:]:
+        assert ratio_ok(figures[f"{path}_vs_plain_pps_per_cpu_ratio"]), path
     if guard != "nft":
         assert ratio_ok(figures["sliced_vs_nft_pps_ratio"])
     assert ratio_ok(figures["up_vs_floor_ratio"])
