@@ -205,6 +205,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pptp-runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="one connect and one 1-second run of each (for the test suite: the bench must not rot)")
+    parser.add_argument("--prefix", default="hx", help="start of the topology's name (default %(default)s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.connects = args.runs = args.other_runs = args.pptp_runs = args.seconds = 1
@@ -218,8 +219,8 @@ class AccessBench:
         self.args = args
         self.work = tempfile.mkdtemp(prefix="hx-access-")
         os.environ["VISPD_STATE_DIR"] = os.path.join(self.work, "state")
-        self.name = f"hx{uuid.uuid4().hex[:6]}"
-        self.tag = self.name[2:]
+        self.name = f"{args.prefix}{uuid.uuid4().hex[:6]}"
+        self.tag = self.name[len(args.prefix):]
         self.path = os.path.join(self.work, f"{self.name}.yaml")
         text, topo = bench_topology(self.name)
         with open(self.path, "w") as handle:

@@ -1,8 +1,9 @@
 """Count the kernel objects in a set of namespaces (to check the floor makes what `up` makes).
 
 Per namespace: devices other than lo, IPv4 addresses other than 127.0.0.1, permanent
-neighbours, routes with protocol 77, HTB root qdiscs, HTB classes, tc filters (as netlink
-dump entries: u32 also lists its hash tables, the same on both sides), nftables tables.
+neighbours, routes with protocol 77, HTB root qdiscs, HTB classes, tc filters under HTB
+(as netlink dump entries: u32 also lists its hash tables, the same on both sides),
+nftables tables, and vispd's BPF programs (named like the BPF guard's, on any hook).
 
 I/O: reads the kernel's objects in the given namespaces (changes nothing).
 """
@@ -15,6 +16,7 @@ from collections import Counter
 from pyroute2 import IPRoute
 
 from dataplane import netns
+from dataplane.bpf import hooks as bpf_hooks, node as bpf_node
 
 RTPROTO = 77
 NUD_PERMANENT = 0x80
@@ -57,6 +59,7 @@ def census_ns(ns: str, with_nft: bool) -> Counter:
         ipr.close()
     if with_nft:
         counts["nft_tables"] += count_nft_tables(ns)
+        counts["bpf_programs"] += sum(len(bpf_node.observe(ns, mode)) for mode in bpf_hooks.MODES)
     return counts
 
 

@@ -2,9 +2,10 @@
 
 The object list is the compiled plan (`compile_plan(topo).resources`) with every namespace
 renamed `vispd.X` -> `vbp-X`, so the floor makes exactly the namespaces, veths, macvlans,
-TUN/TAPs, addresses, neighbours, routes, HTB qdiscs/classes/u32 filters and nftables tables
-that `up` makes, minus vispd's own bookkeeping (ifalias ownership markers, the journal, the
-observe/diff pass). Two builders:
+TUN/TAPs, addresses, neighbours, routes, HTB qdiscs/classes (with u32 filters under the
+nftables guard) and the node's guard — nftables tables, or the BPF guard's programs where
+the plan has them — that `up` makes, minus vispd's own bookkeeping (ifalias ownership
+markers, the journal, the observe/diff pass). Two builders:
 
 * `build_batch`: one `ip -n NS -batch -` per namespace (ip's batch mode cannot switch
   namespace per line, so it is one process per namespace), one `tc -n NS -batch -` and one
@@ -13,6 +14,10 @@ observe/diff pass). Two builders:
   object (links, addresses, neighbours, routes); shaping and the nftables guard go through
   the same `tc -batch` / `nft -f` runs as above (pyroute2 has no nftables support worth
   the name, and vispd itself shapes with `tc -batch`).
+
+The BPF guard has no tool to stand in for it (no bpftool or tc-loadable object: its
+programs are assembled in Python): both builders load and attach it with
+`dataplane.bpf.node.apply`, the few bpf(2) calls per program it takes.
 
 Both create namespaces the fastest way found here: dataplane.netns.create (unshare on the
 calling thread + bind mount, ~0.3 ms; pyroute2's netns.create forks and takes ~5 ms) and
@@ -34,12 +39,13 @@ from graphlib import TopologicalSorter
 
 from pyroute2 import IPRoute
 
-from compiler.resources import guard as nft, shaping as tc
-from dataplane import netns
 from compiler.resources import (
-    Address, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
+    Address, BpfGuard, IsolationFilter, Macvlan, Neighbour, Netns, Resource, Route, Shaping, TunTap, Veth,
     owner_marker,
 )
+from compiler.resources import guard as nft, shaping as tc
+from dataplane import netns
+from dataplane.bpf import node as bpf_node, spec as bpf_spec
 
 FLOOR_PREFIX = "vbp-"
 RTPROTO = 77
@@ -70,6 +76,7 @@ class FloorSpec:
     per_ns: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))  # tuntap/addr/neigh/route
     shaping: dict[str, list[Shaping]] = field(default_factory=lambda: defaultdict(list))
     filters: list[IsolationFilter] = field(default_factory=list)
+    bpf_guards: list[BpfGuard] = field(default_factory=list)
 
     @property
     def node_namespaces(self) -> list[str]:
@@ -103,6 +110,8 @@ def floor_spec(plan) -> FloorSpec:
             spec.shaping[resource.ns].append(resource)
         elif isinstance(resource, IsolationFilter):
             spec.filters.append(resource)
+        elif isinstance(resource, BpfGuard):
+            spec.bpf_guards.append(resource)
         elif type(resource) in ORDER:
             spec.per_ns[resource.ns].append(resource)
         else:
@@ -127,7 +136,7 @@ def run(argv: list[str], stdin: str) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[:500]}")
 
 
-def apply_tc_and_nft(spec: FloorSpec) -> None:
+def apply_shaping_and_guards(spec: FloorSpec) -> None:
     for ns, shapings in sorted(spec.shaping.items()):
         lines = [line for s in shapings for line in tc.render(s)]
         run(["tc", "-n", ns, "-batch", "-"], "\n".join(lines) + "\n")
@@ -135,6 +144,8 @@ def apply_tc_and_nft(spec: FloorSpec) -> None:
     for guard in spec.filters:
         with netns.entered(guard.ns):  # nft has no -n: fork it from inside the namespace
             run(["nft", "-f", "-"], nft.render(guard, marker))
+    for bpf_guard in spec.bpf_guards:
+        bpf_node.apply(bpf_spec.node_guard(bpf_guard.ns, bpf_guard.devices), bpf_guard.hook)
 
 
 def teardown(names: list[str]) -> None:
@@ -184,7 +195,7 @@ def build_batch(spec: FloorSpec) -> None:
     for ns in spec.sliver_namespaces:
         lines = ["link set lo up"] + [line for r in spec.per_ns[ns] for line in object_lines(r)]
         run(["ip", "-n", ns, "-batch", "-"], "\n".join(lines) + "\n")
-    apply_tc_and_nft(spec)
+    apply_shaping_and_guards(spec)
 
 
 # -- (a) pyroute2 ----------------------------------------------------------------------
@@ -260,4 +271,4 @@ def build_pyroute2(spec: FloorSpec) -> None:
     finally:
         for sock in sockets.values():
             sock.close()
-    apply_tc_and_nft(spec)
+    apply_shaping_and_guards(spec)

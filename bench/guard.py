@@ -8,10 +8,10 @@ Paths, all three hops, loopback to loopback, iperf3 client pinned to CPU 0 and s
 CPU 1 (bench/iperfrun.py), TCP (`-t SECONDS`) and 64-byte UDP (`-u -l 64 -b 0`):
 
 * `plain`: four plain namespaces with the same HTB on every veth (bench/plainpath.py, its
-  namespaces renamed hb-plain.* so this bench never meets bench/dataplane.py's);
+  namespaces hbg-plain.* so this bench never meets bench/dataplane.py's);
 * `nft`: the sliced line (bench/guardline.py: node namespaces, 100G substrate veths with
   HTB, one class per slice, private macvlans in the slivers) under vispd's nftables
-  ingress guard and u32 source-MAC classification (dataplane/nft.py, tc.py);
+  ingress guard and u32 source-MAC classification (compiler/resources/guard.py, shaping.py);
 * `bpf`: the same line under the BPF guard (dataplane/bpf) on the hook detect picks (tcx
   here): one program per substrate device's egress that admits and classifies; the own
   slice is left out, as in a topology without own slices (no ingress programs);
@@ -56,8 +56,7 @@ from bench import guardline, iperfrun, plainpath  # noqa: E402
 from dataplane import netns  # noqa: E402
 from dataplane.bpf import detect  # noqa: E402
 
-PREFIX = "hbg"
-plainpath.PREFIX = "hb-plain."  # our own namespaces: bench/dataplane.py may run beside us
+PREFIX = "hbg"  # namespaces PREFIX.* and PREFIX-plain.* (--prefix): never bench/dataplane.py's
 CAPACITY = 100_000_000_000
 SLICES = [guardline.SliceSpec("k1", 600_000_000), guardline.SliceSpec("k2", 300_000_000),
           guardline.SliceSpec("o1", 300_000_000, own=True)]
@@ -77,31 +76,12 @@ def udp_delivered(ns: str) -> int:
     return fields["InDatagrams"] + fields["RcvbufErrors"]
 
 
-def ksoftirqd_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            if entry.isdigit() and open(f"/proc/{entry}/comm").read().startswith("ksoftirqd/"):
-                pids.append(int(entry))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def one_run(path: dict, udp: bool, seconds: int, softirq_threads: list[int]) -> dict:
     server = path["server"]
-    before, softirq_before = udp_delivered(server.ns), cpu_seconds(softirq_threads)
+    before, softirq_before = udp_delivered(server.ns), iperfrun.cpu_seconds(softirq_threads)
     report = iperfrun.client(path["client_ns"], path["client_addr"], server, seconds, udp)
     duration = report["end"]["sum_sent" if not udp else "sum"]["seconds"]
-    client_cpu = report["end"]["cpu_utilization_percent"]["host_total"] / 100 * duration
-    cpu = client_cpu + cpu_seconds(softirq_threads) - softirq_before
+    cpu = iperfrun.client_cpu_seconds(report, udp) + iperfrun.cpu_seconds(softirq_threads) - softirq_before
     if not udp:
         mbps = iperfrun.tcp_mbps(report)
         return {"value": mbps, "per_cpu": mbps * duration / cpu if cpu > 0 else 0.0}
@@ -112,7 +92,9 @@ def one_run(path: dict, udp: bool, seconds: int, softirq_threads: list[int]) -> 
 class Paths:
     """The plain line and the sliced line, their iperf3 servers; `close` removes all."""
 
-    def __init__(self, variants: bool):
+    def __init__(self, variants: bool, prefix: str = PREFIX):
+        self.prefix = prefix
+        self.plain = plainpath.PlainPath(f"{prefix}-plain.")
         self.line: guardline.Line | None = None
         self.servers: list[iperfrun.Server] = []
         self.paths: dict[str, dict] = {}
@@ -120,9 +102,9 @@ class Paths:
         self.mode = detect.available().mode
 
     def build(self) -> None:
-        plainpath.build(CAPACITY, SLICES[0].rate)
-        self.line = guardline.build(PREFIX, CAPACITY, SLICES, guard=self.mode)
-        (pcns, pcaddr), (psns, psaddr) = plainpath.endpoints()
+        self.plain.build(CAPACITY, SLICES[0].rate)
+        self.line = guardline.build(self.prefix, CAPACITY, SLICES, guard=self.mode)
+        (pcns, pcaddr), (psns, psaddr) = self.plain.endpoints()
         self._add("plain", (pcns, pcaddr, psns, psaddr), None)
         kernel, own = self._ends("k1"), self._ends("o1")
         self._add("nft", kernel, ("nft", True))
@@ -159,12 +141,12 @@ class Paths:
                 server.stop()
         if self.line is not None:
             guardline.teardown(self.line)
-        plainpath.teardown()
+        self.plain.teardown()
 
 
 def measure(paths: Paths, runs: int, seconds: int) -> dict[tuple[str, bool], list[dict]]:
     names = list(paths.paths)
-    softirq_threads = ksoftirqd_pids()
+    softirq_threads = iperfrun.ksoftirqd_pids()
     for name in names:  # warm-up (ARP, caches), not counted
         paths.prepare(name)
         one_run(paths.paths[name], False, 1, softirq_threads)
@@ -218,14 +200,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=2, help="length of each iperf3 run")
     parser.add_argument("--quick", action="store_true", help="one round of 1 s runs (for the test suite)")
     parser.add_argument("--variants", action="store_true", help="also mixed, clsact and noguard (attribution)")
+    parser.add_argument("--prefix", default=PREFIX, help="names of this run's namespaces (default %(default)s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 1
     return args
 
 
-def refuse_leftovers() -> None:
-    ours = netns.list_names(PREFIX + ".") + netns.list_names(plainpath.PREFIX)
+def refuse_leftovers(paths: Paths) -> None:
+    ours = netns.list_names(paths.prefix + ".") + paths.plain.leftovers()
     if ours:
         sys.exit(f"namespaces from an earlier run exist, remove them first: {', '.join(ours[:8])} ...")
 
@@ -246,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     capability = detect.available()
     if not capability.ok:
         sys.exit(f"bench/guard.py needs the BPF guard: {capability.reason}")
-    refuse_leftovers()
-    paths = Paths(args.variants)
+    paths = Paths(args.variants, args.prefix)
+    refuse_leftovers(paths)
     started = time.monotonic()
     try:
         paths.build()

@@ -4,7 +4,7 @@ tests in tests/netns/test_bpf_guard.py).
 
 Node namespaces PREFIX.a .. PREFIX.d joined by veth substrate links (`to-PEER`, no
 addresses, forwarding off), each substrate device shaped by HTB exactly as vispd renders
-it (`dataplane.tc`), one class per slice. Per slice a sliver PREFIX.NODE.SLICE on every
+it (compiler.resources.shaping), one class per slice. Per slice a sliver PREFIX.NODE.SLICE on every
 node, with a /32 loopback, a /31 per virtual link, static routes between loopbacks
 (source = loopback), forwarding on, as `vispd up` makes them. Then:
 
@@ -15,7 +15,7 @@ node, with a /32 loopback, a /31 per virtual link, static routes between loopbac
   in the node namespace, steered by the node's own-link program (`dataplane.bpf`).
 
 `use_guard(line, "nft")` puts vispd's nftables guard + u32 classification on every node
-(`dataplane.nft`, `dataplane.tc`, from the same plan resources vispd would make),
+(compiler.resources.guard and .shaping, from the same plan resources vispd would make),
 `use_guard(line, "tcx" | "clsact")` the BPF guard on that hook (HTB without u32 filters;
 "bpf": the hook `dataplane.bpf.detect` picks), and `use_guard(line, "none")` neither (HTB
 alone). Own slices need a BPF guard: without their program, their frames reach the node
@@ -27,10 +27,9 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
+from compiler.resources import IsolationFilter, Shaping, ShapingClass, guard as nft, shaping as tc
 from dataplane import netns
-from compiler.resources import guard as nft, shaping as tc
 from dataplane.bpf import detect, hooks, node as bpfnode, spec
-from compiler.resources import IsolationFilter, Shaping, ShapingClass
 
 NODES = ["a", "b", "c", "d"]
 OWNER_TOPOLOGY = "hbguard"  # the owner marker (`vispd:hbguard`) of everything put in place

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -91,3 +92,30 @@ def udp_received_pps(report: dict) -> float:
 def udp_sent_pps(report: dict) -> float:
     client_sum = report["end"]["sum"]
     return client_sum["packets"] / client_sum["seconds"]
+
+
+def ksoftirqd_pids() -> list[int]:
+    """The kernel's softirq threads, which forward packets when the sender's context does not."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and open(f"/proc/{entry}/comm").read().startswith("ksoftirqd/"):
+                pids.append(int(entry))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_seconds(report: dict, udp: bool) -> float:
+    """CPU seconds the client used in a run, as iperf3 reports it (softirq forwarding done
+    in its context included)."""
+    duration = report["end"]["sum" if udp else "sum_sent"]["seconds"]
+    return report["end"]["cpu_utilization_percent"]["host_total"] / 100 * duration

@@ -1,12 +1,14 @@
 """The reference path: four plain namespaces in a line, kernel forwarding, same shaping.
 
-vbp-plain.a - vbp-plain.b - vbp-plain.c - vbp-plain.d joined by veth pairs, /31 per link,
+PREFIX.a - PREFIX.b - PREFIX.c - PREFIX.d (`PlainPath(prefix)`: each bench names its own,
+so two benches never meet) joined by veth pairs, /31 per link,
 a /32 loopback per namespace, static routes between the loopbacks (source = loopback, as
 vispd installs them), IP forwarding on. No macvlan, no nftables, ordinary ARP. Every veth
 end carries what the packet meets on the sliced path's substrate device: HTB root, a class
 1:1 at the link capacity and a leaf class 1:10 at the slice's guarantee with the capacity as
-ceiling (the root's `default 10` puts every packet in it, where the sliced path needs a u32
-source-MAC filter: that filter is part of what slicing costs).
+ceiling (the root's `default 10` puts every packet in it, where the sliced path needs a
+classifier — the BPF guard's skb->priority, or a u32 source-MAC filter under the nftables
+fallback: that is part of what slicing costs).
 
 I/O (root): creates and removes its own namespaces.
 """
@@ -18,11 +20,6 @@ from compiler.resources import shaping as tc
 from dataplane import netns
 
 NAMES = ["a", "b", "c", "d"]
-PREFIX = "vbp-plain."
-
-
-def ns_name(node: str) -> str:
-    return PREFIX + node
 
 
 def loopback(i: int) -> str:
@@ -43,7 +40,7 @@ def shaping_lines(dev: str, capacity: int, rate: int) -> list[str]:
     ]
 
 
-def ip_lines(i: int) -> list[str]:
+def ip_lines(i: int, ns_name) -> list[str]:
     """ip batch for NAMES[i]: its loopback, its link ends, routes to the far loopbacks."""
     lines = ["link set lo up", f"address add {loopback(i)}/32 dev lo"]
     if i + 1 < len(NAMES):
@@ -69,29 +66,38 @@ def run(argv: list[str], stdin: str) -> None:
     subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
 
 
-def build(capacity: int, rate: int) -> None:
-    for node in NAMES:
-        netns.create(ns_name(node))
-        with netns.entered(ns_name(node)):
-            netns.write_sysctl("net.ipv4.ip_forward", "1")
-            netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")
-    for i, node in enumerate(NAMES):  # in order: each veth's right end exists for the next one
-        run(["ip", "-n", ns_name(node), "-batch", "-"], "\n".join(ip_lines(i)) + "\n")
-    for i, node in enumerate(NAMES):
-        lines = [line for dev in devices(i) for line in shaping_lines(dev, capacity, rate)]
-        run(["tc", "-n", ns_name(node), "-batch", "-"], "\n".join(lines) + "\n")
+class PlainPath:
+    """The four namespaces `prefix`a .. `prefix`d (the prefix ends with a dot)."""
 
+    def __init__(self, prefix: str = "vbp-plain."):
+        self.prefix = prefix
 
-def endpoints() -> tuple[tuple[str, str], tuple[str, str]]:
-    """((client ns, client address), (server ns, server address))."""
-    return (ns_name(NAMES[0]), loopback(0)), (ns_name(NAMES[-1]), loopback(len(NAMES) - 1))
+    def ns_name(self, node: str) -> str:
+        return self.prefix + node
 
+    def build(self, capacity: int, rate: int) -> None:
+        for node in NAMES:
+            netns.create(self.ns_name(node))
+            with netns.entered(self.ns_name(node)):
+                netns.write_sysctl("net.ipv4.ip_forward", "1")
+                netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+        for i, node in enumerate(NAMES):  # in order: each veth's right end exists for the next one
+            run(["ip", "-n", self.ns_name(node), "-batch", "-"], "\n".join(ip_lines(i, self.ns_name)) + "\n")
+        for i, node in enumerate(NAMES):
+            lines = [line for dev in devices(i) for line in shaping_lines(dev, capacity, rate)]
+            run(["tc", "-n", self.ns_name(node), "-batch", "-"], "\n".join(lines) + "\n")
 
-def names() -> list[str]:
-    return [ns_name(n) for n in NAMES]
+    def endpoints(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """((client ns, client address), (server ns, server address))."""
+        return (self.ns_name(NAMES[0]), loopback(0)), (self.ns_name(NAMES[-1]), loopback(len(NAMES) - 1))
 
+    def names(self) -> list[str]:
+        return [self.ns_name(n) for n in NAMES]
 
-def teardown() -> None:
-    for name in names():
-        if netns.exists(name):
-            netns.remove(name)
+    def leftovers(self) -> list[str]:
+        return netns.list_names(self.prefix)
+
+    def teardown(self) -> None:
+        for name in self.names():
+            if netns.exists(name):
+                netns.remove(name)

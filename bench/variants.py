@@ -1,11 +1,13 @@
 """Diagnostic variants of the sliced path (`--variants`), to see where its cost goes.
 
-Each variant changes the bench's own `hbline` topology for one run and puts it back
-after, from the plan, exactly as vispd renders it:
+Each variant changes the bench's own line topology for one run and puts it back after,
+from the plan, exactly as vispd renders it:
 
-* `sliced-noguard`: the nftables ingress guard removed from the four node namespaces;
+* `sliced-noguard`: the node's guard removed from the four node namespaces (the nftables
+  table, or the BPF guard's programs — which also classify: without them every frame
+  falls into HTB's default class and borrows);
 * `sliced-noguard-plainhtb`: that, and each substrate device's HTB replaced by the plain
-  path's (no u32 source-MAC filters, `default 10` into a single guarantee class).
+  path's (no classifier, `default 10` into a single guarantee class).
 
 What is left in the last one is macvlan demultiplexing alone.
 
@@ -16,9 +18,11 @@ from __future__ import annotations
 import subprocess
 
 from bench import plainpath
-from compiler.resources import guard as nft, shaping as tc
+from compiler.resources import BpfGuard, IsolationFilter, Shaping, guard as nft, owner_marker, shaping as tc
 from dataplane import netns
-from compiler.resources import IsolationFilter, Shaping, owner_marker
+from dataplane.bpf import node as bpf_node, spec as bpf_spec
+
+
 def _run(argv: list[str], stdin: str, ns: str | None = None) -> None:
     if ns is None:
         subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
@@ -27,8 +31,8 @@ def _run(argv: list[str], stdin: str, ns: str | None = None) -> None:
         subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
 
 
-def _guards(plan) -> list[IsolationFilter]:
-    return [r for r in plan.resources if isinstance(r, IsolationFilter)]
+def _guards(plan) -> list[IsolationFilter | BpfGuard]:
+    return [r for r in plan.resources if isinstance(r, (IsolationFilter, BpfGuard))]
 
 
 def _shapings(plan) -> list[Shaping]:
@@ -37,12 +41,18 @@ def _shapings(plan) -> list[Shaping]:
 
 def drop_guard(plan) -> None:
     for guard in _guards(plan):
-        _run(["nft", "-f", "-"], nft.render_delete(), guard.ns)
+        if isinstance(guard, BpfGuard):
+            bpf_node.delete(guard.ns, guard.hook)
+        else:
+            _run(["nft", "-f", "-"], nft.render_delete(), guard.ns)
 
 
 def restore_guard(plan) -> None:
     for guard in _guards(plan):
-        _run(["nft", "-f", "-"], nft.render(guard, owner_marker(plan.topology)), guard.ns)
+        if isinstance(guard, BpfGuard):
+            bpf_node.apply(bpf_spec.node_guard(guard.ns, guard.devices), guard.hook)
+        else:
+            _run(["nft", "-f", "-"], nft.render(guard, owner_marker(plan.topology)), guard.ns)
 
 
 def plain_shaping(plan, capacity: int, rate: int) -> None:

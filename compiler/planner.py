@@ -23,7 +23,8 @@ from .context import ControllerState, PlanContext, PlanningError, PlanParts
 from .border import SliceLink
 from .egress import plan_egress
 from .plan import Plan
-from .resources import IsolationFilter, Shaping
+from .guards import node_guards, without_matches
+from .resources import Shaping
 from .runtime import Runtime
 from .slivers import plan_slices
 from .substrate import plan_substrate
@@ -66,16 +67,13 @@ def _assemble(ctx: PlanContext, parts: PlanParts, links: list[SliceLink]) -> Pla
     if topo.providers:
         plan.internet_host = str(topo.internet.host)
         plan.egress_slices = [sl.name for sl in topo.slices if sl.egress]
+    guards, classified = node_guards(ctx, parts)  # nftables, or BPF that classifies too
     for (ns, ifname), (node, capacity) in parts.shaped.items():
-        plan.resources.append(Shaping(node=node, ns=ns, ifname=ifname, capacity=capacity,
-                                      classes=tuple(parts.classes.get((ns, ifname), ()))))
-    for node in topo.nodes:
-        devices = tuple(sorted(parts.guarded.get(node.name, ())))
-        sources = tuple(sorted(parts.source_guards.get(node.name, {}).items()))
-        if devices or sources:
-            plan.resources.append(IsolationFilter(node=node.name, ns=ctx.node_ns(node.name), devices=devices,
-                                                  pairs=tuple(sorted(parts.admitted.get(node.name, ()))),
-                                                  sources=sources))
+        classes = tuple(parts.classes.get((ns, ifname), ()))
+        if (ns, ifname) in classified:
+            classes = without_matches(classes)
+        plan.resources.append(Shaping(node=node, ns=ns, ifname=ifname, capacity=capacity, classes=classes))
+    plan.resources.extend(guards)
     _check_unique_keys(plan)
     return plan
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 DEFAULT_STATE_ROOT = "/var/lib/vispd"
 SOCKET_ROOT = "/run/vispd"  # control sockets: UNIX socket paths are limited to 107 bytes
+GUARDS = ("nft", "bpf-tcx", "bpf-clsact")  # the node's guard: nftables + u32, or tc BPF on a hook
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Runtime:
     run_dir: str  # daemons' configuration, PID and log files
     sock_dir: str  # daemons' control sockets (kept short)
     taken_ids: frozenset[int] = frozenset()  # this machine's account and group ids: default uids avoid them
+    guard: str = "nft"  # the node's guard this machine runs (GUARDS; vispd.engine detects it)
 
     @classmethod
     def for_topology(cls, topology: str, python: str = "python3", project_root: str = "",

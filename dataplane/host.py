@@ -32,8 +32,9 @@ from compiler.resources.host import RunningDaemon
 from model.errors import VispdError
 from model.naming import HOME_NS
 
-from . import netns, sockets
+from . import netns, rtdump, sockets
 from .borrow import Ledger
+from .bpf import hooks as bpf_hooks, node as bpf_node, spec as bpf_spec
 from .daemons import DaemonDirectory
 from .fib import Fib
 from .lending import LendingVerbs
@@ -41,6 +42,7 @@ from .rtnl import RawLinks
 from .shells import kill_recorded_shells
 
 MAIN_TABLE = 254
+LOOPBACK_INDEX = 1  # the kernel's LOOPBACK_IFINDEX: lo is device 1 in every namespace
 NUD_PERMANENT = 0x80
 
 
@@ -83,7 +85,10 @@ class KernelHost(LendingVerbs):
         self._raw.drop(ns)
 
     def index(self, ns: str, ifname: str) -> int:
-        """ifindex of a device, cached (one netlink GET per device per run)."""
+        """ifindex of a device, cached (one netlink GET per device per run; `lo` is 1 in
+        every namespace)."""
+        if ifname == "lo":
+            return LOOPBACK_INDEX
         index = self._indexes.get((ns, ifname))
         if index is None:
             index = self.raw(ns).index(ifname)
@@ -149,23 +154,18 @@ class KernelHost(LendingVerbs):
 
     def veth_create(self, ns: str, ifname: str, peer_ns: str, peer_ifname: str, mtu: int,
                     mac: str = "", peer_mac: str = "") -> None:
-        peer_fd = open(netns.path(peer_ns))
+        peer_fd = os.open(netns.path(peer_ns), os.O_RDONLY)
         try:
-            peer = {"ifname": peer_ifname, "net_ns_fd": peer_fd.fileno(), "mtu": mtu}
-            if peer_mac:
-                peer["address"] = peer_mac
-            extra = {"address": mac} if mac else {}
-            self.ipr(ns).link("add", ifname=ifname, kind="veth", mtu=mtu, peer=peer, **extra)
+            self.raw(ns).add_veth(ifname, mtu, peer_ifname, peer_fd, mac, peer_mac)
         finally:
-            peer_fd.close()
+            os.close(peer_fd)
 
     def macvlan_create(self, ns: str, ifname: str, lower_ns: str, lower_ifname: str, mac: str, mtu: int) -> None:
-        target = open(netns.path(ns))
+        target = os.open(netns.path(ns), os.O_RDONLY)
         try:
-            self.ipr(lower_ns).link("add", ifname=ifname, kind="macvlan", link=self.index(lower_ns, lower_ifname),
-                                    macvlan_mode="private", address=mac, mtu=mtu, net_ns_fd=target.fileno())
+            self.raw(lower_ns).add_macvlan(ifname, self.index(lower_ns, lower_ifname), mac, mtu, target)
         finally:
-            target.close()
+            os.close(target)
 
     def tuntap_create(self, ns: str, ifname: str, mode: str, uid: int, gid: int) -> None:
         with netns.entered(ns):
@@ -201,7 +201,7 @@ class KernelHost(LendingVerbs):
     # -- addresses, neighbours, routes -------------------------------------------------------------
     def address_replace(self, ns: str, ifname: str, cidr: str) -> None:
         address, prefixlen = cidr.split("/")
-        self.ipr(ns).addr("replace", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
+        self.raw(ns).replace_address(self.index(ns, ifname), address, int(prefixlen))
 
     def address_delete(self, ns: str, ifname: str, cidr: str) -> None:
         address, prefixlen = cidr.split("/")
@@ -209,7 +209,7 @@ class KernelHost(LendingVerbs):
             self.ipr(ns).addr("del", index=self.index(ns, ifname), address=address, prefixlen=int(prefixlen))
 
     def neighbour_replace(self, ns: str, ifname: str, ip: str, mac: str) -> None:
-        self.ipr(ns).neigh("replace", dst=ip, lladdr=mac, ifindex=self.index(ns, ifname), state=NUD_PERMANENT)
+        self.raw(ns).replace_neighbour(self.index(ns, ifname), ip, mac)
 
     def neighbour_delete(self, ns: str, ifname: str, ip: str) -> None:
         with contextlib.suppress(NetlinkError):
@@ -242,15 +242,25 @@ class KernelHost(LendingVerbs):
         index = self.lookup(ns, ifname)
         if index is None:
             return None
-        for qdisc in self.ipr(ns).get_qdiscs(index=index):
-            if qdisc["parent"] == 0xFFFFFFFF:
-                return qdisc.get_attr("TCA_KIND")
-        return None
+        return self.raw(ns).read(rtdump.root_qdiscs).get(index)
 
     def nft_table_comment(self, ns: str, family: str, table: str) -> str | None:
         with netns.entered(ns):
             listed = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
         return listed.stdout if listed.returncode == 0 else None
+
+    # -- the node's BPF guard (dataplane.bpf) ----------------------------------------------------------
+    def bpf_guard_apply(self, ns: str, hook: str, devices: tuple) -> list[str]:
+        return bpf_node.apply(bpf_spec.node_guard(ns, devices), hook)
+
+    def bpf_guard_pending(self, ns: str, hook: str, devices: tuple) -> list[str]:
+        try:
+            return bpf_node.pending(bpf_spec.node_guard(ns, devices), hook)
+        except LookupError as missing:  # a device of the guard is not there (yet)
+            return [str(missing)]
+
+    def bpf_guard_delete(self, ns: str) -> list[str]:
+        return [removed for hook in bpf_hooks.MODES for removed in bpf_node.delete(ns, hook)]
 
     # -- daemons ---------------------------------------------------------------------------------------
     def daemon_start(self, name: str, ns: str, argv: list[str], files: dict, env: dict, digest: str,

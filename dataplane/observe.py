@@ -9,15 +9,13 @@ I/O: reads the kernel through the host's sockets (changes nothing).
 """
 from __future__ import annotations
 
-import socket
-
 from pyroute2.netlink.exceptions import NetlinkError
 
 from compiler.resources import VISPD_RTPROTO
 from compiler.resources.host import DeviceView, NamespaceView
 from model.naming import NS_PREFIX, parse_ns
 
-from . import netns
+from . import netns, rtdump
 from .fib import Fib
 from .host import FR_ACT_BLACKHOLE, MAIN_TABLE, NUD_PERMANENT, KernelHost
 
@@ -54,8 +52,7 @@ class KernelReader:
             if not parsed or parsed[0] != host.topology:
                 continue
             try:
-                lo = host.ipr(name).get_links(ifname="lo")[0]
-                tokens = tokens_of(lo.get_attr("IFLA_IFALIAS"), host.marker)
+                tokens = tokens_of(host.raw(name).alias("lo"), host.marker)
             except (OSError, NetlinkError, IndexError):
                 # A name whose bind mount never happened (a run killed in between).
                 if name in self.known:
@@ -76,41 +73,32 @@ class KernelReader:
         _, node, slice_name = parse_ns(ns)
         if ns in self.broken:
             return NamespaceView(ns, node, slice_name, {}, broken=True)
-        ipr = self.host.ipr(ns)
-        devices, owned = self._devices(ns, ipr)
-        addresses = []
-        for msg in ipr.get_addr(family=socket.AF_INET):
-            ifname = owned.get(msg["index"])
-            if ifname is not None:
-                addresses.append((ifname, f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        neighbours = []
-        for msg in ipr.get_neighbours(family=socket.AF_INET):
-            ifname = owned.get(msg["ifindex"])
-            if ifname is not None and msg["state"] & NUD_PERMANENT:
-                neighbours.append((ifname, msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR") or ""))
+        raw = self.host.raw(ns)
+        devices, owned = self._devices(ns, raw.read(rtdump.links))
+        addresses = [(owned[index], cidr) for index, cidr in raw.read(rtdump.addresses) if index in owned]
+        neighbours = [(owned[index], ip, mac) for index, ip, mac, state in raw.read(rtdump.neighbours)
+                      if index in owned and state & NUD_PERMANENT]
         routes = self._routes(ns)
+        rules: tuple = ()
         if slice_name is None:  # node namespaces: the border's policy tables and rules too
-            routes += self._policy_routes(ipr)
+            routes += self._policy_routes(raw.read(rtdump.routes))
+            rules = self._rules(raw.read(rtdump.rules))
         return NamespaceView(ns, node, slice_name, self.host.aliases.get((ns, "lo"), {}), devices=tuple(devices),
-                             addresses=tuple(addresses), neighbours=tuple(neighbours), routes=routes,
-                             rules=self._rules(ipr) if slice_name is None else ())
+                             addresses=tuple(addresses), neighbours=tuple(neighbours), routes=routes, rules=rules)
 
-    def _devices(self, ns: str, ipr) -> tuple[list[DeviceView], dict[int, str]]:
+    def _devices(self, ns: str, links: list[rtdump.Link]) -> tuple[list[DeviceView], dict[int, str]]:
         devices, owned = [], {}
-        for link in ipr.get_links():
-            ifname = link.get_attr("IFLA_IFNAME")
-            if ifname == "lo":
-                owned[link["index"]] = "lo"
+        for link in links:
+            if link.ifname == "lo":
+                owned[link.index] = "lo"
                 continue
-            tokens = tokens_of(link.get_attr("IFLA_IFALIAS"), self.host.marker)
+            tokens = tokens_of(link.alias, self.host.marker)
             if tokens is None:
                 continue
-            owned[link["index"]] = ifname
-            self.host.aliases[(ns, ifname)] = tokens
-            devices.append(DeviceView(
-                ifname=ifname, kind=link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "", tokens=tokens,
-                mtu=link.get_attr("IFLA_MTU"), up=bool(link["flags"] & IFF_UP),
-                mac=link.get_attr("IFLA_ADDRESS") or "", noarp=bool(link["flags"] & IFF_NOARP)))
+            owned[link.index] = link.ifname
+            self.host.aliases[(ns, link.ifname)] = tokens
+            devices.append(DeviceView(ifname=link.ifname, kind=link.kind, tokens=tokens, mtu=link.mtu,
+                                      up=bool(link.flags & IFF_UP), mac=link.mac, noarp=bool(link.flags & IFF_NOARP)))
         return devices, owned
 
     def _routes(self, ns: str) -> tuple[tuple[int, str, str], ...]:
@@ -124,24 +112,16 @@ class KernelReader:
             fib.close()
 
     @staticmethod
-    def _policy_routes(ipr) -> tuple[tuple[int, str, str], ...]:
+    def _policy_routes(routes) -> tuple[tuple[int, str, str], ...]:
         """vispd's routes in other tables than the main one (the border's per-provider tables)."""
-        found = []
-        for msg in ipr.get_routes(family=socket.AF_INET):  # every table (table=0 would match none)
-            table = msg.get_attr("RTA_TABLE") or msg["table"]
-            if msg["proto"] != VISPD_RTPROTO or table in (MAIN_TABLE, 255):
-                continue
-            dst = msg.get_attr("RTA_DST")
-            found.append((table, f"{dst or '0.0.0.0'}/{msg['dst_len']}", msg.get_attr("RTA_GATEWAY") or ""))
-        return tuple(found)
+        return tuple((table, dst, gateway) for table, proto, dst, gateway in routes
+                     if proto == VISPD_RTPROTO and table not in (MAIN_TABLE, 255))
 
     @staticmethod
-    def _rules(ipr) -> tuple[tuple[str, int, int, bool], ...]:
+    def _rules(rules) -> tuple[tuple[str, int, int, bool], ...]:
         found = []
-        for msg in ipr.get_rules(family=socket.AF_INET):
-            if msg.get_attr("FRA_PROTOCOL") == VISPD_RTPROTO:
-                blackhole = msg["action"] == FR_ACT_BLACKHOLE
-                found.append((msg.get_attr("FRA_IIFNAME") or "",
-                              0 if blackhole else msg.get_attr("FRA_TABLE") or msg["table"],
-                              msg.get_attr("FRA_PRIORITY") or 0, blackhole))
+        for iif, table, priority, action, protocol in rules:
+            if protocol == VISPD_RTPROTO:
+                blackhole = action == FR_ACT_BLACKHOLE
+                found.append((iif, 0 if blackhole else table, priority, blackhole))
         return tuple(found)

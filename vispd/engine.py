@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from compiler.access_types import ACCESS_TYPES
@@ -21,8 +21,9 @@ from compiler.planner import ControllerState, compile_plan
 from compiler.resources import TunTap
 from compiler.schedule import schedule
 from dataplane import tundev
+from dataplane.bpf import detect as bpf_detect
 from dataplane.kernel import KernelBackend
-from model.errors import UnknownTopology, VispdError
+from model.errors import BadRequest, UnknownTopology, VispdError
 from model.schema import SHORT_NAME_PATTERN, Topology
 
 from .credentials import gather
@@ -74,9 +75,21 @@ def topology_plan(topo: Topology, create_credentials: bool = False,
     (made only when `create_credentials`: `up` does, the others read) and the substrate
     links taken down with `vispd link down` (or `failed_links`) down."""
     state = TopologyState(topo.name)
-    credentials = gather(topo, state.runtime, create_credentials)
+    runtime = replace(state.runtime, guard=node_guard())
+    credentials = gather(topo, runtime, create_credentials)
     failed = state.failed_links() if failed_links is None else failed_links
-    return compile_plan(topo, state.runtime, ControllerState(failed_links=failed, credentials=credentials))
+    return compile_plan(topo, runtime, ControllerState(failed_links=failed, credentials=credentials))
+
+
+def node_guard() -> str:
+    """The node's guard on this machine (compiler.runtime.GUARDS): the BPF guard on the
+    hook the kernel offers (dataplane.bpf.detect, probed once per process; $VISPD_BPF
+    =off|tcx|clsact overrides), else nftables + u32. A misspelt $VISPD_BPF is bad input."""
+    try:
+        capability = bpf_detect.available()
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    return f"bpf-{capability.mode}" if capability.ok else "nft"
 
 
 def plan_changes(topo: Topology) -> Outcome:

@@ -18,5 +18,10 @@ attachment (or its device, or its namespace) frees them all.
     if cap.ok:
         node.apply(spec.NodeGuard(ns, devices), cap.mode)   # idempotent
     else:
-        ...                                   # the nftables guard + u32 (dataplane.nft, tc)
+        ...                                   # the nftables guard + u32
+
+vispd itself goes through the planner: the engine puts the detected guard into the
+Runtime (`guard` "bpf-tcx" | "bpf-clsact" | "nft"), the planner emits one
+`compiler.resources.BpfGuard` per node namespace (compiler/guards.py), and its recipe
+calls `node.apply` / `pending` / `delete` through the Host port (dataplane/host.py).
 """

@@ -1,30 +1,35 @@
 """Can this machine run the BPF guard, and on which hook? (side effects: loads throwaway
-programs, and attaches them in a private network namespace that vanishes with its process.)
+programs, and attaches them in a private network namespace that vanishes with the thread
+that made it.)
 
-`available()` answers once per process with a `Capability(ok, mode, reason)`:
-1. bpf(2) works and the verifier accepts all three programs as BPF_PROG_TYPE_SCHED_CLS
-   with their maps (the ingress guard calls bpf_redirect_peer: Linux 5.10+);
+`available()` answers with a `Capability(ok, mode, reason)`, probing the kernel once per
+process (about 3 ms):
+1. bpf(2) works and the verifier accepts every program as BPF_PROG_TYPE_SCHED_CLS with
+   its map (the ingress guard calls bpf_redirect_peer: Linux 5.10+; the source guard
+   uses an LPM trie: 4.11+);
 2. a hook exists: tcx (Linux 6.6+, preferred: cheaper per packet) or else clsact with
    cls_bpf in direct-action mode; found by attaching to the loopback of an anonymous
-   namespace (`unshare --net python3 -m dataplane.bpf.detect --attach`), so no named
-   namespace or device is ever created or left behind.
+   namespace that a short-lived thread unshares for itself, so no named namespace or
+   device is ever created or left behind.
 Where it says no, vispd keeps the nftables guard and u32 classification (`reason` says
-why); `VISPD_BPF=off|tcx|clsact` overrides the choice (off: force the fallback).
+why); `VISPD_BPF=off|tcx|clsact` overrides the choice (off: force the fallback), read at
+every call. `python3 -m dataplane.bpf.detect` prints the answer.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
-import shutil
-import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 from . import hooks, loader, spec
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
 PREFERENCE = ("tcx", "clsact")
+CLONE_NEWNET = 0x40000000
+CHOICES = ("off", *hooks.MODES)
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,10 @@ class Capability:
 
 def _sample_programs() -> list[spec.Program]:
     end = spec.SliceEnd(MAC_A, MAC_B, 1, own_ifname="lo")
-    guard = spec.NodeGuard(ns="", devices=(spec.DeviceGuard("lo", (end,), ingress=True),))
+    guard = spec.NodeGuard(ns="", devices=(
+        spec.DeviceGuard("lo", (end,), ingress=True),
+        spec.DeviceGuard("border", sources=("198.18.0.0/15",)),
+        spec.DeviceGuard("access", source_classes=(("198.18.0.0/15", 1),))))
     return spec.programs(guard, lambda name: 1)
 
 
@@ -56,7 +64,7 @@ def _programs_load() -> str | None:
 
 def _attach_here(mode: str) -> str | None:
     """In the current (throwaway) namespace: our guards on both hooks of lo."""
-    programs = [p for p in _sample_programs() if p.role != "o"]
+    programs = [p for p in _sample_programs() if p.role in ("e", "i")]
     try:
         with hooks.opened(mode) as where:
             for program in programs:
@@ -75,14 +83,20 @@ def _attach_here(mode: str) -> str | None:
 @functools.cache
 def hook_works(mode: str) -> str | None:
     """None if our guards attach on `mode` hooks here, else why not (probed in an
-    anonymous network namespace)."""
-    if shutil.which("unshare") is None:
-        return "no `unshare` binary (util-linux) to probe the hooks in a private namespace"
-    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "dataplane.bpf.detect", "--attach", mode],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    if proc.returncode == 0:
-        return None
-    return proc.stdout.strip() or (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    anonymous network namespace of a thread of its own, gone when the thread ends)."""
+    answer: list[str | None] = []
+
+    def probe() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNET) != 0:
+            answer.append(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+            return
+        answer.append(_attach_here(mode))
+
+    thread = threading.Thread(target=probe, name=f"vispd-bpf-probe-{mode}")
+    thread.start()
+    thread.join()
+    return answer[0] if answer else f"{mode}: the probe failed"
 
 
 def _hook_in_scratch_namespace() -> tuple[str | None, str]:
@@ -95,9 +109,18 @@ def _hook_in_scratch_namespace() -> tuple[str | None, str]:
     return None, "; ".join(reasons)
 
 
-@functools.cache
 def available() -> Capability:
+    """Whether vispd guards nodes with BPF here, and on which hook ($VISPD_BPF read now;
+    the kernel probed once per process). A $VISPD_BPF other than off, tcx, clsact or
+    nothing raises ValueError."""
     wanted = os.environ.get("VISPD_BPF", "")
+    if wanted and wanted not in CHOICES:
+        raise ValueError(f"VISPD_BPF={wanted}: expected one of {', '.join(CHOICES)} (or unset: detect)")
+    return _capability(wanted)
+
+
+@functools.cache
+def _capability(wanted: str) -> Capability:
     if wanted == "off":
         return Capability(False, None, "VISPD_BPF=off")
     if os.geteuid() != 0:
@@ -106,7 +129,8 @@ def available() -> Capability:
     if reason:
         return Capability(False, None, reason)
     if wanted in hooks.MODES:
-        return Capability(True, wanted, f"VISPD_BPF={wanted}")
+        reason = hook_works(wanted)
+        return Capability(reason is None, wanted if reason is None else None, reason or f"VISPD_BPF={wanted}")
     mode, reason = _hook_in_scratch_namespace()
     if mode is None:
         return Capability(False, None, reason)
@@ -114,11 +138,6 @@ def available() -> Capability:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "--attach":
-        reason = _attach_here(argv[1])
-        if reason:
-            print(reason)
-        return 1 if reason else 0
     cap = available()
     print(f"{cap.mode}: {cap.reason}" if cap.ok else f"no: {cap.reason}")
     return 0 if cap.ok else 1

@@ -15,12 +15,19 @@ import os
 from . import programs, syscall
 from .spec import Program
 
-MAP_NAMES = {"e": "vispd_pairs", "i": "vispd_admit"}
+MAP_NAMES = {"e": "vispd_pairs", "i": "vispd_admit", "s": "vispd_sources", "c": "vispd_classes"}
+# map type, key size, flags of each role's map: MAC pairs in a hash, prefixes in an LPM trie
+MAP_KINDS = {"e": (syscall.MAP_HASH, programs.KEY, 0), "i": (syscall.MAP_HASH, programs.KEY, 0),
+             "s": (syscall.MAP_LPM_TRIE, programs.LPM_KEY, syscall.F_NO_PREALLOC),
+             "c": (syscall.MAP_LPM_TRIE, programs.LPM_KEY, syscall.F_NO_PREALLOC)}
+CODE = {"e": programs.guard_egress, "i": programs.guard_ingress, "s": programs.source_guard,
+        "c": programs.source_classes}
 
 
 @contextlib.contextmanager
-def filled_map(name: str, entries: dict[bytes, bytes]):
-    fd = syscall.map_create(syscall.MAP_HASH, programs.KEY, programs.VALUE, max(len(entries), 1), name)
+def filled_map(role: str, entries: dict[bytes, bytes]):
+    map_type, key_size, flags = MAP_KINDS[role]
+    fd = syscall.map_create(map_type, key_size, programs.VALUE, max(len(entries), 1), MAP_NAMES[role], flags)
     try:
         for key, value in entries.items():
             syscall.map_update(fd, key, value)
@@ -30,18 +37,16 @@ def filled_map(name: str, entries: dict[bytes, bytes]):
 
 
 def code(program: Program, map_fd: int | None) -> bytes:
-    if program.role == "e":
-        return programs.guard_egress(map_fd)
-    if program.role == "i":
-        return programs.guard_ingress(map_fd)
-    return programs.own_ingress(**program.entries)
+    if program.role == "o":
+        return programs.own_ingress(**program.entries)
+    return CODE[program.role](map_fd)
 
 
 def load(program: Program) -> int:
     """Load one program (with its filled map, for the guards); returns its descriptor."""
     if program.role == "o":
         return syscall.prog_load(syscall.PROG_SCHED_CLS, code(program, None), program.name)
-    with filled_map(MAP_NAMES[program.role], program.entries) as map_fd:
+    with filled_map(program.role, program.entries) as map_fd:
         return syscall.prog_load(syscall.PROG_SCHED_CLS, code(program, map_fd), program.name)
 
 

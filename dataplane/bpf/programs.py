@@ -30,9 +30,20 @@ both maps, so a lookup needs no byte shuffling.
   decided by the device it entered, never by what it claims; the far node delivers it
   to the far end of the same virtual link only.
 
+* `source_guard(sources_fd)` on the ingress of a border's link to a slice (`s-SLICE`, BCP
+  38): only IPv4 packets whose source address lies in one of the slice's prefixes enter
+  (a longest-prefix-match lookup of the source); anything else, ARP and other protocols
+  included, is dropped.
+* `source_classes(classes_fd)` on the egress of a border's access link to a provider
+  (`x-PROVIDER`), where every frame carries the node's MAC: an IPv4 packet's HTB class is
+  the one of the slice whose prefix holds its source address (the map's value, written to
+  skb->priority; a /0 entry gives everything else HTB's default class). It never drops.
+
 Map layouts (little-endian values):
-  PAIRS  hash, key 12 bytes = destination MAC . source MAC, value u32 skb->priority
-  ADMIT  hash, key 12 bytes = destination MAC . source MAC, value u32 ifindex (0: pass)
+  PAIRS    hash, key 12 bytes = destination MAC . source MAC, value u32 skb->priority
+  ADMIT    hash, key 12 bytes = destination MAC . source MAC, value u32 ifindex (0: pass)
+  SOURCES  LPM trie, key 8 bytes = u32 prefix length . IPv4 network (as on the wire), value u32 1
+  CLASSES  LPM trie, the same keys, value u32 skb->priority
 """
 from __future__ import annotations
 
@@ -50,6 +61,10 @@ TC_ACT_OK, TC_ACT_SHOT = 0, 2
 
 ETH_HLEN = 14
 KEY, VALUE = 12, 4
+LPM_KEY = 8  # struct bpf_lpm_trie_key: u32 prefix length, then the address
+ETH_P_IP_LOADED = 0x0008  # the ethertype 0x0800 as a little-endian 16-bit load reads it
+IPV4_SOURCE = ETH_HLEN + 12  # the IPv4 source address in the frame
+IPV4_HEADER_END = ETH_HLEN + 20
 VERSION = 3  # bump when a program's code changes: part of every digest
 
 
@@ -123,4 +138,42 @@ def own_ingress(mac: str, peer_mac: str, substrate_ifindex: int, priority: int) 
         call(SKB_STORE_BYTES),
         jmp(JEQ, R0, 0, "steer"),
         Label("drop"), mov(R0, TC_ACT_SHOT), exit_(),
+    ])
+
+
+def _ipv4_source_key_or(label: str) -> list:
+    """Stack key (FP-8) = /32 of the frame's IPv4 source; `label` unless it is a whole IPv4
+    header (R6 = ctx afterwards)."""
+    return [
+        movr(R6, R1),
+        ldx(4, R2, R6, SKB_DATA),
+        ldx(4, R3, R6, SKB_DATA_END),
+        movr(R4, R2), add(R4, IPV4_HEADER_END),
+        jmpr(JGT, R4, R3, label),
+        ldx(2, R5, R2, ETH_HLEN - 2), jmp(JNE, R5, ETH_P_IP_LOADED, label),
+        ldx(4, R5, R2, IPV4_SOURCE), stx(4, FP, -4, R5),
+        mov32(R5, 32), stx(4, FP, -8, R5),
+    ]
+
+
+def _lookup_source(map_fd: int, miss: str) -> list:
+    return [ld_map(R1, map_fd), movr(R2, FP), add(R2, -8), call(MAP_LOOKUP_ELEM), jmp(JEQ, R0, 0, miss)]
+
+
+def source_guard(sources_fd: int) -> bytes:
+    return assemble([
+        *_ipv4_source_key_or("drop"),
+        *_lookup_source(sources_fd, "drop"),      # not from the slice's own addresses
+        mov(R0, TC_ACT_OK), exit_(),
+        Label("drop"), mov(R0, TC_ACT_SHOT), exit_(),
+    ])
+
+
+def source_classes(classes_fd: int) -> bytes:
+    return assemble([
+        *_ipv4_source_key_or("pass"),
+        *_lookup_source(classes_fd, "pass"),
+        ldx(4, R1, R0, 0),
+        stx(4, R6, SKB_PRIORITY, R1),             # the class of the slice the source belongs to
+        Label("pass"), mov(R0, TC_ACT_OK), exit_(),
     ])

@@ -23,7 +23,8 @@ SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "armv7l": 386, "ppc64l
 MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, MAP_GET_NEXT_KEY, PROG_LOAD = 0, 1, 2, 3, 4, 5
 PROG_TEST_RUN, PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 10, 13, 14, 15
 # map and program types
-MAP_HASH, MAP_ARRAY = 1, 2
+MAP_HASH, MAP_ARRAY, MAP_LPM_TRIE = 1, 2, 11
+F_NO_PREALLOC = 1  # map flag an LPM trie requires
 PROG_SCHED_CLS = 3
 ANY = 0  # BPF_ANY: create or update
 
@@ -73,9 +74,9 @@ def _ptr(buf) -> int:
 
 # --- maps ------------------------------------------------------------------------------
 
-def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str) -> int:
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str, flags: int = 0) -> int:
     attr = _attr()
-    struct.pack_into("<7I16s", attr, 0, map_type, key_size, value_size, max_entries, 0, 0, 0, _name(name))
+    struct.pack_into("<7I16s", attr, 0, map_type, key_size, value_size, max_entries, flags, 0, 0, _name(name))
     return bpf(MAP_CREATE, attr, f"map_create {name}")
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
+
+import pytest
 
 from compiler.diff import diff
 from compiler.loader import load_topology
@@ -20,30 +23,35 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 GOLDEN = os.path.join(HERE, "abilene.plan.txt")
 # The plan is a pure function of the topology and the runtime: with this runtime, the daemons'
 # command lines read <python> and <repo> on every machine.
+# The node's guard is part of the runtime: the nftables one (the default) and the BPF one
+# (what machines with tc BPF run: the engine detects it) each have their golden plan.
 RUNTIME = Runtime.for_topology("abilene", python="<python>", project_root="<repo>")
+GOLDEN_BY_GUARD = {"nft": GOLDEN, "bpf-tcx": os.path.join(HERE, "abilene.plan-bpf.txt")}
 
 
-def render_plan(path: str) -> str:
-    plan = compile_plan(load_topology(path), RUNTIME)
+def render_plan(path: str, runtime: Runtime = RUNTIME) -> str:
+    plan = compile_plan(load_topology(path), runtime)
     steps = diff([], plan.resources)
     assert len(steps) == len(plan.resources)
     return "".join(step.describe() + "\n" for step in steps)
 
 
-def test_abilene_plan_matches_golden():
-    actual = render_plan(os.path.join(ROOT, "topologies", "abilene.yaml"))
+@pytest.mark.parametrize("guard", sorted(GOLDEN_BY_GUARD))
+def test_abilene_plan_matches_golden(guard):
+    golden = GOLDEN_BY_GUARD[guard]
+    actual = render_plan(os.path.join(ROOT, "topologies", "abilene.yaml"), replace(RUNTIME, guard=guard))
     if os.environ.get("VISPD_UPDATE_GOLDEN") == "1":
-        with open(GOLDEN, "w", encoding="utf-8") as handle:
+        with open(golden, "w", encoding="utf-8") as handle:
             handle.write(actual)
-    with open(GOLDEN, encoding="utf-8") as handle:
+    with open(golden, encoding="utf-8") as handle:
         expected = handle.read()
     if actual != expected:
         delta = "".join(difflib.unified_diff(
             expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-            fromfile="tests/golden/abilene.plan.txt (golden)", tofile="plan now", n=1))
+            fromfile=f"tests/golden/{os.path.basename(golden)} (golden)", tofile="plan now", n=1))
         lines = delta.splitlines()
         shown = "\n".join(lines[:80]) + (f"\n... ({len(lines) - 80} more diff lines)" if len(lines) > 80 else "")
-        raise AssertionError("the plan of abilene.yaml differs from the golden file "
+        raise AssertionError(f"the plan of abilene.yaml ({guard} guard) differs from the golden file "
                              "(VISPD_UPDATE_GOLDEN=1 regenerates it):\n" + shown)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -20,7 +21,8 @@ def test_quick_mode_prints_its_figures():
     capability = detect.available()
     if not capability.ok:
         pytest.skip(f"no BPF guard here: {capability.reason}")
-    proc = subprocess.run([sys.executable, "bench/guard.py", "--quick"], cwd=REPO, capture_output=True,
+    prefix = f"hpg{uuid.uuid4().hex[:4]}"
+    proc = subprocess.run([sys.executable, "bench/guard.py", "--quick", "--prefix", prefix], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -33,4 +35,4 @@ def test_quick_mode_prints_its_figures():
     for path in ("plain", "nft", "bpf", "own"):
         assert figures[f"tcp_mbps_{path}"] > 0 and figures[f"udp64_pps_{path}"] > 0
     assert 0 < figures["bpf_vs_nft_pps_ratio"] < 10
-    assert not netns.list_names("hbg.") and not netns.list_names("hb-plain.")  # nothing left behind
+    assert not netns.list_names(f"{prefix}.") and not netns.list_names(f"{prefix}-plain.")  # nothing left behind
