@@ -27,9 +27,10 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
-from dataplane import netns, nft, tc
+from dataplane import netns
+from compiler.resources import guard as nft, shaping as tc
 from dataplane.bpf import detect, hooks, node as bpfnode, spec
-from compiler.plan import IsolationFilter, Shaping, ShapingClass
+from compiler.resources import IsolationFilter, Shaping, ShapingClass
 
 NODES = ["a", "b", "c", "d"]
 OWNER_TOPOLOGY = "hbguard"  # the owner marker (`vispd:hbguard`) of everything put in place

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 from compiler.loader import load_topology
-from compiler.plan import IsolationFilter, Shaping, Veth
+from compiler.resources import IsolationFilter, Shaping, Veth
 from compiler.planner import compile_plan
-from dataplane import nft, tc
+from compiler.resources import guard as nft, shaping as tc
 from dataplane.bpf import detect, node as bpfnode, spec
 
 pytestmark = pytest.mark.root
