@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Network
 
-from model.naming import mac_address, node_ns, sliver_ns, spread_by_name, substrate_ifname, virtual_ifname
+from model.naming import (
+    hashed_ifname, mac_address, node_ns, sliver_ns, spread_by_name, substrate_ifname, virtual_ifname,
+)
 from model.schema import Slice, Topology
 
 from .addressing import SliceAddressing, access_subnets, allocate_slice_prefixes, slice_addressing
 from .access_types.base import AccessPoint
+from .daemons import own as own_suites
 from .plan import SliverInfo
 from .resources import Resource, ShapingClass
 from .routing import NO_HOP, LazyTable, LeastCostPaths
@@ -86,6 +89,12 @@ class SliceFacts:
     @property
     def static(self) -> bool:
         return self.slice.routing == "static"
+
+    @property
+    def own(self) -> bool:
+        """`routing: own`: the slice is root over its slivers (issue 14); each virtual link
+        end is a veth into the node, steered by the node's BPF program (OwnLink)."""
+        return self.slice.routing == "own"
 
     @cached_property
     def ends_at(self) -> dict[str, list[LinkEnd]]:
@@ -173,6 +182,25 @@ class PlanContext:
 
     def layout(self, slice_name: str) -> SliceAddressing:
         return self.slice_facts[slice_name].layout
+
+    def own_link_if(self, slice_name: str, node: str, peer: str) -> str:
+        """The node end's name of an own slice's link toward `peer` (15 characters, unique
+        in the node namespace: a hash of topology, slice, node and peer)."""
+        return hashed_ifname("ov", self.name, slice_name, node, peer)
+
+    @cached_property
+    def own_configs(self) -> dict[str, tuple[str, str]]:
+        """slice -> (absolute path, text) of the configuration of each `routing: own` slice
+        that brings a suite (`own:`): the one thing a plan reads besides the topology."""
+        found = {}
+        for sl in self.topo.slices:
+            if sl.routing == "own" and sl.own is not None:
+                path = own_suites.config_path(self.topo, sl)
+                try:
+                    found[sl.name] = (path, own_suites.read_config(path))
+                except ValueError as exc:
+                    raise PlanningError(f"slice '{sl.name}': own.config: {exc}") from None
+        return found
 
     @cached_property
     def slice_facts(self) -> dict[str, SliceFacts]:

@@ -2,13 +2,21 @@
 macvlan per virtual link on the node's device for that link (fixed MAC, static neighbour,
 an HTB class, admitted by the node's guard), its TUN/TAP pseudo-devices, and its routing:
 static routes along least-cost paths (`routing: static`, aggregated: see
-compiler.static_routes), a BIRD speaking OSPF (`routing: ospf`), or nothing (`routing: none`)."""
+compiler.static_routes), a BIRD speaking OSPF (`routing: ospf`), or nothing (`routing: none`).
+
+A `routing: own` slice (issue 14) is root over its slivers: each is a namespace owned by a
+user namespace whose root is the slice's uid (Netns `userns`), each virtual link end a veth
+into the node steered by the node's BPF program (OwnLink: the same MAC, class and admitted
+pair as a macvlan end would have, but ordinary ARP and no static neighbour), no routes of
+vispd's, and, when the slice brings one (`own:`), its routing suite in every sliver with
+its own configuration (compiler.daemons.own)."""
 from __future__ import annotations
 
 from .context import PlanContext, PlanParts, SliceFacts
 from .daemons.ospf import sliver_daemon
+from .daemons.own import own_daemon
 from .plan import SliverInfo
-from .resources import Address, Macvlan, Neighbour, Netns, Route, ShapingClass, TunTap
+from .resources import Address, Macvlan, Neighbour, Netns, OwnLink, Route, ShapingClass, TunTap
 from .static_routes import static_routes
 
 
@@ -40,10 +48,15 @@ def _plan_virtual_links(ctx: PlanContext, parts: PlanParts, facts: SliceFacts) -
     for (x, y), end in facts.ends.items():
         peer = facts.ends[(y, x)]
         ns = ctx.sliver_ns(x, name)
-        parts.add(Macvlan(node=x, ns=ns, ifname=end.ifname, mtu=end.link_mtu, lower_ns=ctx.node_ns(x),
-                          lower_ifname=ctx.substrate_if(y), mac=end.mac),
-                  Address(node=x, ns=ns, ifname=end.ifname, cidr=end.cidr),
-                  Neighbour(node=x, ns=ns, ifname=end.ifname, ip=peer.ip, mac=peer.mac))
+        if facts.own:
+            parts.add(OwnLink(node=x, ns=ctx.node_ns(x), ifname=ctx.own_link_if(name, x, y), mtu=end.link_mtu,
+                              sliver_ns=ns, sliver_ifname=end.ifname, mac=end.mac, lower_ifname=ctx.substrate_if(y)),
+                      Address(node=x, ns=ns, ifname=end.ifname, cidr=end.cidr))
+        else:
+            parts.add(Macvlan(node=x, ns=ns, ifname=end.ifname, mtu=end.link_mtu, lower_ns=ctx.node_ns(x),
+                              lower_ifname=ctx.substrate_if(y), mac=end.mac),
+                      Address(node=x, ns=ns, ifname=end.ifname, cidr=end.cidr),
+                      Neighbour(node=x, ns=ns, ifname=end.ifname, ip=peer.ip, mac=peer.mac))
         parts.classify(ctx.node_ns(x), ctx.substrate_if(y), ShapingClass(
             classid=ctx.class_ids[name], rate=facts.slice.bandwidth, ceil=end.link_bandwidth, macs=(end.mac,),
             label=name))
@@ -62,10 +75,14 @@ def _plan_sliver(ctx: PlanContext, parts: PlanParts, facts: SliceFacts, x: str, 
     sl = facts.slice
     ns = ctx.sliver_ns(x, sl.name)
     loopback = facts.loopback[x]
-    parts.add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(facts.uid)),
+    parts.add(Netns(node=x, ns=ns, role="sliver", slice=sl.name, sysctls=sliver_sysctls(facts.uid),
+                    userns=(facts.uid, facts.uid) if facts.own else ()),
               Address(node=x, ns=ns, ifname="lo", cidr=f"{loopback}/32"), *routes)
     if sl.routing == "ospf":
         parts.add(_ospf_daemon(ctx, facts, x, ns))
+    if facts.own and sl.own is not None:
+        path, text = ctx.own_configs[sl.name]
+        parts.add(own_daemon(ctx.runtime, sl, x, ns, facts.uid, facts.uid, path, text))
     parts.slivers.append(SliverInfo(
         slice=sl.name, node=x, ns=ns, loopback=loopback, uid=facts.uid, gid=facts.uid,
         interfaces=tuple(sorted((e.ifname, e.cidr, e.mac) for e in facts.ends_at[x])),

@@ -37,6 +37,7 @@ from .borrow import Ledger
 from .bpf import hooks as bpf_hooks, node as bpf_node, spec as bpf_spec
 from .daemons import DaemonDirectory
 from .fib import Fib
+from .ownverbs import OwnSliverVerbs
 from .lending import LendingVerbs
 from .rtnl import RawLinks
 from .shells import kill_recorded_shells
@@ -50,7 +51,7 @@ def alias_text(marker: str, tokens: dict[str, str]) -> str:
     return " ".join([marker] + [f"{k}={v}" for k, v in sorted(tokens.items())])
 
 
-class KernelHost(LendingVerbs):
+class KernelHost(LendingVerbs, OwnSliverVerbs):
     """The Host port on this machine's kernel, for one topology."""
 
     def __init__(self, topology: str, journal: Callable[[list[str]], None] | None = None,

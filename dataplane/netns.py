@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import signal
 import time
@@ -31,10 +32,12 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+NS_GET_USERNS, NS_GET_PARENT = 0xB701, 0xB702  # ioctls on namespace descriptors
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # The namespace this process started in, held open (not inherited by children).
 _HOME_FD = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+_HOME_USERNS = os.stat("/proc/self/ns/user").st_ino  # the user namespace vispd runs in
 
 
 def _check(result: int, what: str) -> None:
@@ -78,7 +81,7 @@ def list_names(prefix: str = "") -> list[str]:
         return []
 
 
-def _ensure_run_dir() -> None:
+def ensure_run_dir() -> None:
     """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
     global _run_dir_ready
     if _run_dir_ready:
@@ -104,7 +107,7 @@ def _is_mount_point(directory: str) -> bool:
 
 def create(name: str) -> None:
     """Create the named namespace; raises FileExistsError if the name is taken."""
-    _ensure_run_dir()
+    ensure_run_dir()
     target = path(name)
     fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
     os.close(fd)
@@ -129,7 +132,7 @@ def create(name: str) -> None:
 def publish(name: str, pid: int) -> None:
     """Give the network namespace of process `pid` the name `name` (as `ip netns attach`
     does): a bind mount of /proc/PID/ns/net, so it outlives the process."""
-    _ensure_run_dir()
+    ensure_run_dir()
     target = path(name)
     fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
     os.close(fd)
@@ -147,9 +150,12 @@ def inode(name: str) -> int:
 
 
 def pids_inside(name: str) -> list[int]:
-    """PIDs of processes whose network namespace is `name`."""
+    """PIDs of processes whose network namespace is `name` and, when a user namespace of
+    its own owns `name` (a `routing: own` sliver, dataplane.userns), of every process in
+    that user namespace or one nested in it, whatever network namespace it moved to."""
     try:
         wanted = inode(name)
+        owner = _foreign_owner(name)
     except FileNotFoundError:
         return []
     found = []
@@ -157,16 +163,52 @@ def pids_inside(name: str) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == wanted:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == wanted or (owner and _in_user_tree(int(entry), owner)):
                 found.append(int(entry))
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     return [p for p in found if p != os.getpid()]
 
 
+def _foreign_owner(name: str) -> int | None:
+    """Inode of the user namespace owning `name`, when it is not the one vispd runs in."""
+    fd = os.open(path(name), os.O_RDONLY)
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    finally:
+        os.close(fd)
+    try:
+        found = os.fstat(owner).st_ino
+    finally:
+        os.close(owner)
+    return None if found == _HOME_USERNS else found
+
+
+def _in_user_tree(pid: int, owner: int) -> bool:
+    """Whether process `pid` is in user namespace `owner` or one nested in it."""
+    if os.stat(f"/proc/{pid}/ns/user").st_ino == _HOME_USERNS:
+        return False
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+    try:
+        while True:
+            if os.fstat(fd).st_ino == owner:
+                return True
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:  # above it is ours (or beyond reach): not in the tree
+                return False
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
+
+
 def kill_inside(name: str, grace: float = 2.0) -> list[int]:
-    """Terminate every process running in namespace `name` (TERM, then KILL after `grace`)."""
+    """Terminate every process running in namespace `name` (TERM, then KILL after `grace`,
+    then KILL again for whatever was forked meanwhile); returns those still alive."""
     pids = pids_inside(name)
+    if not pids:
+        return []
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -175,15 +217,15 @@ def kill_inside(name: str, grace: float = 2.0) -> list[int]:
         pids = [p for p in pids if alive(p)]
         if pids:
             time.sleep(0.02)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + grace
-    while pids and time.monotonic() < deadline:  # gone, not just signalled
-        pids = [p for p in pids if alive(p)]
-        if pids:
-            time.sleep(0.02)
-    return pids
+    while True:  # what is left, and children forked while the others died
+        pids = [p for p in pids_inside(name) if alive(p)]
+        if not pids or time.monotonic() >= deadline:
+            return pids
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def alive(pid: int) -> bool:

@@ -200,6 +200,15 @@ class Ospf(Strict):
     retransmit: Annotated[Int, Field(ge=1, le=65535)] = 2
 
 
+class OwnSuite(Strict):
+    """The routing suite a `routing: own` slice brings: vispd starts `daemon` in every sliver
+    as the slice's own root there, with the slice's `config` (a path relative to the
+    topology file; the daemon reads it as the slice's user)."""
+
+    daemon: str  # a suite of compiler.daemons.own (checked against its registry)
+    config: Annotated[str, Field(min_length=1)]
+
+
 class Slice(Strict):
     name: ShortName
     prefix: Prefix | None = None
@@ -209,9 +218,11 @@ class Slice(Strict):
     bandwidth: Bandwidth
     datapath: Literal["kernel"] = "kernel"
     # static: vispd installs least-cost routes (and recomputes them when a link fails);
-    # ospf: BIRD 2 runs OSPF in every sliver; none: the slice's own software routes.
-    routing: Literal["static", "ospf", "none"] = "static"
+    # ospf: BIRD 2 runs OSPF in every sliver; none: interfaces and addresses only;
+    # own: the slice is root over its slivers and routes them itself (issue 14).
+    routing: Literal["static", "ospf", "none", "own"] = "static"
     ospf: Ospf | None = None
+    own: OwnSuite | None = None  # with routing: own, a suite vispd starts in every sliver
     uid: Annotated[Int, Field(ge=1000, le=2**31 - 2)] | None = None
     pseudo_devices: list[PseudoDevice] = []
     egress: list[Name] = []

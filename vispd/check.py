@@ -7,8 +7,9 @@ This module owns what is checked and how it is judged; `dataplane.probe` owns th
    without the substrate links taken down (`vispd link down`): pairs a failed link cuts
    apart are unreachable by design, not failures. OSPF slices are given until `converge`
    seconds to learn their routes (right after `up`, or after a link change), their failed
-   pairs pinged again every second; `routing: none` slices route themselves, so their
-   reach is not judged (isolation still is);
+   pairs pinged again every second, and so are `routing: own` slices (their own software
+   routes them: its suite, or their programs); `routing: none` slices have interfaces and
+   addresses only, so their reach is not judged (isolation still is);
 2. cross-slice ping: from every sliver, the loopbacks of each slice sharing a node with it
    must not answer;
 3. isolation: sniffers (root, AF_PACKET, all multicast admitted) run in every sliver while
@@ -55,7 +56,7 @@ class Layout:
     slice_of_mac: dict[str, str] = field(default_factory=dict)
     owner: dict[str, SliverInfo] = field(default_factory=dict)  # address -> sliver holding it
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # ns -> peers' link addresses
-    routing: dict[str, str] = field(default_factory=dict)  # slice -> static | ospf | none
+    routing: dict[str, str] = field(default_factory=dict)  # slice -> static | ospf | none | own
     failed: frozenset[tuple[str, str]] = frozenset()  # substrate links taken down (sorted pairs)
 
     @classmethod
@@ -139,7 +140,7 @@ class Layout:
 
 # --- phase 1 and 2: ping -----------------------------------------------------------------
 
-CONVERGING = ("ospf",)  # routing modes whose routes may still be on their way
+CONVERGING = ("ospf", "own")  # routing modes whose routes may still be on their way
 
 
 def ping_phase(layout: Layout, report: Report, timeout: float, converge: float = 0.0) -> None:

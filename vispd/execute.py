@@ -6,13 +6,18 @@ non-root uid holds no capabilities, and no_new_privs keeps file capabilities suc
 ping's cap_net_raw from being granted, so ping falls back to ICMP datagram sockets), then execs
 the program in place of vispd. `--root` skips setpriv: operators only.
 
+In a `routing: own` slice's sliver the program runs as the slice's own root there: uid 0
+of the user namespace that owns the sliver (the slice's uid outside), with CAP_NET_ADMIN,
+CAP_NET_RAW, CAP_NET_BIND_SERVICE and CAP_NET_BROADCAST over that sliver alone
+(dataplane.userns).
+
 I/O: replaces the process with the command in the sliver.
 """
 from __future__ import annotations
 
 import os
 
-from dataplane import netns
+from dataplane import netns, userns
 
 from model.errors import VispdError
 from model.schema import Topology
@@ -36,5 +41,10 @@ def exec_in_sliver(topo: Topology, slice_name: str, node: str, command: list[str
         raise VispdError(f"slice '{slice_name}' has no sliver on node '{node}'") from None
     if not netns.exists(info.ns):
         raise VispdError(f"sliver {info.ns} does not exist: run `vispd up {topo.name}` first")
+    if plan.routing.get(slice_name) == "own" and not as_root:
+        if userns.root_ids(info.ns) != (info.uid, info.gid):
+            raise VispdError(f"sliver {info.ns} is not the slice's own (made before routing: own?): "
+                             f"run `vispd up {topo.name}` first")
+        userns.exec_inside(info.ns, command)
     argv = sliver_command(info.ns, info.uid, info.gid, command, as_root)
     os.execvp(argv[0], argv)

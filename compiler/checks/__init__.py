@@ -1,5 +1,5 @@
 """Semantic checks of a topology that passed the schema (pure), one module per concern:
-the substrate, slices, egress, access, the machine's interfaces — each kind and access type adding its own rules.
+the substrate, slices, `routing: own` slices, egress, access, the machine's interfaces — each kind and access type adding its own rules.
 `check_kinds` runs first: the other checks ask the kinds a topology names, so an unknown
 one stops there, with its own located error. Every problem of a stage is reported
 together, at its FILE:LINE:COL."""
@@ -15,6 +15,7 @@ from .common import Known, Reporter
 from .egress import check_announcements, check_providers
 from .interfaces import check_interface_uses, check_public_interface
 from .kinds import check_kinds
+from .own import check_own_slices
 from .slices import check_slices
 from .substrate import check_links, check_nodes
 
@@ -36,6 +37,7 @@ def check_semantics(topo: Topology, smap: SourceMap) -> list[Problem]:
     check_providers(topo, say, node_names)
     check_announcements(topo, say)
     check_access(topo, say, slice_names)
+    check_own_slices(topo, say)
     check_interface_uses(topo, say)
     check_public_interface(topo, say, slice_names)
     check_special_ranges(topo, say)

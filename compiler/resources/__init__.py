@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .address import Address
 from .adopted import Adopted
-from .base import BORROWED_TOKEN, Device, DeviceRef, Resource, owner_marker
+from .base import BORROWED_TOKEN, KIND_TOKEN, Device, DeviceRef, Resource, owner_marker
 from .bpfguard import BpfGuard, GuardedDevice, GuardedEnd
 from .daemon import Daemon
 from .guard import IsolationFilter
@@ -17,6 +17,8 @@ from .macvlan import Macvlan
 from .neighbour import Neighbour
 from .forward import PortForward
 from .netns import Netns
+from .owndaemon import OwnSuiteDaemon
+from .ownlink import OwnLink
 from .route import MAIN_TABLE, VISPD_RTPROTO, Route, RouteBatchError
 from .rule import RoutingRule
 from .shaping import Shaping, ShapingClass
@@ -25,14 +27,15 @@ from .veth import Veth
 
 # In the order observation reports them (the diff does not depend on it).
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Netns, IsolationFilter, BpfGuard, Veth, Adopted, Macvlan, TunTap, LinkDown, Shaping, Address, Neighbour, Route,
+    Netns, IsolationFilter, BpfGuard, Veth, Adopted, Macvlan, OwnLink, TunTap, LinkDown, Shaping, Address, Neighbour,
+    Route,
     RoutingRule, Daemon, PortForward,
 )
 DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
 
 __all__ = [
-    "Address", "Adopted", "BORROWED_TOKEN", "BpfGuard", "Daemon", "PortForward", "Device", "DeviceRef", "GuardedDevice",
-    "GuardedEnd", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour", "MAIN_TABLE", "Netns", "RESOURCE_KINDS",
-    "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
+    "Address", "Adopted", "BORROWED_TOKEN", "BpfGuard", "KIND_TOKEN", "OwnLink", "OwnSuiteDaemon", "Daemon", "PortForward",
+    "Device", "DeviceRef", "GuardedDevice", "GuardedEnd", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
+    "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
     "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
 ]

@@ -25,6 +25,9 @@ OWNER_PREFIX = "vispd"  # every ownership marker starts with this
 # A device the machine lends vispd (compiler.resources.adopted) says so in its marker
 # (`borrowed=ORIGINAL-NAME`); no other kind claims it, whatever its kernel kind.
 BORROWED_TOKEN = "borrowed"
+# A device whose marker says `k=KIND` is claimed by that kind only (several kinds of one
+# kernel kind: a veth pair and an own slice's link are both veths).
+KIND_TOKEN = "k"
 
 DeviceRef = tuple[str, str]  # (namespace, device name)
 
@@ -49,7 +52,7 @@ class Resource:
     @property
     def key(self) -> tuple:
         """What identifies the resource among the others (`make_key`), computed once."""
-        key = self._key
+        key = getattr(self, "_key", None)  # a kind declared without slots=True never set the slot
         if key is None:
             key = self.make_key()
             object.__setattr__(self, "_key", key)  # a cache, not a field: equality, hash and digest ignore it
@@ -178,18 +181,32 @@ class Device(Resource):
     @classmethod
     def claims(cls, device) -> bool:
         """Whether an owned device (a DeviceView) is of this kind: by its kernel kind, unless
-        the machine lent it (BORROWED_TOKEN)."""
-        return device.kind == cls.KERNEL_KIND and BORROWED_TOKEN not in device.tokens
+        the machine lent it (BORROWED_TOKEN) or its marker names another kind (KIND_TOKEN:
+        two kinds of one kernel kind, a veth and an own slice's link)."""
+        return (device.kind == cls.KERNEL_KIND and BORROWED_TOKEN not in device.tokens
+                and device.tokens.get(KIND_TOKEN, cls.KIND) == cls.KIND)
 
     @classmethod
     def observe(cls, host: "Host", view: "NamespaceView", desired: dict) -> list[Resource]:
         found: list[Resource] = []
+        untrusted = slice_is_root(host, view)
         for device in view.devices:
             if not cls.claims(device) or device.tokens.get("role") == "peer":
                 continue
             want = desired.get(("device", view.ns, device.ifname))
             if isinstance(want, cls) and want.healthy(device):
                 found.append(want)
+            elif untrusted:  # whatever its marker says, it is a device of that sliver, nothing more
+                found.append(Device(node=view.node, ns=view.ns, ifname=device.ifname, mtu=-1))
             else:
                 found.append(cls.broken(view.node, view.ns, device))
         return found
+
+
+def slice_is_root(host: "Host", view: "NamespaceView") -> bool:
+    """Whether `view` is a sliver whose slice is root there (`routing: own`, its network
+    namespace owned by a user namespace of its own): the slice can write any marker on its
+    devices, so none is believed beyond "a device of this sliver" — not a peer elsewhere it
+    would take along, nor an interface the machine lent (asked of the kernel, not of the plan:
+    a slice switching modes is still root until its namespace goes)."""
+    return view.slice is not None and not view.broken and host.netns_owned_elsewhere(view.ns)

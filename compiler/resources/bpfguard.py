@@ -50,7 +50,7 @@ class GuardedDevice:
     source_classes: tuple[tuple[str, int], ...] = ()  # (source prefix, class minor) leaving
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BpfGuard(Resource):
     """The BPF programs of one node namespace, on `hook` ("tcx" or "clsact")."""
 
@@ -60,8 +60,7 @@ class BpfGuard(Resource):
     hook: str = "tcx"
     devices: tuple[GuardedDevice, ...] = ()
 
-    @property
-    def key(self) -> tuple:
+    def make_key(self) -> tuple:
         return (self.KIND, self.ns)
 
     def describe(self) -> str:
