@@ -20,6 +20,7 @@ from model.schema import Topology
 
 from .access import plan_access
 from .context import ControllerState, PlanContext, PlanningError, PlanParts
+from .delay import plan_delays
 from .egress import Session, plan_egress
 from .plan import Plan
 from .resources import IsolationFilter, Shaping
@@ -52,6 +53,7 @@ def plan_visp(topo: Topology, runtime: Runtime | None = None, state: ControllerS
 def _plan_visp_parts(ctx: PlanContext, parts: PlanParts) -> list[Session]:
     plan_substrate(ctx, parts)
     plan_slices(ctx, parts)
+    plan_delays(ctx, parts)
     sessions = plan_egress(ctx, parts)
     plan_access(ctx, parts)
     return sessions

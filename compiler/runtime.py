@@ -22,6 +22,7 @@ class Runtime:
     run_dir: str  # daemons' configuration, PID and log files
     sock_dir: str  # daemons' control sockets (kept short)
     taken_ids: frozenset[int] = frozenset()  # this machine's account and group ids: default uids avoid them
+    delay_mechanism: str | None = None  # how links' delay is realised here: "netem", "delayline", None (neither, or not asked)
 
     @classmethod
     def for_topology(cls, topology: str, python: str = "python3", project_root: str = "",

@@ -6,6 +6,7 @@
 and review the diff of abilene.plan.txt like any other change."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 
@@ -20,7 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 GOLDEN = os.path.join(HERE, "abilene.plan.txt")
 # The plan is a pure function of the topology and the runtime: with this runtime, the daemons'
 # command lines read <python> and <repo> on every machine.
-RUNTIME = Runtime.for_topology("abilene", python="<python>", project_root="<repo>")
+# Links are delayed as on a kernel without netem (this project's test machines): a delay
+# process per node (compiler.delay).
+RUNTIME = dataclasses.replace(Runtime.for_topology("abilene", python="<python>", project_root="<repo>"),
+                              delay_mechanism="delayline")
 
 
 def render_plan(path: str) -> str:

@@ -86,8 +86,8 @@ def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path, state_dir)
     path = deployed(prefix="tn")
     name = name_of(path)
     text = open(path).read()
-    edited = text.replace("{between: [seattle, denver],           bandwidth: 1G, cost: 16}",
-                          "{between: [seattle, denver],           bandwidth: 1G, cost: 60}")
+    edited = text.replace("{between: [seattle, denver],           bandwidth: 1G, cost: 16,",
+                          "{between: [seattle, denver],           bandwidth: 1G, cost: 60,")
     assert edited != text
     open(path, "w").write(edited)
     manager_pid = (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0]
