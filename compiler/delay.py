@@ -15,7 +15,9 @@ declared `delay`, `jitter` and `loss` on a machine, by the mechanism the runtime
   peers by name, so it is unique in each sliver namespace. Node Y runs one delay process
   (`delay-Y`, `python -m dataplane.delayline --config RUN_DIR/delay-Y.json`) for every
   delayed link arriving in its slivers; it installs and removes its own iptables chains
-  (comment `vispd-delay TOPO/Y`) and re-reads its configuration on SIGHUP without a gap.
+  (comment `vispd-delay TOPO/Y`), re-reads its configuration on SIGHUP without a gap, and
+  listens on `SOCK_DIR/delay-Y.sock` while its queues are bound and its rules installed, so
+  `up` waits until the links are delayed and `status`/`check` see a process that is not.
   HTB still shapes on the sender's node, so here too a link is shaped, then delayed. The
   daemon belongs to node Y's part of the plan, in the last phase: it starts after Y's
   slivers and their macvlans exist.
@@ -159,21 +161,23 @@ def _plan_delay_lines(ctx: PlanContext, parts: PlanParts, delayed: list[tuple[Li
         parts.add(delay_daemon(ctx, node, assignments))
 
 
-def line_config(owner: str, assignments: list[QueueAssignment]) -> str:
+def line_config(owner: str, assignments: list[QueueAssignment], ready_socket: str) -> str:
     """The delay process's configuration file (the JSON dataplane.delayconfig parses);
-    its timing knobs (early release, read coalescing, real-time policy) keep their defaults."""
+    its timing knobs (early release, read coalescing, real-time policy) keep their defaults.
+    It listens on `ready_socket` while its queues are bound and its rules installed."""
     links = [{"queues": [q.queue], "delay": f"{q.delay.delay_us}us", "jitter": f"{q.delay.jitter_us}us",
               "loss": f"{q.delay.loss * 100:.10g}%", "netns": q.netns, "device": q.device, "direction": "in"}
              for q in assignments]
     rows = ",\n".join(f" {json.dumps(link)}" for link in links)  # one line per queue
-    return f'{{"owner": {json.dumps(owner)}, "links": [\n{rows}\n]}}\n'
+    return (f'{{"owner": {json.dumps(owner)}, "ready-socket": {json.dumps(ready_socket)}, '
+            f'"links": [\n{rows}\n]}}\n')
 
 
 def delay_daemon(ctx: PlanContext, node: str, assignments: list[QueueAssignment]) -> Daemon:
     """Node `node`'s delay process, serving the queues of its slivers."""
     runtime, name = ctx.runtime, process_name(node)
-    leaf = f"{name}.json"
+    leaf, ready = f"{name}.json", runtime.socket(f"{name}.sock")
     return Daemon(node=node, ns=node_ns(ctx.name, node), name=name,
                   argv=runtime.module_command(DELAY_LINE_MODULE, "--config", runtime.run_file(leaf)),
-                  env=runtime.module_env(), reload_signal=signal.SIGHUP,
-                  files=((leaf, line_config(f"{ctx.name}/{node}", assignments)),))
+                  env=runtime.module_env(), reload_signal=signal.SIGHUP, listens=(("unix", ready, 0),),
+                  files=((leaf, line_config(f"{ctx.name}/{node}", assignments, ready)),))
