@@ -26,7 +26,7 @@ from .engine import down, plan_changes, resolve, topology_plan, up
 from .execute import exec_in_sliver
 from .labnet import mininet_available
 from .linkstate import set_link
-from .status import collect_status, render_status
+from .status import collect_status, link_delay_status, render_link_delays, render_status
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -50,6 +50,10 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps([{"action": s.action, **s.resource.to_json()} for s in outcome.steps], indent=1, default=str))
         return EXIT_OK
+    delays = link_delay_status(topo, None)
+    if delays:
+        print(f"link delays ({len(delays)} links, one way):")
+        print("\n".join(render_link_delays(delays, with_state=False)))
     for step in outcome.steps:
         print(step.describe())
     print(_summary(outcome.steps) or "no changes")
