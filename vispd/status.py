@@ -133,7 +133,7 @@ def render_status(status: dict) -> str:
     for d in status["daemons"]:
         if d["problem"]:
             lines.append(f"  {d['name']:<24} {d['problem']} (namespace {d['namespace'] or 'of the host'})")
-    if status["link_delays"]:
+    if status.get("link_delays"):
         lines.append(f"link delays: {len(status['link_delays'])} links")
         lines += render_link_delays(status["link_delays"], with_state=True)
     if status["unowned_namespaces"]:

@@ -122,7 +122,10 @@ def gateways(route: dict) -> set[str]:
 
 
 def route_to(ns: str, address: str) -> dict | None:
-    return next((r for r in routes(ns) if r["dst"] == address), None)
+    """The route the kernel picks for `address` (longest prefix match: vispd's static
+    routes cover several destinations with one prefix where they can); None if none does."""
+    covering = [r for r in routes(ns) if r["dst"] != "default" and ip_address(address) in ip_network(r["dst"])]
+    return max(covering, key=lambda r: ip_network(r["dst"]).prefixlen, default=None)
 
 
 def via(ring: Ring, slice_name: str, node: str, dest: str) -> set[str]:
