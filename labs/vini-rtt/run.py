@@ -101,7 +101,8 @@ def run_phases(lab, pinger, args, phase_s: float) -> tuple[dict, list, lablib.Ip
     time.sleep(phase_s)
     windows["idle"], cpu["idle"] = (start, time.monotonic()), cpu_seconds(pids) - used
     flow = lablib.Iperf(lab, lab.sliver("cross", DST), lab.sliver("cross", SRC), lab.address(lab.sliver("cross", DST)),
-                        seconds=phase_s + SLOW_START_S + 0.5, port=CROSS_PORT, extra=("-P", str(args.streams)))
+                        seconds=phase_s + SLOW_START_S + 0.5, port=CROSS_PORT, interval=0.5,
+                        extra=("-P", str(args.streams)))
     flow.start()
     time.sleep(SLOW_START_S)
     start, used = time.monotonic(), cpu_seconds(pids)
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
         try:
             time.sleep(0.5)
             windows, (cpu, processes), flow = run_phases(lab, pinger, args, phase_s)
+            time.sleep(1.0)  # the last phase's probes are still on their 67 ms way back
         finally:
             trace = pinger.stop()
     figures = summarise(args, phase_s, path, model, windows, cpu, processes, flow, trace, build_s, mechanisms)
