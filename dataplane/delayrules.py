@@ -22,11 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.resources import shaping
-from compiler.resources.shaping import NETEM_MIN_LIMIT, netem_limit  # noqa: F401 (re-exported)
-
 DIRECTIONS = {"in": ("raw", "PREROUTING", "-i"), "forward": ("mangle", "FORWARD", "-o")}
 OWNER_COMMENT = "vispd-delay"
+NETEM_MIN_LIMIT = 1000  # netem's own default queue length (compiler.resources.shaping has it too)
 
 
 @dataclass(frozen=True)
@@ -108,9 +106,20 @@ def restore_argv(ns: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *base] if ns else base
 
 
+# The netem lines belong to the plan's Shaping (compiler.resources.shaping); these two are
+# its functions under their first names. Imported when called: the delay process never
+# needs them, and the compiler's resource package would cost it 60 ms and 6 MB to start.
+def netem_limit(capacity_bits: int, delay_us: int, jitter_us: int = 0) -> int:
+    """Twice the bandwidth-delay product in full-size packets, at least netem's default."""
+    from compiler.resources import shaping
+
+    return shaping.netem_limit(capacity_bits, delay_us, jitter_us)
+
+
 def render_netem(device: str, classid: int, delay_us: int, jitter_us: int = 0,
                  loss: float = 0.0, limit: int = NETEM_MIN_LIMIT) -> list[str]:
     """tc batch lines for a netem leaf under HTB class 1:CLASSID of DEVICE (handle
-    CLASSID:), with a pfifo inside when there is jitter (FIFO order kept). The plan's
-    Shaping renders the same lines (compiler.resources.shaping owns them)."""
+    CLASSID:), with a pfifo inside when there is jitter (FIFO order kept)."""
+    from compiler.resources import shaping
+
     return shaping.render_netem(device, classid, shaping.Netem(delay_us, jitter_us, loss, limit))
