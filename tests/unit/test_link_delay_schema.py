@@ -113,3 +113,27 @@ def test_the_timestamp_program_clears_skb_tstamp_and_lets_the_packet_on():
     assert (stx, regs1 & 0xF, regs1 >> 4, offset) == (0x7B, 1, 2, 152)  # *(u64 *)(r1 + tstamp) = r2
     assert (mov_r0, regs2 & 0xF, verdict) == (0xB7, 0, -1)  # return TC_ACT_UNSPEC
     assert exit_ == 0x95
+
+
+def attributes(body: bytes, offset: int) -> dict[int, bytes]:
+    found = {}
+    while offset + 4 <= len(body):
+        length, kind = struct.unpack_from("=HH", body, offset)
+        found[kind] = body[offset + 4:offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def test_the_tc_requests_name_clsact_and_a_direct_action_bpf_filter_on_ingress():
+    family, index, handle, parent, info = struct.unpack_from("=BxxxiIII", delaystamp.clsact_request(7))
+    assert (family, index, handle, parent, info) == (0, 7, 0xFFFF0000, 0xFFFFFFF1, 0)
+    assert attributes(delaystamp.clsact_request(7), 20) == {1: b"clsact\0"}
+    body = delaystamp.filter_request(9, fd=42)
+    _, index, handle, parent, info = struct.unpack_from("=BxxxiIII", body)
+    assert (index, handle, parent) == (9, 1, 0xFFFFFFF2)  # the clsact's ingress hook
+    assert info >> 16 == 1 and info & 0xFFFF == 0x0300  # priority 1, ETH_P_ALL in network order
+    top = attributes(body, 20)
+    assert top[1] == b"bpf\0"
+    options = attributes(top[2], 0)
+    assert struct.unpack("=I", options[6]) == (42,) and options[7] == b"vispd_fresh_ts\0"
+    assert struct.unpack("=I", options[8]) == (1,)  # direct action
