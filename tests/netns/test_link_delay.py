@@ -90,9 +90,12 @@ class Line:
 
 
 def ping(line: Line, count: int = 300, interval: float = 0.01) -> tuple[list[float], int]:
-    """(RTTs in ms, pings sent) from the probe sliver on a to the one on c (kernel stamps)."""
-    out = line.exec("probe", "a", ["ping", "-n", "-i", str(interval), "-c", str(count), "-W", "1",
-                                   line.loopback[("probe", "c")]]).stdout
+    """(RTTs in ms, pings sent) from the probe sliver on a to the one on c. Behind a delay
+    line a reply is stamped when ping reads it (dataplane.delaystamp), so ping's own wake-up
+    counts: it runs at real-time priority, as the labs' prober does, so that the machine's
+    other load measures the delay line, not ping's turn for a CPU."""
+    out = line.exec("probe", "a", ["chrt", "-f", "20", "ping", "-n", "-i", str(interval), "-c", str(count),
+                                   "-W", "1", line.loopback[("probe", "c")]]).stdout
     return [float(x) for x in re.findall(r"time=([\d.]+) ms", out)], count
 
 
