@@ -21,6 +21,7 @@ from model.schema import Topology
 from .access import plan_access
 from .context import ControllerState, PlanContext, PlanningError, PlanParts
 from .border import SliceLink
+from .delay import plan_delays
 from .egress import plan_egress
 from .plan import Plan
 from .guards import node_guards, without_matches
@@ -54,6 +55,7 @@ def plan_visp(topo: Topology, runtime: Runtime | None = None, state: ControllerS
 def _plan_visp_parts(ctx: PlanContext, parts: PlanParts) -> list[SliceLink]:
     plan_substrate(ctx, parts)
     plan_slices(ctx, parts)
+    plan_delays(ctx, parts)
     links = plan_egress(ctx, parts)
     plan_access(ctx, parts)
     return links

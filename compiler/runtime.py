@@ -24,6 +24,7 @@ class Runtime:
     sock_dir: str  # daemons' control sockets (kept short)
     taken_ids: frozenset[int] = frozenset()  # this machine's account and group ids: default uids avoid them
     guard: str = "nft"  # the node's guard this machine runs (GUARDS; vispd.engine detects it)
+    delay_mechanism: str | None = None  # how links' delay is realised here: "netem", "delayline", None (neither, or not asked)
 
     @classmethod
     def for_topology(cls, topology: str, python: str = "python3", project_root: str = "",

@@ -1,10 +1,13 @@
 """Applying a delay line's rules in the namespaces it serves: one iptables-restore per
 namespace, leftovers of a killed predecessor cleared first, removal in the background while
-packets keep being released. Touches the system (runs iptables-restore / iptables-save)."""
+packets keep being released. Devices whose arrivals are held (direction "in") also get
+fresh receive timestamps (dataplane.delaystamp) while their rules are installed. Touches
+the system (runs iptables-restore / iptables-save, tc through netlink)."""
 from __future__ import annotations
 
 import subprocess
 
+from . import delaystamp
 from .delayconfig import LineConfig, LinkDelay
 from .delayrules import DIRECTIONS, chain_name, render_iptables, render_iptables_delete, restore_argv
 
@@ -37,10 +40,17 @@ def _present(ns: str, links: list[LinkDelay]) -> list[LinkDelay]:
     return [link for link in links if f":{chain_name(link.device, link.direction)} " in saved]
 
 
+def arrivals(links: list[LinkDelay]) -> list[tuple[str, str]]:
+    """(namespace, device) of the links that hold packets where they arrive."""
+    return [(link.netns, link.device) for link in links if link.device and link.direction == "in"]
+
+
 def remove_rules(ns: str, links: list[LinkDelay], owner: str) -> None:
     """Remove these links' rules one by one (a chain already gone does not stop the rest)."""
     for link in links:
         restore(ns, _script([link], owner, delete=True))
+    for place in arrivals(links):
+        delaystamp.detach(*place)
 
 
 def install_rules(config: LineConfig) -> None:
@@ -52,6 +62,7 @@ def install_rules(config: LineConfig) -> None:
         leftovers = _present(ns, links)
         if leftovers:
             remove_rules(ns, leftovers, config.owner)
+        delaystamp.fresh_stamps(arrivals(links))
         result = restore(ns, _script(links, config.owner))
         if result.returncode != 0:
             for installed in done:
@@ -82,5 +93,7 @@ class RuleRemoval:
                 return False
             if proc.returncode != 0:
                 remove_rules(ns, self.groups[ns], self.config.owner)
+            for place in arrivals(self.groups[ns]):
+                delaystamp.detach(*place)
             del self.running[ns]
         return True

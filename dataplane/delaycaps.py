@@ -106,6 +106,11 @@ def mechanism(environ: dict[str, str] | None = None) -> str | None:
     return choose(_probed)
 
 
+def probed() -> Capabilities | None:
+    """What the probe of this process found (None if it did not probe: forced, or not asked)."""
+    return _probed
+
+
 def refusal(link: str, caps: Capabilities | None = None) -> str:
     """The message `up` prints when a link declares delay, jitter or loss and the kernel
     offers no mechanism for it."""

@@ -7,8 +7,14 @@ a file and starts `command(path)`; `parse_config` reads it back in the process.
 JSON form (durations and loss as topology files write them):
 
     {"owner": "abilene", "early": "75us", "coalesce": "200us", "realtime": "auto",
-     "workers": 1, "links": [{"queues": [0], "delay": "8ms", "jitter": "0us", "loss": "0%",
+     "workers": 1, "ready-socket": "/run/vispd/abilene/delay-denver.sock",
+     "links": [{"queues": [0], "delay": "8ms", "jitter": "0us", "loss": "0%",
      "netns": "vispd.abilene.denver.plb", "device": "v-sttl", "direction": "in"}]}
+
+Only `links` is required. `ready-socket`, when given, is a UNIX socket the process listens
+on from the moment its queues are bound and its rules installed until it begins to stop
+(it never accepts): vispd waits for it after starting the process, and a process that runs
+without it is reported as not serving.
 """
 from __future__ import annotations
 
@@ -59,6 +65,7 @@ class LineConfig:
     owner: str = ""
     jitter_period_us: int | None = None
     seed: int | None = None
+    ready_socket: str = ""  # listened on while the line is ready ("" = none)
 
     def __post_init__(self):
         if not self.links:
@@ -89,6 +96,7 @@ def parse_config(text: str) -> LineConfig:
                       coalesce_us=parse_duration_us(data.get("coalesce", f"{DEFAULT_COALESCE_US}us")),
                       realtime=data.get("realtime", "auto"), workers=int(data.get("workers", 1)),
                       owner=data.get("owner", ""), seed=data.get("seed"),
+                      ready_socket=data.get("ready-socket", ""),
                       jitter_period_us=parse_duration_us(period) if period else None)
 
 
@@ -103,6 +111,8 @@ def render_config(config: LineConfig) -> str:
         data["jitter-period"] = f"{config.jitter_period_us}us"
     if config.seed is not None:
         data["seed"] = config.seed
+    if config.ready_socket:
+        data["ready-socket"] = config.ready_socket
     return json.dumps(data, indent=1) + "\n"
 
 

@@ -25,10 +25,12 @@ are made inside each link's named namespace. A link may spread over several queu
 `workers` > 1 the queues are shared round-robin among forked processes, one per core.
 
 Life cycle: bind every queue, install the rules (when the config names the device),
-print one JSON line `{"ready": ...}`; on SIGHUP re-read the config file and apply only the
+listen on the `ready-socket` if the config names one, print one JSON line
+`{"ready": ...}`; on SIGHUP re-read the config file and apply only the
 difference, live (`delayreload`: no packet passes undelayed or is lost meanwhile), then
 print `{"reloaded": ...}`; on SIGTERM/SIGINT remove the rules, release what is held when
-it is due, unbind, print `{"stats": ...}` and exit 0.
+it is due, unbind, print `{"stats": ...}` and exit 0 (the ready socket is closed as soon
+as stopping begins).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import os
 import random
 import select
 import signal
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -124,6 +127,7 @@ class Server:
         self.reconfigure(config)
         self.stopping_since: int | None = None
         self.removal: RuleRemoval | None = None
+        self.ready: socket.socket | None = None  # see listen_ready
 
     # --- the set of queues, changed by a reload ---
     def add_queues(self, held: list[Held]) -> None:
@@ -164,6 +168,8 @@ class Server:
             received = os.read(self.signal_read, 64)
         if b"s" in received and self.stopping_since is None:
             self.stopping_since = time.monotonic_ns()
+            close_ready(self.ready, self.config.ready_socket)
+            self.ready = None
             self.removal = RuleRemoval(self.config)
         elif b"h" in received and self.stopping_since is None:
             self._reload()
@@ -265,6 +271,27 @@ class Server:
         self.stats.realtime_switches = self.policy.switches
 
 
+def listen_ready(path: str) -> socket.socket | None:
+    """Listen on the UNIX socket `path` (never accepting): the sign, for vispd, that the
+    queues are bound and the rules installed. A stale file of a killed predecessor goes first."""
+    if not path:
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.bind(path)
+    sock.listen(1)
+    return sock
+
+
+def close_ready(sock: socket.socket | None, path: str) -> None:
+    if sock is not None:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def emit(key: str, value) -> None:
     """One JSON line on stdout in a single write (workers share the pipe)."""
     sys.stdout.flush()
@@ -286,8 +313,12 @@ def run(config: LineConfig, config_path: str = "") -> int:
             signal.signal(sig, server.request_stop)
         signal.signal(signal.SIGHUP, server.request_reload if config_path else ignore_reload)
         install_rules(config)
+        server.ready = listen_ready(config.ready_socket)
         emit("ready", {"pid": os.getpid(), "queues": server.stats.queues})
-        emit("stats", asdict(server.serve()))
+        try:
+            emit("stats", asdict(server.serve()))
+        finally:
+            close_ready(server.ready, config.ready_socket)
         return 0
     from .delayworkers import run_workers  # only multi-worker runs need fork management
     return run_workers(config, assignments)

@@ -6,13 +6,15 @@ reader: (1) bind the new queues, (2) retune the queues kept (the new delay appli
 packets arriving from now on; held ones keep their due time), (3) rules: swap the chains
 whose loss or queues changed in one iptables transaction (`render_iptables_replace`),
 install new chains, remove the chains of links no longer served, (4) release what the
-dropped queues hold and unbind them. Changing `workers` needs a restart.
+dropped queues hold and unbind them. Changing `workers` or `ready-socket` needs a
+restart.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .delayapply import remove_rules, restore
+from . import delaystamp
+from .delayapply import arrivals, remove_rules, restore
 from .delayconfig import LineConfig, LinkDelay
 from .delayrules import render_iptables, render_iptables_replace
 
@@ -42,6 +44,8 @@ def plan_reload(old: LineConfig, new: LineConfig) -> ReloadPlan:
     """What changes between two configurations of one process (pure)."""
     if new.workers != old.workers:
         raise ValueError("changing the number of workers needs a restart")
+    if new.ready_socket != old.ready_socket:
+        raise ValueError("changing the ready socket needs a restart")
     old_queues, new_queues = _queues(old), _queues(new)
     old_rules, new_rules = _rules(old), _rules(new)
     return ReloadPlan(
@@ -73,6 +77,7 @@ def apply_reload(server, new: LineConfig, plan: ReloadPlan, bind) -> None:
 
 def _apply_rules(owner: str, plan: ReloadPlan) -> None:
     results = [restore(link.netns, render_iptables_replace(link.rules())) for link in plan.replace]
+    delaystamp.fresh_stamps(arrivals(list(plan.install)))
     results += [restore(link.netns, render_iptables(link.rules(), owner)) for link in plan.install]
     for link in plan.remove:
         remove_rules(link.netns, [link], owner)

@@ -15,7 +15,8 @@ Two mechanisms, one per kind of kernel:
 * **netem** (kernels that have it): a netem qdisc as the leaf of each slice's HTB class on
   the sending node's substrate device (HTB shapes, netem delays; netem orphans the packet,
   so TCP small queues do not apply), with a pfifo inside when there is jitter so that
-  packets are not reordered (tc-netem(8)).
+  packets are not reordered (tc-netem(8)). Those tc lines belong to the plan's Shaping
+  (compiler.resources.shaping, re-exported here).
 """
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from dataclasses import dataclass
 
 DIRECTIONS = {"in": ("raw", "PREROUTING", "-i"), "forward": ("mangle", "FORWARD", "-o")}
 OWNER_COMMENT = "vispd-delay"
-MTU_BYTES = 1500
-NETEM_MIN_LIMIT = 1000
+NETEM_MIN_LIMIT = 1000  # netem's own default queue length (compiler.resources.shaping has it too)
 
 
 @dataclass(frozen=True)
@@ -106,25 +106,20 @@ def restore_argv(ns: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *base] if ns else base
 
 
+# The netem lines belong to the plan's Shaping (compiler.resources.shaping); these two are
+# its functions under their first names. Imported when called: the delay process never
+# needs them, and the compiler's resource package would cost it 60 ms and 6 MB to start.
 def netem_limit(capacity_bits: int, delay_us: int, jitter_us: int = 0) -> int:
-    """Packets netem must be able to hold: twice the link's bandwidth-delay product in
-    full-size packets, and never less than netem's own default of 1000."""
-    in_flight = capacity_bits * (delay_us + jitter_us) / 1e6 / 8 / MTU_BYTES
-    return max(NETEM_MIN_LIMIT, int(2 * in_flight) + 1)
+    """Twice the bandwidth-delay product in full-size packets, at least netem's default."""
+    from compiler.resources import shaping
+
+    return shaping.netem_limit(capacity_bits, delay_us, jitter_us)
 
 
 def render_netem(device: str, classid: int, delay_us: int, jitter_us: int = 0,
                  loss: float = 0.0, limit: int = NETEM_MIN_LIMIT) -> list[str]:
     """tc batch lines for a netem leaf under HTB class 1:CLASSID of DEVICE (handle
     CLASSID:), with a pfifo inside when there is jitter (FIFO order kept)."""
-    if classid in (0, 1):
-        raise ValueError("netem goes under a slice's class, not under HTB's root or 1:1")
-    netem = f"qdisc replace dev {device} parent 1:{classid:x} handle {classid:x}: netem limit {limit} delay {delay_us}us"
-    if jitter_us:
-        netem += f" {jitter_us}us"
-    if loss > 0:
-        netem += f" loss {_probability(loss * 100)}%"
-    lines = [netem]
-    if jitter_us:
-        lines.append(f"qdisc replace dev {device} parent {classid:x}:1 pfifo limit {limit}")
-    return lines
+    from compiler.resources import shaping
+
+    return shaping.render_netem(device, classid, shaping.Netem(delay_us, jitter_us, loss, limit))

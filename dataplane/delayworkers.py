@@ -3,10 +3,11 @@ per core), the parent owning the rules. Touches the kernel (fork, signals, iptab
 
 The parent forks the workers; each binds its queues and reports on a pipe ("ok" or the
 error). Only when every worker is bound does the parent install the rules (until then no
-packet is queued) and print `{"ready": ...}`. On SIGTERM/SIGINT the parent removes the
-rules first (the workers keep releasing meanwhile), then stops each worker by PID; each
-worker releases what it holds when due and prints its own `{"stats": ...}` line. SIGHUP
-is ignored here (with a message): a configuration change needs a restart.
+packet is queued), listen on the ready socket and print `{"ready": ...}`. On SIGTERM/SIGINT
+the parent closes the ready socket and removes the rules first (the workers keep releasing
+meanwhile), then stops each worker by PID; each worker releases what it holds when due and
+prints its own `{"stats": ...}` line. SIGHUP is ignored here (with a message): a
+configuration change needs a restart.
 """
 from __future__ import annotations
 
@@ -90,10 +91,12 @@ def run_workers(config, assignments) -> int:
         print(f"delayline: {error}", file=sys.stderr)
         _stop(pids)
         return 1
+    ready = delayline.listen_ready(config.ready_socket)
     delayline.emit("ready", {"pid": os.getpid(), "workers": pids, "queues": [q for _, q in assignments]})
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if not stop:  # a signal that came before the mask was handled; later ones wait here
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    delayline.close_ready(ready, config.ready_socket)
     removal = RuleRemoval(config)
     while not removal.done():
         time.sleep(0.01)

@@ -9,6 +9,12 @@ addresses, macvlans, HTB classes per slice, the guard, routes, daemons) is the s
 node-level apply code as `vispd up`. vispd's HTB then replaces Mininet's single class
 at the same capacity, adding the per-slice classes.
 
+Declared link delay, jitter and loss are never given to Mininet: TCLink's `delay=`,
+`jitter=` and `loss=` need netem and, on a kernel without it, Mininet only logs an error
+and builds the link undelayed. The plan realises them itself, as for `vispd up`: netem
+leaves under vispd's HTB classes, or the delay processes (compiler.delay), which run in
+the node hosts' namespaces and hold packets in the sliver hosts'. `TCLink` gets `bw` only.
+
 Mininet's own cleanup (`mn -c`) is never used: it kills every mnexec and deletes every
 `*-eth*` link on the machine. Hosts are stopped by PID (`stop_hosts`), and each shell's
 PID is recorded in the topology's state (`lab-shells`) so `vispd down` can stop the shells
@@ -88,7 +94,7 @@ class MininetHost(KernelHost):
         params = {}
         cls = Link
         if capacity and capacity <= MININET_MAX_BW:
-            cls, params = TCLink, {"bw": capacity / 1e6}
+            cls, params = TCLink, {"bw": capacity / 1e6}  # never delay/jitter/loss: see the docstring
         self.net.addLink(one, other, intfName1=ifname, intfName2=peer_ifname, cls=cls,
                          addr1=mac or None, addr2=peer_mac or None, **params)
         self.forget_index(ns, ifname)

@@ -22,11 +22,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     Strict as StrictType,
+    ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from . import linkdelay
 from .errors import describe_value
-from .linkprops import parse_duration_us
+from .linkprops import parse_duration_us, parse_loss
 from .units import parse_bandwidth
 from .yamlscalar import YAML11_BOOLEANS
 
@@ -70,6 +73,8 @@ SiteCode = _name(SITE_PATTERN)
 DeviceName = _name(IFNAME_PATTERN)
 ProviderName = _name(r"^[a-z][a-z0-9-]{0,12}$")
 Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
+Duration = Annotated[int, BeforeValidator(parse_duration_us)]  # microseconds, from '12ms', '500us'
+LossRate = Annotated[float, BeforeValidator(parse_loss)]  # a fraction in [0, 1), from '0.1%'
 # YAML already types its scalars: `cost: true` or `cost: "10"` is a mistake, not a 1 or a 10.
 Int = Annotated[int, StrictType()]
 Float = Annotated[float, StrictType()]
@@ -141,6 +146,16 @@ InterfaceName = Annotated[str, Field(pattern=INTERFACE_PATTERN)]
 NodePair = Annotated[tuple[Name, Name], BeforeValidator(_parse_pair)]
 
 
+def _parse_delay(value: Any) -> Any:
+    """`geo` stays `geo` (model.linkdelay resolves it); anything else is a duration."""
+    if isinstance(value, str) and value.strip() == linkdelay.GEO:
+        return linkdelay.GEO
+    return parse_duration_us(value)
+
+
+LinkDelay = Annotated[int | Literal["geo"], BeforeValidator(_parse_delay)]
+
+
 def _kebab(name: str) -> str:
     return name.replace("_", "-")
 
@@ -178,6 +193,12 @@ class Link(Strict):
         if isinstance(data, dict) and data.get("interfaces") is not None and "kind" not in data:
             return {**data, "kind": INTERFACES_KIND}
         return data
+
+    # one way, each direction: a duration ('12ms') or 'geo' (from both nodes' latitude and
+    # longitude, model.geo); jitter spreads it (FIFO, never above the delay); loss drops
+    delay: LinkDelay | None = None
+    jitter: Duration | None = None
+    loss: LossRate | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -345,6 +366,18 @@ class Topology(Strict):
 
     _source: Any = PrivateAttr(default=None)
 
+    @model_validator(mode="after")
+    def _link_delays_resolve(self) -> "Topology":
+        """`delay: geo` needs both ends' coordinates, jitter must not exceed the delay: each
+        problem is reported at the link's own `delay` or `jitter` value."""
+        found = linkdelay.problems(self.links, self.nodes)
+        if found:
+            raise ValidationError.from_exception_data("Topology", [
+                InitErrorDetails(type=PydanticCustomError("link_delay", message), loc=path,
+                                 input=getattr(self.links[path[1]], path[2]))
+                for path, message in found])
+        return self
+
     @property
     def source(self):  # -> SourceMap | None
         return self._source
@@ -364,6 +397,10 @@ class Topology(Strict):
             return [n.name for n in self.nodes]
         wanted = set(sl.nodes)
         return [n.name for n in self.nodes if n.name in wanted]
+
+    def link_delay(self, link: Link) -> linkdelay.DeclaredDelay:
+        """The delay, jitter and loss `link` declares, as numbers (`delay: geo` resolved)."""
+        return linkdelay.declared(link, linkdelay.places(self.nodes))
 
     def slice_links(self, sl: Slice) -> list[Link]:
         """The substrate links a slice uses, in declaration order of the topology."""

@@ -27,7 +27,7 @@ from .engine import down, plan_changes, resolve, topology_plan, up
 from .execute import exec_in_sliver
 from .labnet import mininet_available
 from .linkstate import set_link
-from .status import collect_status, render_status
+from .status import collect_status, link_delay_status, render_link_delays, render_status
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # `vispd plan` lists every step up to this many; beyond, nobody reads the list (a 1,000-node
@@ -55,6 +55,10 @@ def cmd_plan(args) -> int:
         if args.json:
             _write_lines(_json_lines(steps))
             return EXIT_OK
+        delays = link_delay_status(topo, None)
+        if delays:
+            print(f"link delays ({len(delays)} links, one way):")
+            _write_lines(render_link_delays(delays, with_state=False))
         if args.full or len(steps) <= PLAN_LIST_LIMIT:
             _write_lines(step.describe() for step in steps)
         else:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from compiler.access_types import ACCESS_TYPES
+from compiler.delay import delayed_links
 from compiler.diff import Step, diff
 from compiler.loader import load_topology
 from compiler.plan import Plan
 from compiler.planner import ControllerState, compile_plan
 from compiler.resources import TunTap
+from compiler.runtime import Runtime
 from compiler.schedule import schedule
-from dataplane import tundev
+from dataplane import delaycaps, tundev
 from dataplane.bpf import detect as bpf_detect
 from dataplane.kernel import KernelBackend
 from model.errors import BadRequest, UnknownTopology, VispdError
@@ -75,7 +77,7 @@ def topology_plan(topo: Topology, create_credentials: bool = False,
     (made only when `create_credentials`: `up` does, the others read) and the substrate
     links taken down with `vispd link down` (or `failed_links`) down."""
     state = TopologyState(topo.name)
-    runtime = replace(state.runtime, guard=node_guard())
+    runtime = delay_runtime(topo, replace(state.runtime, guard=node_guard()))
     credentials = gather(topo, runtime, create_credentials)
     failed = state.failed_links() if failed_links is None else failed_links
     return compile_plan(topo, runtime, ControllerState(failed_links=failed, credentials=credentials))
@@ -90,6 +92,34 @@ def node_guard() -> str:
     except ValueError as error:
         raise BadRequest(str(error)) from None
     return f"bpf-{capability.mode}" if capability.ok else "nft"
+
+
+def delay_runtime(topo: Topology, runtime: Runtime) -> Runtime:
+    """`runtime` with this machine's delay mechanism (dataplane.delaycaps: probed once per
+    process, or forced by $VISPD_DELAY_MECHANISM), asked only when a link declares a delay,
+    jitter or loss: other topologies pay nothing for it."""
+    if not delayed_links(topo):
+        return runtime
+    return replace(runtime, delay_mechanism=delay_mechanism())
+
+
+def delay_mechanism() -> str | None:
+    """"netem", "delayline" or None on this machine; a misspelt $VISPD_DELAY_MECHANISM is bad input."""
+    try:
+        return delaycaps.mechanism()
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+
+
+def refuse_undelayable(topo: Topology) -> None:
+    """A link that declares delay, jitter or loss is never built without them: on a machine
+    with neither netem nor the delay line, refuse before anything is made."""
+    delayed = delayed_links(topo)
+    if not delayed or delay_mechanism() is not None:
+        return
+    (a, b), more = delayed[0][0].key, len(delayed) - 1
+    raise VispdError(delaycaps.refusal(f"{a}-{b}" + (f" (and {more} more)" if more else ""),
+                                       delaycaps.probed()))
 
 
 def plan_changes(topo: Topology) -> Outcome:
@@ -110,6 +140,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
     """Build or reconcile `topo`; `make_backend(plan, state)` chooses another backend than
     the kernel's own (the Mininet lab does)."""
     refuse_taken_uids(topo)
+    refuse_undelayable(topo)
     plan = topology_plan(topo, create_credentials=True)
     if make_backend is None:
         backend, state = kernel_backend(topo.name)

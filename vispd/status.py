@@ -1,5 +1,7 @@
 """`vispd status`: what is up for a topology, per node and sliver, and whether it matches
-the plan (the diff between the kernel and the plan is empty).
+the plan (the diff between the kernel and the plan is empty); per delayed link, its delay,
+how it is realised and, with the delay line, whether its processes run and serve and what
+their queues hold and dropped (the kernel's counters).
 
 I/O: observes the kernel (changes nothing).
 """
@@ -7,14 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 
+from compiler.delay import LinkRealisation, delayed_links, realisations
 from compiler.resources import Adopted
 from dataplane import netns
 from dataplane.borrow import Ledger
+from dataplane.delaystatus import queue_stats
 from model.schema import Topology
 from model.units import format_bandwidth
 
 from .daemon_health import daemon_health
-from .engine import plan_changes
+from .engine import delay_mechanism, plan_changes
 from .state import TopologyState
 
 
@@ -37,10 +41,12 @@ def collect_status(topo: Topology) -> dict:
     borrowed = [{"interface": r.original, "namespace": r.ns, "name": r.ifname,
                  "held": ledger.device(r.ns, r.ifname) is not None}
                 for r in plan.resources if isinstance(r, Adopted)]
+    delays = link_delay_status(topo, daemons)
     return {
         "topology": topo.name,
         "source": topo.source.file if topo.source else None,
-        "in_sync": not outcome.steps and not any(d["problem"] for d in daemons),
+        "in_sync": (not outcome.steps and not any(d["problem"] for d in daemons)
+                    and not any(d["problem"] for d in delays)),
         "daemons": daemons,
         "pending": dict(pending),
         "unowned_namespaces": outcome.unowned,
@@ -49,7 +55,67 @@ def collect_status(topo: Topology) -> dict:
                   for lk in topo.links],
         "slivers": slivers,
         "borrowed": borrowed,  # the machine's interfaces the plan borrows, and whether vispd holds them
+        "link_delays": delays,
     }
+
+
+def link_delay_status(topo: Topology, daemons: list[dict] | None) -> list[dict]:
+    """Per delayed link: what it declares, the mechanism, and (given the daemons' health, as
+    `status` has it) its delay processes' health and the kernel's counters of their queues;
+    with `daemons` None (`plan`), nothing is observed."""
+    mechanism = delay_mechanism() if delayed_links(topo) else None
+    health = {d["name"]: d for d in daemons or []}
+    counters: dict[str, dict] = {}
+    found = []
+    for link in realisations(topo, mechanism):
+        queues = [] if daemons is None else [
+            _queue_status(q, counters.setdefault(q.netns, queue_stats(q.netns)).get(q.queue)) for q in link.queues]
+        processes = [{"name": name, "pid": health.get(name, {}).get("pid"),
+                      "problem": "" if daemons is None else health.get(name, {}).get("problem", "not planned")}
+                     for name in link.processes]
+        found.append({"between": list(link.between), "delay": link.declared.describe(),
+                      "delay_us": link.declared.delay_us, "jitter_us": link.declared.jitter_us,
+                      "loss": link.declared.loss, "geo": link.declared.geo, "mechanism": link.shown_mechanism,
+                      "processes": processes, "queues": queues, "problem": _link_problem(link, processes, queues)})
+    return found
+
+
+def _queue_status(assignment, counters: dict | None) -> dict:
+    return {"from": assignment.sender, "to": assignment.receiver, "slice": assignment.slice,
+            "namespace": assignment.netns, "device": assignment.device, "queue": assignment.queue,
+            "bound": counters is not None, "held": counters["held"] if counters else 0,
+            "queue_full_drops": counters["queue_dropped"] if counters else 0,
+            "reader_full_drops": counters["user_dropped"] if counters else 0}
+
+
+def _link_problem(link: LinkRealisation, processes: list[dict], queues: list[dict]) -> str:
+    if link.mechanism is None:
+        return "not realised: this machine has neither netem nor the delay line (`up` refuses it)"
+    failing = [f"{p['name']} {p['problem']}" for p in processes if p["problem"]]
+    unbound = [f"{q['namespace']} queue {q['queue']}" for q in queues if not q["bound"]]
+    if unbound:
+        failing.append("no reader on " + ", ".join(unbound[:3]) + (" ..." if len(unbound) > 3 else ""))
+    return "; ".join(failing)
+
+
+def render_link_delays(delays: list[dict], with_state: bool) -> list[str]:
+    """One line per delayed link (plan: its delay and mechanism; status: and their state)."""
+    lines = []
+    width = max((len("-".join(d["between"])) for d in delays), default=0)
+    for d in delays:
+        line = f"  {'-'.join(d['between']):<{width}}  {d['delay']}" + (
+            f" by {d['mechanism']}" if d["mechanism"] != "none" else "")
+        if d["mechanism"] == "delay line":
+            line += f" ({', '.join(p['name'] for p in d['processes'])})"
+        if with_state and d["queues"]:
+            bound = sum(q["bound"] for q in d["queues"])
+            line += (f": {bound}/{len(d['queues'])} queues bound, {sum(q['held'] for q in d['queues'])} held, "
+                     f"{sum(q['queue_full_drops'] for q in d['queues'])} dropped queue full, "
+                     f"{sum(q['reader_full_drops'] for q in d['queues'])} reader full")
+        if d["problem"] and (with_state or d["mechanism"] == "none"):
+            line += f": {d['problem']}"
+        lines.append(line)
+    return lines
 
 
 def render_status(status: dict) -> str:
@@ -77,6 +143,9 @@ def render_status(status: dict) -> str:
     for d in status["daemons"]:
         if d["problem"]:
             lines.append(f"  {d['name']:<24} {d['problem']} (namespace {d['namespace'] or 'of the host'})")
+    if status.get("link_delays"):
+        lines.append(f"link delays: {len(status['link_delays'])} links")
+        lines += render_link_delays(status["link_delays"], with_state=True)
     if status["unowned_namespaces"]:
         lines.append("namespaces with vispd names but no vispd marker (left alone): "
                      + ", ".join(status["unowned_namespaces"]))

@@ -6,6 +6,13 @@ ceiling, and u32 filters that classify by the source MAC of the slice's macvlan 
 at offset -8 from the network header, i.e. the Ethernet source address) or, on a border's
 access link where every frame has the node's MAC, by the slice's source prefix. All shaping of a
 namespace is written in one `tc -batch`; the device's marker carries `tc=DIGEST`.
+
+A class may carry a `Netem` (on kernels that have netem, compiler.delay plans one per slice
+class of a delayed link): a netem qdisc as the class's leaf (handle CLASSID:), so HTB shapes
+and netem then delays, drops and jitters — with a pfifo inside when there is jitter, so that
+packets keep their order (tc-netem(8)). Netem orphans the packet, so TCP small queues do not
+throttle the sender. When every class of a device carries the same netem (the link's), the
+default class 1:ffff gets it too: whatever crosses the link is delayed alike.
 """
 from __future__ import annotations
 
@@ -16,6 +23,51 @@ from .base import Resource
 
 DEFAULT_CLASS = 0xFFFF
 DEFAULT_RATE = 8000  # bits/s: what no slice owns gets next to nothing guaranteed
+NETEM_MIN_LIMIT = 1000  # netem's own default queue length, in packets
+MTU_BYTES = 1500
+
+
+@dataclass(frozen=True)
+class Netem:
+    """A netem leaf under an HTB class: one-way delay, jitter (FIFO kept), loss, queue length."""
+
+    delay_us: int
+    jitter_us: int = 0
+    loss: float = 0.0  # fraction
+    limit: int = NETEM_MIN_LIMIT  # packets
+
+    def describe(self) -> str:
+        extra = (f" jitter {self.jitter_us}us" if self.jitter_us else "") + (f" loss {_percent(self.loss)}%"
+                                                                              if self.loss else "")
+        return f"netem {self.delay_us}us{extra}"
+
+
+def netem_limit(capacity_bits: int, delay_us: int, jitter_us: int = 0) -> int:
+    """Packets netem must be able to hold: twice the link's bandwidth-delay product in
+    full-size packets, and never less than netem's own default of 1000."""
+    in_flight = capacity_bits * (delay_us + jitter_us) / 1e6 / 8 / MTU_BYTES
+    return max(NETEM_MIN_LIMIT, int(2 * in_flight) + 1)
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.10f}".rstrip("0").rstrip(".")
+
+
+def render_netem(device: str, classid: int, netem: Netem) -> list[str]:
+    """tc batch lines for a netem leaf under HTB class 1:CLASSID of DEVICE (handle
+    CLASSID:), with a pfifo inside when there is jitter (FIFO order kept)."""
+    if classid in (0, 1):
+        raise ValueError("netem goes under a slice's class, not under HTB's root or 1:1")
+    line = (f"qdisc replace dev {device} parent 1:{classid:x} handle {classid:x}: netem limit {netem.limit} "
+            f"delay {netem.delay_us}us")
+    if netem.jitter_us:
+        line += f" {netem.jitter_us}us"
+    if netem.loss > 0:
+        line += f" loss {_percent(netem.loss)}%"
+    lines = [line]
+    if netem.jitter_us:
+        lines.append(f"qdisc replace dev {device} parent {classid:x}:1 pfifo limit {netem.limit}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -26,6 +78,7 @@ class ShapingClass:
     macs: tuple[str, ...]  # source MACs classified into this class
     label: str = ""
     sources: tuple[str, ...] = ()  # source prefixes classified into this class (access links)
+    netem: Netem | None = None  # delay, jitter, loss after the shaping (kernels with netem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +95,17 @@ class Shaping(Resource):
     def make_key(self) -> tuple:
         return (self.KIND, self.ns, self.ifname)
 
+    @property
+    def link_netem(self) -> Netem | None:
+        """The netem every class carries alike (the link's), which the default class gets too."""
+        netems = {c.netem for c in self.classes}
+        return netems.pop() if len(netems) == 1 else None
+
     def describe(self) -> str:
         slices = ", ".join(f"{c.label} {c.rate}" for c in self.classes)
-        return f"shaping {self.ns}/{self.ifname} capacity {self.capacity} [{slices}]"
+        netems = sorted({c.netem.describe() for c in self.classes if c.netem})
+        return f"shaping {self.ns}/{self.ifname} capacity {self.capacity} [{slices}]" + "".join(
+            f" {n}" for n in netems)
 
     @classmethod
     def batched(cls, action: str) -> bool:
@@ -126,6 +187,11 @@ def render(shaping: Shaping) -> list[str]:
         for prefix in cls.sources:
             lines.append(f"filter add dev {dev} parent 1: protocol ip prio 2 u32 match ip src {prefix} "
                          f"flowid 1:{cls.classid:x}")
+    for cls in shaping.classes:
+        if cls.netem is not None:
+            lines += render_netem(dev, cls.classid, cls.netem)
+    if shaping.link_netem is not None:
+        lines += render_netem(dev, DEFAULT_CLASS, shaping.link_netem)
     return lines
 
 

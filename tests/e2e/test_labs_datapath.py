@@ -131,3 +131,23 @@ def test_slice_isolation_lab_keeps_the_guarantee_under_a_flood(tmp_path):
     assert steady["under_flood_mbps"] >= 0.8 * guarantee, steady
     assert steady["alone_mbps"] >= 1.5 * guarantee and steady["after_flood_mbps"] >= 1.5 * guarantee, steady
     assert figures["total_under_flood_mbps"] <= 1.05 * capacity, figures
+
+
+def test_vini_rtt_lab_measures_the_geographic_rtt_with_and_without_cross_traffic(tmp_path):
+    figures, output, _ = run_lab("vini-rtt", tmp_path)
+    assert figures["short"] and figures["path"][0] == "washington" and figures["path"][-1] == "seattle", output
+    model = figures["model"]
+    assert model["rtt_ms"] == pytest.approx(66.86, abs=0.05)  # README: against PL-VINI's 74 ms
+    assert model["rtt_ms"] == pytest.approx(2 * sum(h["one_way_ms"] for h in model["hops"]), abs=0.01)
+    assert model["great_circle_km"] < model["route_km"] and figures["model_minus_vini_ms"] < 0
+    assert figures["delay_mechanism"] == ["delay line"] and figures["delay_processes"] == 11
+    for phase in ("idle", "cross", "idle after"):
+        f = figures[phase]
+        assert f["probes"] >= 300 and f["answered"] >= 0.97 * f["probes"], (phase, f)
+        # the delay is applied on every hop, both ways: never faster than the model, and
+        # mostly close to it (the full run's report holds the 1 ms figures)
+        assert f["min_ms"] >= model["rtt_ms"] - 0.3, (phase, f)
+        assert f["median_ms"] == pytest.approx(model["rtt_ms"], abs=1.0), (phase, f)
+        assert finite_positive(f["delay_cpu_cores"]), (phase, f)
+    assert figures["cross"]["cross_mbps"] > 50, figures["cross"]
+    assert figures["idle"]["cross_mbps"] == 0 and figures["idle after"]["cross_mbps"] == 0

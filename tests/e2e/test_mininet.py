@@ -195,3 +195,57 @@ def test_a_lab_refuses_a_topology_that_is_already_up(lab):
     with pytest.raises(VispdError, match="already up"):
         Lab(lab.source).start()
     assert lab.hosts() and all(os.path.exists(f"/run/netns/{ns}") for ns in lab.hosts().values())
+
+
+def least_cost_path(topo, source: str, target: str) -> list[str]:
+    import networkx as nx
+
+    graph = nx.Graph()
+    for link in topo.links:
+        graph.add_edge(*link.between, cost=link.cost)
+    return nx.shortest_path(graph, source, target, weight="cost")
+
+
+def test_geographic_delays_are_realised_in_the_lab_by_the_plan_not_by_mininet(lab):
+    from model.linkdelay import declared, places
+
+    topo = lab.topo
+    path = least_cost_path(topo, "washington", "seattle")
+    where = places(topo.nodes)
+    by_key = {link.key: link for link in topo.links}
+    one_way_ms = sum(declared(by_key[tuple(sorted(hop))], where).delay_us for hop in zip(path, path[1:])) / 1000
+    assert 2 * one_way_ms == pytest.approx(66.9, abs=0.1)  # README: against VINI's 74 ms
+    out = lab.cmd(lab.sliver("plb", "washington"),
+                  ["ping", "-n", "-i", "0.05", "-c", "40", lab.address(lab.sliver("plb", "seattle"))])
+    rtts = sorted(float(x.split("=")[1]) for x in out.split() if x.startswith("time="))
+    assert len(rtts) >= 38, out
+    assert rtts[len(rtts) // 2] == pytest.approx(2 * one_way_ms, abs=1.0), rtts
+    assert rtts[0] >= 2 * one_way_ms - 0.5, rtts  # no direction of any hop passes undelayed
+    # Mininet's links carry no netem: the delay processes run in the node hosts
+    assert "netem" not in lab.cmd("denver", ["tc", "qdisc", "show", "dev", "to-sttl"])
+    status = lab.status()
+    assert status["in_sync"], status["link_delays"]
+    assert {d["mechanism"] for d in status["link_delays"]} == {"delay line"}
+    running = {d["name"]: d for d in status["daemons"]}
+    by_name = {host.name: host for host in lab.net.hosts}
+    for node in ("washington", "seattle"):
+        pid = running[f"delay-{node}"]["pid"]
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/proc/{by_name[node].pid}/ns/net").st_ino
+
+
+def test_lab_refuses_a_declared_delay_where_no_mechanism_exists(tmp_path):
+    name = unique_name("mz")
+    topo = tmp_path / "pair.yaml"
+    topo.write_text(f"name: {name}\nasn: 64512\naddress-space: [10.79.0.0/16]\n"
+                    "nodes: [{name: a}, {name: b}]\nlinks: [{between: [a, b], bandwidth: 10M, delay: 3ms}]\n"
+                    "slices: [{name: s, bandwidth: 1M}]\n")
+    script = tmp_path / "script"
+    script.write_text("hosts\n")
+    env = dict(os.environ, VISPD_STATE_DIR=str(tmp_path / "state"), VISPD_DELAY_MECHANISM="none")
+    links_before = root_links()
+    result = subprocess.run([sys.executable, "-m", "vispd.cli", "lab", str(topo), "--script", str(script)],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "link a-b: declares delay/jitter/loss" in result.stderr and "refusing to build it undelayed" in result.stderr
+    assert namespaces(name) == [] and root_links() == links_before
+    assert not (tmp_path / "state" / name).exists()

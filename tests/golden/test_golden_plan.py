@@ -6,6 +6,7 @@
 and review the diff of abilene.plan.txt like any other change."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from dataclasses import replace
@@ -24,8 +25,11 @@ GOLDEN = os.path.join(HERE, "abilene.plan.txt")
 # The plan is a pure function of the topology and the runtime: with this runtime, the daemons'
 # command lines read <python> and <repo> on every machine.
 # The node's guard is part of the runtime: the nftables one (the default) and the BPF one
-# (what machines with tc BPF run: the engine detects it) each have their golden plan.
-RUNTIME = Runtime.for_topology("abilene", python="<python>", project_root="<repo>")
+# (what machines with tc BPF run: the engine detects it) each have their golden plan. Links
+# are delayed as on a kernel without netem (this project's test machines): a delay process
+# per node (compiler.delay).
+RUNTIME = dataclasses.replace(Runtime.for_topology("abilene", python="<python>", project_root="<repo>"),
+                              delay_mechanism="delayline")
 GOLDEN_BY_GUARD = {"nft": GOLDEN, "bpf-tcx": os.path.join(HERE, "abilene.plan-bpf.txt")}
 
 

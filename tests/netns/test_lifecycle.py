@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,14 @@ def namespaces(prefix: str) -> list[str]:
 
 def name_of(path: str) -> str:
     return os.path.basename(path)[: -len(".yaml")]
+
+
+def assert_delay_section(planned: list[str]) -> None:
+    """`vispd plan` of Abilene opens with its 14 geographic link delays and how they are
+    realised (this machine: the delay line)."""
+    assert planned[0] == "link delays (14 links, one way):", planned[:2]
+    assert all(re.fullmatch(r"  [a-z-]+-[a-z-]+ +[\d.]+ms \(geo\) by delay line \(delay-[a-z-]+, delay-[a-z-]+\)", line)
+               for line in planned[1:15]), planned[1:15]
 
 
 def test_up_builds_every_sliver_and_second_up_changes_nothing(deployed):
@@ -86,13 +95,14 @@ def test_changing_a_link_cost_changes_only_routes(deployed, tmp_path, state_dir)
     path = deployed(prefix="tn")
     name = name_of(path)
     text = open(path).read()
-    edited = text.replace("{between: [seattle, denver],           bandwidth: 1G, cost: 16}",
-                          "{between: [seattle, denver],           bandwidth: 1G, cost: 60}")
+    edited = text.replace("{between: [seattle, denver],           bandwidth: 1G, cost: 16,",
+                          "{between: [seattle, denver],           bandwidth: 1G, cost: 60,")
     assert edited != text
     open(path, "w").write(edited)
     manager_pid = (state_dir / name / "run" / "egress-manager.pid").read_text().split()[0]
     planned = vispd("plan", path).stdout.strip().split("\n")
-    changes, summary = planned[:-1], planned[-1]
+    assert_delay_section(planned)
+    changes, summary = planned[15:-1], planned[-1]
     # routes (aggregated per next hop: some are re-cut into other prefixes), and the egress
     # manager's copy of the path costs (reloaded in place, not restarted)
     assert changes and all(line[:8] in ("~ route ", "+ route ", "- route ") for line in changes[:-1]), changes
@@ -172,7 +182,7 @@ def test_up_killed_midway_is_repaired_by_the_next_up_and_cleaned_by_down(tmp_pat
                 assert planned != "no changes", "the kill came too late to test a partial up"
                 repaired = vispd("up", path)
                 assert "to create" in repaired.stdout or "to update" in repaired.stdout
-                assert vispd("plan", path).stdout.strip() == "no changes"
+                assert vispd("plan", path).stdout.strip().split("\n")[15:] == ["no changes"]
                 assert vispd("up", path).stdout.strip() == f"{name}: no changes"
                 vispd("down", path)
         # second round: killed midway, then down alone leaves nothing

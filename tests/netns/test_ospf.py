@@ -122,11 +122,10 @@ def gateways(route: dict) -> set[str]:
 
 
 def route_to(ns: str, address: str) -> dict | None:
-    """The route the kernel takes to `address` (longest matching prefix, the default route
-    aside): BIRD installs one per loopback, vispd aggregated prefixes for static slices."""
-    matching = [(ip_network(r["dst"]).prefixlen, r) for r in routes(ns)
-                if r["dst"] != "default" and ip_address(address) in ip_network(r["dst"])]
-    return max(matching, key=lambda pair: pair[0])[1] if matching else None
+    """The route the kernel picks for `address` (longest prefix match: vispd's static
+    routes cover several destinations with one prefix where they can); None if none does."""
+    covering = [r for r in routes(ns) if r["dst"] != "default" and ip_address(address) in ip_network(r["dst"])]
+    return max(covering, key=lambda r: ip_network(r["dst"]).prefixlen, default=None)
 
 
 def via(ring: Ring, slice_name: str, node: str, dest: str) -> set[str]:

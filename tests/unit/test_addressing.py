@@ -148,7 +148,7 @@ def test_growing_the_topology_keeps_existing_addresses(abilene_plan):
     extra_nodes = "".join(f"  - {{name: extra{i}}}\n" for i in range(6))
     extra_links = "".join(f"  - {{between: [seattle, extra{i}], bandwidth: 1G}}\n" for i in range(6))
     text = abilene_text().replace("longitude: -74.01}\n", "longitude: -74.01}\n" + extra_nodes)
-    text = text.replace("cost: 3}\n\nslices:", "cost: 3}\n" + extra_links + "\nslices:")
+    text = text.replace("cost: 3,  delay: geo}\n\nslices:", "cost: 3,  delay: geo}\n" + extra_links + "\nslices:")
     grown = load_topology(ABILENE, text)
     assert len(grown.nodes) == 17 and len(grown.links) == 20
     assert addresses(abilene_plan) <= addresses(compile_plan(grown))

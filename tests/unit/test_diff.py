@@ -34,8 +34,8 @@ def test_fresh_machine_creates_everything_shallowest_phase_first(abilene_plan):
 
 
 def test_link_cost_change_updates_only_routes(abilene_plan):
-    changed = compile_plan(edited_abilene("denver],           bandwidth: 1G, cost: 16}",
-                                          "denver],           bandwidth: 1G, cost: 60}"))
+    changed = compile_plan(edited_abilene("denver],           bandwidth: 1G, cost: 16,",
+                                          "denver],           bandwidth: 1G, cost: 60,"))
     steps = diff(abilene_plan.resources, changed.resources)
     assert steps
     assert {s.resource.KIND for s in steps} == {"route"}  # updated, or re-cut into other prefixes

@@ -22,8 +22,8 @@ def test_json_is_written_step_by_step_and_reads_as_one_document(abilene_plan):
 
 
 def test_the_table_counts_every_step_by_kind_and_action(abilene_plan):
-    cheaper = compile_plan(edited_abilene("denver],           bandwidth: 1G, cost: 16}",
-                                          "denver],           bandwidth: 1G, cost: 60}"))
+    cheaper = compile_plan(edited_abilene("denver],           bandwidth: 1G, cost: 16, delay: geo}",
+                                          "denver],           bandwidth: 1G, cost: 60, delay: geo}"))
     steps = diff(abilene_plan.resources, cheaper.resources) + diff([], abilene_plan.resources[:40])
     lines = _kind_table(steps)
     rows = {line.split()[0]: [int(n.replace(",", "")) for n in line.split()[1:]] for line in lines[2:-1]}

@@ -94,7 +94,7 @@ def test_every_link_failure_of_a_ring_and_a_grid_keeps_every_route(text):
 
 def test_a_cost_change_keeps_every_route():
     text = abilene_full_text()
-    old = "{between: [seattle, denver],           bandwidth: 1G, cost: 16}"
+    old = "{between: [seattle, denver],           bandwidth: 1G, cost: 16, delay: geo}"
     assert old in text
     before = compile_plan(load_topology(ABILENE, text))
     after = compile_plan(load_topology(ABILENE, text.replace(old, old.replace("cost: 16", "cost: 60"))))
