@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vispd BGP egress benchmark through the border router (issues 3 and 11, "Benchmark"). Root:
 
-    python3 bench/bgp.py [--quick] [--failovers 5] [--runs 7] [--runs-1m 1] [--no-1m] [--sizes 10k,100k]
+    python3 bench/bgp.py [--quick] [--failovers 5] [--runs 7] [--sizes 10k,100k[,1m]] [--runs-1m 1]
 
 Everything runs against real daemons: `vispd up` (the CLI, with a private VISPD_STATE_DIR),
 the lab's BIRD providers, and the vISP's BGP as vispd builds it: at each egress node a
@@ -24,9 +24,10 @@ routes on an ADD-PATH path of its own.
    (after t0) to a request seen at p2 - t0. Taps on the Internet router's devices toward p1
    and p2 show which way the replies came back. Then `birdc enable vispd` and wait until
    the requests go via p1 again (moveback, from the enable). Median over `--failovers`.
-3. Ingestion, for N = 10k, 100k and (unless --no-1m or short of memory) 1M, three
-   receivers side by side, rounds alternating which goes first (medians over `--runs`,
-   `--runs-1m` at 1M):
+3. Ingestion, for N = 10k and 100k (and 1M with `--sizes 10k,100k,1m`, when memory allows:
+   through today's border router 1M takes about half an hour per load and several GiB in
+   the border's ExaBGP, see bench/bgpborder.py), three receivers side by side, rounds
+   rotating which goes first (medians over `--runs`, `--runs-1m` at 1M):
    * border: a one-node topology `hbingN` whose provider p1 originates N generated
      prefixes (`lab-routes`) and two slices, s1 and s2, both egressing through p1 there.
      The provider's session to the border is bounced (`birdc disable/enable vispd`);
@@ -102,6 +103,7 @@ INGEST_SLICES = ("s1", "s2")     # the slices egressing through p1 in the ingest
 INTERNET_HOST = "203.0.113.10"
 PROBE_INTERVAL = 0.005
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+DEFAULT_SIZES = "10k,100k"
 QUICK_SIZES = {"1k": 1_000}
 HOP_SIZE = "100k"                # the headline size of the extra hop's cost
 MAX_PREFIX = 2_000_000
@@ -125,14 +127,18 @@ def ratio(ours, theirs) -> float | None:
 class Cleanup:
     """What this run created, so `finally` removes exactly that."""
 
-    def __init__(self, vispd: Vispd):
-        self.vispd = vispd
+    def __init__(self, vispd: Vispd, keep_logs: str | None = None):
+        self.vispd, self.keep_logs = vispd, keep_logs   # where to copy a topology's run directory first
         self.topologies: list[str] = []
         self.labs: list[BirdLab] = []
         self.probers: list[Prober] = []
         self.counters: list[FibCounter] = []
 
     def down(self, name: str) -> float:
+        if self.keep_logs:
+            with contextlib.suppress(OSError):   # the daemons' logs, before `down` removes them
+                shutil.copytree(self.vispd.run_dir(name), os.path.join(self.keep_logs, f"run-{name}"),
+                                ignore=shutil.ignore_patterns("*.sock", "*.ctl"), dirs_exist_ok=True)
         started = time.monotonic()
         try:
             self.vispd.run("down", name, timeout=900)
@@ -403,6 +409,14 @@ def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: di
     }
 
 
+def sessions_note(vispd: Vispd, name: str) -> dict:
+    """The border's sessions after a run (a session that dropped during the load shows here)."""
+    keys = ("state", "flaps", "last_down_reason")
+    note = {"p1": {k: vispd.border_neighbor(name, "a", "p1").get(k) for k in keys}}
+    note.update({s: {k: vispd.border_neighbor(name, "a", f"slice {s}").get(k) for k in keys} for s in INGEST_SLICES})
+    return note
+
+
 def _sides(vispd: Vispd, name: str, lab: BirdLab, routes: int, counters: dict, installed: dict, baselines: dict,
            cleanup: Cleanup) -> tuple[Side, Side, Side, dict]:
     bird_counter, direct_counter = FibCounter(lab.rcv_ns), FibCounter(lab.spk_ns)
@@ -410,7 +424,8 @@ def _sides(vispd: Vispd, name: str, lab: BirdLab, routes: int, counters: dict, i
     pids = vispd.bgp_pids(name, "a", list(INGEST_SLICES))
     pids.update(provider_bird=vispd.daemon_pid(name, "bird-p1"), egress_manager=vispd.daemon_pid(name, "egress-manager"))
     border = Side("border", routes, provider_sock(name, "p1"), SESSION,
-                  {s: Watched(counters[s], baselines[s], installed[s]) for s in INGEST_SLICES}, lambda: pids)
+                  {s: Watched(counters[s], baselines[s], installed[s]) for s in INGEST_SLICES}, lambda: pids,
+                  notes=lambda: sessions_note(vispd, name))
     bird = Side("bird", routes, lab.snd_sock, "rcv", {"bird": Watched(bird_counter, bird_counter(), routes)},
                 lambda: {"bird_rcv": lab.pid("rcv"), "bird_snd": lab.pid("snd")})
     direct = Side("direct", routes, lab.snd_sock, "spk", {"direct": Watched(direct_counter, direct_counter(), routes)},
@@ -467,8 +482,8 @@ def _say_ingest(label: str, r: dict) -> None:
 def _sizes(args) -> tuple[dict, str | None]:
     if args.quick:
         return dict(QUICK_SIZES), None
-    sizes = {label: SIZES[label] for label in args.sizes.split(",")} if args.sizes else dict(SIZES)
-    skipped = None
+    sizes = {label: SIZES[label] for label in args.sizes.split(",")}
+    skipped = None if "1m" in sizes else "not in --sizes"
     if "1m" in sizes:
         if args.no_1m:
             skipped = "--no-1m"
@@ -519,10 +534,14 @@ def main(argv=None) -> int:
     parser.add_argument("--failovers", type=int, default=5, help="failover runs (median)")
     parser.add_argument("--runs", type=int, default=7, help="ingestion rounds for 10k and 100k")
     parser.add_argument("--runs-1m", type=int, default=1, help="ingestion rounds for 1M")
-    parser.add_argument("--no-1m", action="store_true", help="skip the 1M-prefix ingestion")
-    parser.add_argument("--sizes", help=f"comma-separated sizes among {','.join(SIZES)} (default: all)")
+    parser.add_argument("--no-1m", action="store_true", help="skip the 1M-prefix ingestion even if --sizes has it")
+    parser.add_argument("--sizes", default=DEFAULT_SIZES,
+                        help=f"comma-separated sizes among {','.join(SIZES)} (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     args = parser.parse_args(argv)
+    unknown = set(args.sizes.split(",")) - set(SIZES)
+    if unknown:
+        parser.error(f"unknown sizes {sorted(unknown)}")
     if os.geteuid() != 0:
         sys.exit("run as root")
     started = time.monotonic()
@@ -536,7 +555,7 @@ def main(argv=None) -> int:
     workdir = tempfile.mkdtemp(prefix="vispd-bench-bgp-")
     os.chmod(workdir, 0o755)
     vispd = Vispd(os.path.join(workdir, "state"))
-    cleanup = Cleanup(vispd)
+    cleanup = Cleanup(vispd, workdir if args.keep else None)
     result: dict = {"quick": args.quick}
     try:
         say("== 1. up to Established / first packet, 2. failover (the provider's session with the border) ==")

@@ -186,7 +186,9 @@ def measure_variant(border: BorderUnderTest, name: str, variant: dict, counters:
     if any(t is None for t in done.values()) or established is None:
         raise RuntimeError(f"{name}: load incomplete ({state}): {counts}")
     load_s = round(max(done.values()) - established, 3)
-    result = {"withdraw_s": round(withdraw_s, 3), "load_s": load_s,
+    p1 = vispd.border_neighbor(topology, "a", "p1")
+    result = {"provider_session": {k: p1.get(k) for k in ("state", "flaps", "last_down_reason")},
+              "withdraw_s": round(withdraw_s, 3), "load_s": load_s,
               "routes_per_s": round(routes / load_s), "us_per_route": round(load_s * 1e6 / routes, 1),
               "cpu_us_per_route": {k: round(v * 1e6 / routes, 1) for k, v in cpu.items()}}
     if variant.get("profile"):
@@ -244,6 +246,9 @@ def run(args, workdir: str) -> dict:
             counter.close()
         if border is not None:
             border.stop()
+        if args.keep:
+            with contextlib.suppress(OSError):
+                shutil.copytree(vispd.run_dir(name), os.path.join(workdir, f"run-{name}"), dirs_exist_ok=True)
         with contextlib.suppress(Exception):
             vispd.run("down", name, timeout=900)
     variants = result["variants"]

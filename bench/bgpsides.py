@@ -230,10 +230,12 @@ class Side:
     """One receiver (or several FIBs fed by one session) measured the same way: the sending
     BIRD's session is bounced and the watched FIBs polled."""
 
-    def __init__(self, name: str, routes: int, send_sock: str, protocol: str, fibs: dict[str, Watched], pids):
+    def __init__(self, name: str, routes: int, send_sock: str, protocol: str, fibs: dict[str, Watched], pids,
+                 notes=None):
         self.name, self.routes = name, routes
         self.send_sock, self.protocol = send_sock, protocol
         self.fibs, self.pids = fibs, pids
+        self.notes = notes   # what to note after each run (e.g. the sessions' flaps), or None
         self.runs: list[dict] = []
 
     def complete(self) -> list[dict]:
@@ -264,6 +266,8 @@ class Side:
         state, established = protocol_since(self.send_sock, self.protocol)
         cpu = {k: round(cpu_seconds(p) - cpu_before[k], 3) for k, p in pids.items()}
         run = {"installed": {n: counts[n] - w.baseline for n, w in self.fibs.items()}, "withdraw_s": withdraw_s}
+        if self.notes is not None:
+            run["notes"] = self.notes()
         if any(t is None for t in done.values()) or established is None or state != "up":
             run.update(complete=False, state=state, cpu_s=cpu)
             self.runs.append(run)
