@@ -45,7 +45,8 @@ sys.path[0] = REPO  # as a script, bench/ would come first
 from measure import say  # noqa: E402
 
 from bench.bgp import INGEST_SLICES, SESSION, ingest_topology, refuse_leftovers  # noqa: E402
-from bench.bgpkit import FibCounter, Vispd, birdc, cpu_seconds, poll_all, protocol_since, provider_sock, write  # noqa: E402
+from bench.bgpkit import (FibCounter, Vispd, birdc, cpu_seconds, poll_all, protocol_since, provider_sock,  # noqa: E402
+                          vm_kib, write)
 from model.naming import node_ns, sliver_ns  # noqa: E402
 
 VARIANTS = {
@@ -188,6 +189,7 @@ def measure_variant(border: BorderUnderTest, name: str, variant: dict, counters:
     load_s = round(max(done.values()) - established, 3)
     p1 = vispd.border_neighbor(topology, "a", "p1")
     result = {"provider_session": {k: p1.get(k) for k in ("state", "flaps", "last_down_reason")},
+              "border_exabgp_hwm_mib": round(vm_kib(border.pid, "VmHWM") / 1024, 1),
               "withdraw_s": round(withdraw_s, 3), "load_s": load_s,
               "routes_per_s": round(routes / load_s), "us_per_route": round(load_s * 1e6 / routes, 1),
               "cpu_us_per_route": {k: round(v * 1e6 / routes, 1) for k, v in cpu.items()}}
