@@ -1,77 +1,84 @@
 #!/usr/bin/env python3
-"""vispd BGP egress benchmark (issue 3, "Benchmark (not a test)"). Run as root:
+"""vispd BGP egress benchmark through the border router (issues 3 and 11, "Benchmark"). Root:
 
-    python3 bench/bgp.py [--failovers 5] [--runs 7] [--runs-1m 3] [--no-1m]
+    python3 bench/bgp.py [--quick] [--failovers 5] [--runs 7] [--sizes 10k,100k[,1m]] [--runs-1m 1]
 
 Everything runs against real daemons: `vispd up` (the CLI, with a private VISPD_STATE_DIR),
-lab BIRD providers, ExaBGP with vispd's helper in the egress slivers.
+the lab's BIRD providers, and the vISP's BGP as vispd builds it: at each egress node a
+border router (ExaBGP + vispd's helper in the node's namespace, one eBGP session per
+provider, bgp/border.py) and, in each egressing sliver, the slice's speaker (ExaBGP +
+helper, bgp/speaker.py), which peers with the border over iBGP and gets each provider's
+routes on an ADD-PATH path of its own.
 
-1. Up. Topology `hgline`: nodes a - b - c in a line (b - c costs more, so b's nearest
+1. Up. Topology `hbline`: nodes a - b - c in a line (b - c costs more, so b's nearest
    egress is a), slice `s` everywhere, provider p1 at a and p2 at c. The clock starts when
-   `vispd up` is started. Established = the later of the two sessions' `since` in the
-   helpers' status files. First packet = the first ICMP echo reply from 203.0.113.10 to
-   the non-egress sliver b (a raw socket opened as root inside b's namespace as soon as
-   it exists, one echo every 5 ms).
+   `vispd up` is started. Established = the latest `since` of the borders' provider
+   sessions and of the slices' sessions to the borders (the helpers' status files). First
+   packet = the first ICMP echo reply from 203.0.113.10 to the non-egress sliver b (a raw
+   socket opened as root inside b's namespace as soon as it exists, an echo every 5 ms).
 2. Failover. The same probe keeps running from b (an echo every 5 ms). Packet taps
    (AF_PACKET sockets on each provider's device facing the vISP) note which provider
    every echo request passed through, so every reply is attributed to a path. One run:
-   wait until the replies of the last 200 ms all went via p1; t0; `birdc disable
-   slice_s` at p1; failover = first reply (after t0) to a request seen at p2 - t0. Taps
-   on the Internet router's devices toward p1 and p2 show which way the replies came
-   back, before and after. Then `birdc enable slice_s` and wait until the requests go
-   via p1 again (moveback, from the enable). Median over `--failovers` runs.
-3. Ingestion. For N = 10k, 100k and (unless --no-1m or short of memory) 1M: a one-node
-   topology `hgingN` whose provider p1 originates N generated prefixes (`lab-routes`),
-   and, side by side, our own pair of namespaces `vbb-PID-N-snd`/`-rcv`: a BIRD sender
-   originating the same N prefixes (the same generator, vispd.lab.generated_prefixes)
-   and a BIRD receiver with `protocol kernel { ipv4 { export all; }; }` (BIRD defaults
-   otherwise, the same BGP timers as the lab's providers, plus `connect delay time 1` so
-   that re-enabled sessions come up sooner: that wait is not measured). Both sides are
-   measured the same way, after the sending BIRD has loaded
-   its table: disable the sender's session (if routes are installed) and wait until the
-   receiver's FIB is back to its baseline, then `birdc enable` it; time = from the
-   session's Established (the sending BIRD's `show protocols` Since, ms) until the
-   receiving namespace's FIB holds all of them (prefix count in
-   /proc/net/fib_triestat of that namespace, polled, minus the baseline). ExaBGP's side
-   also receives the provider's Internet route, so it waits for N + 1. The time from the
-   enable command is reported too, and the time to 99% of the routes (t99). Rounds
-   alternate which side goes first; medians over `--runs` (`--runs-1m` at 1M).
-   Ratio ours/BIRD = (our routes/s) / (BIRD's routes/s). The headline ratio
-   (`ingest_vs_bird_ratio_N`) compares the rates over the first 99% of the routes; the
-   ratio to 100% is `ingest_vs_bird_ratio_N_all`. Why: between two BIRDs the last ~0.16%
-   of the routes often arrive up to a keepalive interval (3 s) late, also with the
-   receiver's kernel protocol disabled, so it is a BGP transfer effect between the BIRDs
-   and not the kernel protocol's installation speed (ExaBGP's side never showed it). Such
-   runs (FIB still for >= 0.1 s with <= 1% of the routes missing) are marked `tail_stall`;
-   at 10k, where BIRD needs ~0.1 s in all, one such stall decides the time to 100%.
-   CPU seconds used during each run by ExaBGP, the helper and the sending BIRD (ours), and
-   by the two BIRDs (theirs), from /proc/PID/stat, show where the time goes (in the
-   JSON as CPU µs per route). Peak RSS = VmHWM of ExaBGP + VmHWM of the
-   helper after the runs (the first, unmeasured load at `up` included).
-4. Everything is removed in a `finally`: `vispd down` for each hg* topology brought up
-   (after withdrawing its big table, which keeps `down` quick), our BIRD processes by
-   PID, our vbb-* namespaces by name, then the temporary directory (unless --keep). The
-   last line printed is one JSON object.
+   wait until the replies of the last 200 ms all went via p1; t0; `birdc disable vispd` at
+   p1 (the provider's one session with the vISP: the border's at a); failover = first reply
+   (after t0) to a request seen at p2 - t0. Taps on the Internet router's devices toward p1
+   and p2 show which way the replies came back. Then `birdc enable vispd` and wait until
+   the requests go via p1 again (moveback, from the enable). Median over `--failovers`.
+3. Ingestion, for N = 10k and 100k (and 1M with `--sizes 10k,100k,1m`, when memory allows:
+   through today's border router 1M takes about half an hour per load and several GiB in
+   the border's ExaBGP, see bench/bgpborder.py), three receivers side by side, rounds
+   rotating which goes first (medians over `--runs`, `--runs-1m` at 1M):
+   * border: a one-node topology `hbingN` whose provider p1 originates N generated
+     prefixes (`lab-routes`) and two slices, s1 and s2, both egressing through p1 there.
+     The provider's session to the border is bounced (`birdc disable/enable vispd`);
+     time = from that session's Established until EVERY egressing slice's FIB holds the N
+     prefixes (+ the provider's Internet route): provider -> border ExaBGP -> border
+     helper -> border ExaBGP -> (x2) slice ExaBGP -> slice helper -> netlink.
+     `border_ingest_routes_per_s_N` = N / that time.
+   * bird: our own namespaces hb-PID-N-snd/-rcv (bench/bgpsides.py): a BIRD sender
+     originating the same N prefixes (the same generator) and a BIRD receiver whose kernel
+     protocol installs them (BIRD defaults otherwise, the lab providers' BGP timers). The
+     `ingest_vs_bird_ratio_N` keys compare the border path (to every slice) with it: they
+     now measure THROUGH the border router, where before this bench fed one slice's
+     speaker directly.
+   * direct: the same sender's second session, to a slice speaker started exactly as
+     vispd starts one (same ExaBGP command line and environment, same helper) in
+     hb-PID-N-spk, without a border: the path before issue 11. The extra hop's cost per
+     route: `us_per_route_border_N` vs `us_per_route_direct_N` (time to 100% / N) and
+     `border_vs_direct_ratio_N` (border time / direct time: > 1 is slower); the border's
+     CPU per route (its ExaBGP and helper, /proc/PID/stat) is in `border_cpu_us_per_route_N`.
+   Every side is measured the same way, after the sending BIRD has loaded its table:
+   disable the session (when routes are installed) and wait until the receiving FIBs are
+   back to their baselines (`withdraw_s`), then enable it; time = from the session's
+   Established (the sending BIRD's `show protocols` Since, ms) until the FIBs hold all the
+   routes (prefix count in /proc/net/fib_triestat of each namespace, polled, minus the
+   baseline). The time from the enable command and the time to 99% of the routes (t99)
+   are reported too. The headline BIRD ratio compares the rates over the first 99% of the
+   routes; `ingest_vs_bird_ratio_N_all` to 100%. Why: between two BIRDs the last ~0.16%
+   of the routes often arrive up to a keepalive interval (3 s) late (a BGP transfer effect
+   between the BIRDs, not the kernel protocol); such runs are marked `tail_stall`.
+   CPU seconds of every process involved during each run (/proc/PID/stat) show where the
+   time goes (CPU µs per route in the JSON). Peak RSS (VmHWM) of each ExaBGP + helper pair
+   after the runs; `rss_mib_N` is the largest pair (the border's or a slice's).
+4. Everything is removed in a `finally`: `vispd down` for each hb* topology brought up,
+   our BIRD and ExaBGP processes by PID, our hb-PID-* namespaces by name, then the
+   temporary directory (unless --keep). The last line printed is one JSON object.
 
-I/O (root): topologies, BIRD pairs and probers of its own, removed when it ends.
+`--quick`: topologies hbq*, one failover, one ingestion round of 1,000 prefixes: a minute
+at most, so that tests/netns/test_bench_bgp.py can keep this bench from rotting.
+
+I/O (root): topologies, BIRD/ExaBGP lab and probers of its own, removed when it ends.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
-import re
-import select
 import shutil
 import signal
-import socket
-import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 # Run as a script, Python puts bench/ first on sys.path, where bench/ modules could shadow
@@ -80,29 +87,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
 import measure  # noqa: E402
-from dataplane.probe import ip_checksum  # noqa: E402
 from measure import ratio as _ratio, rounded, say  # noqa: E402
 
-from dataplane import netns  # noqa: E402
-from compiler.daemons.bird import generated_prefixes, session_protocol  # noqa: E402
+from bench.bgpkit import (FibCounter, Vispd, birdc, mem_available, protocol_since, provider_sock,  # noqa: E402
+                          vm_kib, write)
+from bench.bgpprobe import RETURN, Prober  # noqa: E402
+from bench.bgpsides import BirdLab, Side, Watched  # noqa: E402
+from compiler.daemons.bird import session_protocol  # noqa: E402
 from compiler.providers.emulated import INTERNET, internet_device  # noqa: E402
+from dataplane import netns  # noqa: E402
 from model.naming import lab_ns, sliver_ns, substrate_ifname  # noqa: E402
 
-LINE = "hgline"
-SLICE = "s"
+SLICE = "s"                      # the line topology's slice
+INGEST_SLICES = ("s1", "s2")     # the slices egressing through p1 in the ingestion topologies
 INTERNET_HOST = "203.0.113.10"
 PROBE_INTERVAL = 0.005
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+DEFAULT_SIZES = "10k,100k"
+QUICK_SIZES = {"1k": 1_000}
+HOP_SIZE = "100k"                # the headline size of the extra hop's cost
 MAX_PREFIX = 2_000_000
-ONE_M_NEEDS = 6 << 30          # bytes of MemAvailable we want before trying 1M prefixes
-SEND_AS, RECV_AS = 65201, 65202
-SEND_IP, RECV_IP = "198.19.255.0", "198.19.255.1"   # our BIRD pair's link (outside 10/8)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-SESSION = session_protocol(SLICE)   # "slice_s": the provider's BGP protocol toward our slice
+ONE_M_NEEDS = 8 << 30            # bytes of MemAvailable we want before trying 1M prefixes
+SESSION = session_protocol()     # "vispd": the provider's BGP protocol toward the vISP's border
 
 
-def median(values: list[float]) -> float | None:
+def median(values) -> float | None:
     return measure.median(values, digits=4)
 
 
@@ -110,378 +119,48 @@ def wait_for(predicate, timeout: float, interval: float = 0.01):
     return measure.wait_for(predicate, timeout, interval)
 
 
-def ratio(ours_rate, bird_rate) -> float | None:
-    return _ratio(ours_rate, bird_rate) if ours_rate and bird_rate else None
-
-
-# -- the vispd CLI -----------------------------------------------------------------------
-def vispd_argv() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "vispd")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-c", "import sys; from vispd.cli import main; sys.exit(main())"]
-
-
-class Vispd:
-    def __init__(self, state_dir: str):
-        self.state_dir = state_dir
-        self.env = dict(os.environ, VISPD_STATE_DIR=state_dir)
-        self.env["PYTHONPATH"] = REPO + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
-        self.argv = vispd_argv()
-
-    def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(self.argv + list(args), env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run(self.argv + list(args), env=self.env, capture_output=True, text=True,
-                                timeout=timeout)
-        if result.returncode != 0:
-            raise RuntimeError(f"vispd {' '.join(args)} failed ({result.returncode}): "
-                               f"{result.stderr.strip() or result.stdout.strip()}")
-        return result
-
-    def run_dir(self, topology: str) -> str:
-        return os.path.join(self.state_dir, topology, "run")
-
-    def status(self, topology: str, node: str) -> dict:
-        path = os.path.join(self.run_dir(topology), f"exabgp-{SLICE}-{node}.status.json")
-        try:
-            with open(path) as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return {}
-
-    def neighbor(self, topology: str, node: str, provider: str) -> dict:
-        return self.status(topology, node).get("neighbors", {}).get(provider, {})
-
-    def daemon_pid(self, topology: str, daemon: str) -> int | None:
-        """The PID vispd recorded for a daemon (first line of run/DAEMON.pid)."""
-        try:
-            with open(os.path.join(self.run_dir(topology), f"{daemon}.pid")) as handle:
-                return int(handle.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-
-def birdc(sock: str, *command: str) -> str:
-    return subprocess.run(["birdc", "-s", sock, *command], capture_output=True, text=True, timeout=30).stdout
-
-
-def provider_sock(topology: str, provider: str) -> str:
-    return f"/run/vispd/{topology}/bird-{provider}.ctl"
-
-
-def protocol_since(sock: str, protocol: str) -> tuple[str, float | None]:
-    """(state, wall-clock time of its last state change) of a BIRD protocol."""
-    out = birdc(sock, "show", "protocols", protocol)
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[0] == protocol:
-            return fields[3], _bird_time(fields[4])
-    return "?", None
-
-
-def _bird_time(text: str) -> float | None:
-    """BIRD's 'HH:MM:SS.mmm' (today, local time) as an epoch time (nearest to now)."""
-    try:
-        clock = datetime.time.fromisoformat(text)
-    except ValueError:
-        return None
-    now = time.time()
-    today = datetime.date.today()
-    candidates = [datetime.datetime.combine(today + datetime.timedelta(days=d), clock).timestamp()
-                  for d in (-1, 0, 1)]
-    return min(candidates, key=lambda t: abs(t - now))
-
-
-def route_count(sock: str) -> int:
-    out = birdc(sock, "show", "route", "count")
-    match = re.search(r"(\d+) of \d+ routes for \d+ networks in table master4", out)
-    return int(match.group(1)) if match else 0
-
-
-# -- processes -----------------------------------------------------------------------------
-def cpu_seconds(pid: int | None) -> float:
-    if not pid:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def vm_kib(pid: int | None, key: str) -> int:
-    if not pid:
-        return 0
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def mem_available() -> int:
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-# -- FIB size of a namespace ------------------------------------------------------------------
-class FibCounter:
-    """Routes in a namespace's main FIB trie, from /proc/net/fib_triestat. The file is opened
-    inside the namespace once; each read re-generates it for that namespace (no fork)."""
-
-    _PREFIXES = re.compile(rb"Main:.*?Prefixes:\s+(\d+)", re.S)
-
-    def __init__(self, ns: str):
-        with netns.entered(ns):
-            self.fd = os.open("/proc/thread-self/net/fib_triestat", os.O_RDONLY)
-
-    def __call__(self) -> int:
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        chunks = []
-        while True:
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if b"Local:" in chunk:
-                break
-        match = self._PREFIXES.search(b"".join(chunks))
-        return int(match.group(1)) if match else -1
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def poll_until(counter: FibCounter, target: int, timeout: float, at_most: bool = False,
-               trace: list | None = None):
-    """Poll until the count reaches `target` (or drops to it with at_most); returns
-    (wall time it was first seen there or None, last count). Polling starts at 5 ms and
-    backs off to 1/50 of the elapsed time (at most 0.5 s): a read walks the whole trie.
-    `trace` collects every (wall time, count) read."""
-    started = time.monotonic()
-    while True:
-        count = counter()
-        now_wall = time.time()
-        if trace is not None:
-            trace.append((now_wall, count))
-        if (count <= target) if at_most else (count >= target):
-            return now_wall, count
-        elapsed = time.monotonic() - started
-        if elapsed > timeout:
-            return None, count
-        time.sleep(min(0.5, max(0.005, elapsed / 50)))
-
-
-# -- ICMP probe with per-provider taps ---------------------------------------------------------
-ETH_P_IP = 0x0800
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-FORWARD = ("p1", "p2")                 # taps on the providers' devices facing the vISP
-RETURN = ("back-p1", "back-p2")        # taps on the Internet router's devices to the providers
-
-
-class Prober:
-    """An ICMP echo to `target` every `interval` s from namespace `ns` (raw socket, root),
-    and taps on provider devices noting which echo requests passed there. The payload
-    carries a 64-bit counter, so replies and taps are matched without seq wrap-around."""
-
-    def __init__(self, ns: str, target: str, interval: float, size: int = 64):
-        self.target, self.interval = target, interval
-        self.ident = os.getpid() & 0xFFFF
-        self.padding = b"\xa5" * max(0, size - 8)
-        with netns.entered(ns):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        self.sock.setblocking(False)
-        self.taps: dict[socket.socket, str] = {}
-        self.sent: dict[int, float] = {}
-        self.replies: dict[int, float] = {}
-        self.reply_log: list[tuple[int, float]] = []   # (counter, time) in arrival order
-        self.seen: dict[str, dict[int, float]] = {}
-        self.counter = 0
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._loop, name="prober", daemon=True)
-
-    def add_tap(self, name: str, ns: str, ifname: str, outgoing: bool = False) -> None:
-        """Note our echo requests arriving on `ifname` (or, with `outgoing`, our echo
-        replies leaving through it: those only reach ETH_P_ALL sockets)."""
-        protocol = ETH_P_ALL if outgoing else ETH_P_IP
-        with netns.entered(ns):
-            tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(protocol))
-        tap.bind((ifname, protocol))
-        tap.setblocking(False)
-        with self.lock:
-            self.seen[name] = {}
-            self.taps[tap] = (name, outgoing)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        if self.thread.is_alive():
-            self.thread.join(timeout=2)
-        for sock in [self.sock, *self.taps]:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _send(self) -> None:
-        self.counter += 1
-        counter = self.counter
-        body = struct.pack("!Q", counter) + self.padding
-        header = struct.pack("!BBHHH", 8, 0, 0, self.ident, counter & 0xFFFF)
-        packet = header[:2] + struct.pack("!H", ip_checksum(header + body)) + header[4:] + body
-        now = time.monotonic()
-        with self.lock:
-            self.sent[counter] = now
-        with contextlib.suppress(OSError):   # no route yet (during up), unreachable...
-            self.sock.sendto(packet, (self.target, 0))
-
-    def _echo(self, data: bytes, want_type: int) -> int | None:
-        """The counter of our echo (request 8 / reply 0) in an IP packet, else None."""
-        if len(data) < 20 or data[9] != socket.IPPROTO_ICMP:
-            return None
-        ihl = (data[0] & 0x0F) * 4
-        if len(data) < ihl + 16 or data[ihl] != want_type:
-            return None
-        ident, = struct.unpack_from("!H", data, ihl + 4)
-        if ident != self.ident:
-            return None
-        counter, = struct.unpack_from("!Q", data, ihl + 8)
-        return counter
-
-    def _loop(self) -> None:
-        next_send = time.monotonic()
-        while not self.stopping:
-            now = time.monotonic()
-            if now >= next_send:
-                self._send()
-                next_send += self.interval
-                if next_send < now:
-                    next_send = now + self.interval
-            with self.lock:
-                sockets = [self.sock, *self.taps]
-            try:
-                readable, _, _ = select.select(sockets, [], [], max(0.0, next_send - time.monotonic()))
-            except (OSError, ValueError):
-                return
-            for sock in readable:
-                self._drain(sock)
-
-    def _drain(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                data, address = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            now = time.monotonic()
-            if sock is self.sock:
-                counter = self._echo(data, 0)
-                if counter is not None:
-                    with self.lock:
-                        if counter not in self.replies:
-                            self.replies[counter] = now
-                            self.reply_log.append((counter, now))
-            else:
-                name, outgoing = self.taps[sock]
-                if (address[2] == PACKET_OUTGOING) != outgoing or address[1] != ETH_P_IP:
-                    continue
-                counter = self._echo(data, 0 if outgoing else 8)
-                if counter is not None:
-                    with self.lock:
-                        self.seen[name].setdefault(counter, now)
-
-    # -- questions (the logs are in time order: scan back from the end) ----------------------
-    def _replies_after(self, after: float) -> list[tuple[int, float]]:
-        with self.lock:
-            log = self.reply_log
-            i = len(log)
-            while i > 0 and log[i - 1][1] > after:
-                i -= 1
-            return log[i:]
-
-    def first_reply(self, after: float = 0.0) -> float | None:
-        replies = self._replies_after(after)
-        return replies[0][1] if replies else None
-
-    def first_reply_via(self, tap: str, after: float) -> float | None:
-        seen = self.seen[tap]
-        return next((t for c, t in self._replies_after(after) if c in seen), None)
-
-    def last_reply_via(self, tap: str, before: float, after: float) -> float | None:
-        seen = self.seen[tap]
-        matches = [t for c, t in self._replies_after(after) if t <= before and c in seen]
-        return matches[-1] if matches else None
-
-    def recent_paths(self, window: float, before: float | None = None) -> tuple[int, set[str]]:
-        """(replies in the `window` s up to `before` (now), the taps their packets passed)."""
-        end = time.monotonic() if before is None else before
-        recent = [(c, t) for c, t in self._replies_after(end - window) if t <= end]
-        with self.lock:
-            paths = {name for name, seen in self.seen.items() for c, _ in recent if c in seen}
-        return len(recent), paths
-
-    def lost_between(self, start: float, end: float) -> int:
-        with self.lock:
-            return sum(1 for c, t in self.sent.items() if start <= t <= end and c not in self.replies)
-
-    def only_via(self, tap: str, window: float = 0.2) -> bool:
-        """Did the requests of the last `window` s all pass `tap` (and enough got replies)?"""
-        count, paths = self.recent_paths(window)
-        return count >= max(3, int(window / self.interval / 2)) and {p for p in paths if p in FORWARD} == {tap}
+def ratio(ours, theirs) -> float | None:
+    return _ratio(ours, theirs) if ours and theirs else None
 
 
 # -- cleanup -----------------------------------------------------------------------------------
 class Cleanup:
     """What this run created, so `finally` removes exactly that."""
 
-    def __init__(self, vispd: Vispd):
-        self.vispd = vispd
+    def __init__(self, vispd: Vispd, keep_logs: str | None = None):
+        self.vispd, self.keep_logs = vispd, keep_logs   # where to copy a topology's run directory first
         self.topologies: list[str] = []
-        self.withdraw_first: dict[str, tuple[str, "FibCounter | None", int]] = {}
-        self.pairs: list["BirdPair"] = []
+        self.labs: list[BirdLab] = []
         self.probers: list[Prober] = []
         self.counters: list[FibCounter] = []
 
     def down(self, name: str) -> float:
-        """`vispd down` (first withdrawing a big table: fewer routes to tear down)."""
+        if self.keep_logs:
+            with contextlib.suppress(OSError):   # the daemons' logs, before `down` removes them
+                shutil.copytree(self.vispd.run_dir(name), os.path.join(self.keep_logs, f"run-{name}"),
+                                ignore=shutil.ignore_patterns("*.sock", "*.ctl"), dirs_exist_ok=True)
         started = time.monotonic()
-        sock, counter, baseline = self.withdraw_first.pop(name, (None, None, 0))
-        if sock:
-            with contextlib.suppress(Exception):
-                birdc(sock, "disable", SESSION)
-                if counter is not None:
-                    poll_until(counter, baseline, timeout=60, at_most=True)
         try:
-            self.vispd.run("down", name, timeout=600)
+            self.vispd.run("down", name, timeout=900)
         except Exception as exc:  # keep cleaning the rest
             print(f"cleanup: vispd down {name}: {exc}", file=sys.stderr)
         if name in self.topologies:
             self.topologies.remove(name)
         return time.monotonic() - started
 
+    def close_counters(self, counters) -> None:
+        for counter in counters:
+            counter.close()
+        self.counters = [c for c in self.counters if c not in counters]
+
     def run(self) -> None:
         for prober in self.probers:
             with contextlib.suppress(Exception):
                 prober.stop()
-        for counter in self.counters:
-            counter.close()
-        for pair in self.pairs:
+        self.close_counters(list(self.counters))
+        for lab in self.labs:
             with contextlib.suppress(Exception):
-                pair.stop()
+                lab.stop()
         for name in list(reversed(self.topologies)):
             self.down(name)
 
@@ -509,8 +188,11 @@ slices:
 
 
 def ingest_topology(name: str, routes: int) -> str:
+    slices = "\n".join(f"  - {{name: {s}, prefix: 198.18.{4 * i}.0/22, nodes: all, bandwidth: 1G, egress: [p1]}}"
+                       for i, s in enumerate(INGEST_SLICES))
     return f"""\
-# bench/bgp.py: one egress node, one provider originating {routes} generated prefixes.
+# bench/bgp.py: one egress node, one provider originating {routes} generated prefixes,
+# {len(INGEST_SLICES)} slices egressing through it (each peering with the node's border router).
 name: {name}
 asn: 64512
 address-space: [198.18.0.0/16]
@@ -519,33 +201,42 @@ nodes:
 providers:
   - {{name: p1, node: a, asn: 65101, bandwidth: 10G, peering: 192.0.2.0/28, max-prefix: {MAX_PREFIX}, lab-routes: {routes}}}
 slices:
-  - {{name: {SLICE}, prefix: 198.18.0.0/22, nodes: all, bandwidth: 1G, egress: [p1]}}
+{slices}
 """
 
 
-def write(workdir: str, name: str, text: str) -> str:
-    path = os.path.join(workdir, name)
-    with open(path, "w") as handle:
-        handle.write(text)
-    return path
-
-
 def refuse_leftovers(names: list[str]) -> None:
-    ours = [n for n in netns.list_names() if n.startswith("vbb-")
-            or any(n.startswith(f"vispd.{name}.") for name in names)]
+    ours = [n for n in netns.list_names() if any(n.startswith(f"vispd.{name}.") for name in names)]
     if ours:
         sys.exit(f"namespaces from an earlier run exist, remove them first: {', '.join(ours[:8])} ...")
 
 
 # -- 1 + 2: up, first packet, failover -----------------------------------------------------------
-def sessions_up(vispd: Vispd, topology: str, where: dict[str, str]) -> bool:
-    return all(vispd.neighbor(topology, node, provider).get("state") == "up" for node, provider in where.items())
+def sessions_up(vispd: Vispd, topology: str, egress: dict[str, str]) -> bool:
+    """Every border's provider session and every slice's session to its border are up."""
+    for node, provider in egress.items():
+        if vispd.border_neighbor(topology, node, provider).get("state") != "up":
+            return False
+        if vispd.border_neighbor(topology, node, f"slice {SLICE}").get("state") != "up":
+            return False
+        if vispd.to_border(topology, SLICE, node).get("state") != "up":
+            return False
+    return True
 
 
-def _up_with_prober(vispd: Vispd, path: str, cleanup: Cleanup) -> tuple["Prober", float, float, float]:
+def sessions_since(vispd: Vispd, topology: str, egress: dict[str, str]) -> float:
+    """The latest `since` of the sessions sessions_up() checks."""
+    times = []
+    for node, provider in egress.items():
+        times.append(vispd.border_neighbor(topology, node, provider)["since"])
+        times.append(vispd.to_border(topology, SLICE, node)["since"])
+    return max(times)
+
+
+def _up_with_prober(vispd: Vispd, line: str, path: str, cleanup: Cleanup) -> tuple[Prober, float, float, float]:
     """Start `vispd up` and a prober in b's sliver as soon as the sliver exists; returns
     (prober, wall-clock start, monotonic start, seconds `vispd up` took)."""
-    b_ns = sliver_ns(LINE, "b", SLICE)
+    b_ns = sliver_ns(line, "b", SLICE)
     wall0, t0 = time.time(), time.monotonic()
     proc = vispd.start("up", path)
     prober = None
@@ -567,31 +258,32 @@ def _up_with_prober(vispd: Vispd, path: str, cleanup: Cleanup) -> tuple["Prober"
     prober.start()
     out, err = proc.communicate(timeout=300)
     if proc.returncode != 0:
-        raise RuntimeError(f"vispd up {LINE} failed: {err.strip() or out.strip()}")
+        raise RuntimeError(f"vispd up {line} failed: {err.strip() or out.strip()}")
     return prober, wall0, t0, time.monotonic() - t0
 
 
-def _measure_up(vispd: Vispd, prober: "Prober", egress: dict, wall0: float, t0: float, up_cli: float) -> dict:
-    if not wait_for(lambda: sessions_up(vispd, LINE, egress), timeout=60):
-        raise RuntimeError(f"sessions of {LINE} not Established: {vispd.status(LINE, 'a')} {vispd.status(LINE, 'c')}")
-    established = max(vispd.neighbor(LINE, n, p)["since"] for n, p in egress.items()) - wall0
+def _measure_up(vispd: Vispd, line: str, prober: Prober, egress: dict, wall0: float, t0: float, up_cli: float) -> dict:
+    if not wait_for(lambda: sessions_up(vispd, line, egress), timeout=60):
+        raise RuntimeError(f"sessions of {line} not Established: {vispd.border(line, 'a')} {vispd.border(line, 'c')}")
+    established = sessions_since(vispd, line, egress) - wall0
     first = wait_for(lambda: prober.first_reply(), timeout=60, interval=0.005)
     first_packet = first - t0 if first else None
     # the lab's own sessions (provider <-> Internet router), which carry 203.0.113.0/24
     internet_up = {}
     for provider in egress.values():
-        state, since = protocol_since(provider_sock(LINE, provider), "internet")
+        state, since = protocol_since(provider_sock(line, provider), "internet")
         internet_up[provider] = round(since - wall0, 3) if state == "up" and since else None
-    say(f"up: `vispd up` returned after {up_cli:.3f} s; both sessions Established at {established:.3f} s; "
-        f"first echo reply at b from {INTERNET_HOST} at "
+    say(f"up: `vispd up` returned after {up_cli:.3f} s; the borders' provider sessions and the slice's sessions "
+        f"to the borders all Established at {established:.3f} s; first echo reply at b from {INTERNET_HOST} at "
         + (f"{first_packet:.3f} s" if first_packet else "never (60 s)")
         + f"; the lab providers' sessions to the Internet router were up at {internet_up} s")
     return {"up_cli_s": round(up_cli, 4), "up_to_established_s": round(established, 4),
             "up_to_first_packet_s": rounded(first_packet), "up_to_lab_internet_session_s": internet_up}
 
 
-def _failover_once(prober: "Prober", p1_sock: str) -> dict | None:
-    """Disable p1's session at its BIRD until traffic flows via p2, then enable it again."""
+def _failover_once(prober: Prober, p1_sock: str) -> dict | None:
+    """Disable p1's session with the vISP's border at p1's BIRD until traffic flows via p2,
+    then enable it again."""
     if not wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.02):
         return None
     start = time.monotonic()
@@ -617,19 +309,19 @@ def _failover_once(prober: "Prober", p1_sock: str) -> dict | None:
     return run
 
 
-def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failovers: int) -> dict:
-    path = write(workdir, f"{LINE}.yaml", line_topology(LINE))
+def measure_up_and_failover(vispd: Vispd, line: str, workdir: str, cleanup: Cleanup, failovers: int) -> dict:
+    path = write(workdir, f"{line}.yaml", line_topology(line))
     egress = {"a": "p1", "c": "p2"}
-    cleanup.topologies.append(LINE)
-    prober, wall0, t0, up_cli = _up_with_prober(vispd, path, cleanup)
-    result = _measure_up(vispd, prober, egress, wall0, t0, up_cli)
-    prober.add_tap("p1", lab_ns(LINE, "p1"), substrate_ifname("a", "a"))
-    prober.add_tap("p2", lab_ns(LINE, "p2"), substrate_ifname("c", "c"))
+    cleanup.topologies.append(line)
+    prober, wall0, t0, up_cli = _up_with_prober(vispd, line, path, cleanup)
+    result = _measure_up(vispd, line, prober, egress, wall0, t0, up_cli)
+    prober.add_tap("p1", lab_ns(line, "p1"), substrate_ifname("a", "a"))
+    prober.add_tap("p2", lab_ns(line, "p2"), substrate_ifname("c", "c"))
     for provider in ("p1", "p2"):   # the Internet router's device toward it
-        prober.add_tap(f"back-{provider}", lab_ns(LINE, INTERNET), internet_device(provider), outgoing=True)
+        prober.add_tap(f"back-{provider}", lab_ns(line, INTERNET), internet_device(provider), outgoing=True)
     runs = []
     for i in range(failovers):
-        run = _failover_once(prober, provider_sock(LINE, "p1"))
+        run = _failover_once(prober, provider_sock(line, "p1"))
         if run is None:
             say(f"  failover {i + 1}: traffic is not flowing via p1 only ({prober.recent_paths(0.2)}); skipped")
             continue
@@ -638,8 +330,8 @@ def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failov
         time.sleep(0.5)
     prober.stop()
     times = [r["failover_s"] for r in runs if r.get("failover_s") is not None]
-    down_s = cleanup.down(LINE)
-    say(f"failover: median {median(times)} s over {len(times)} runs; vispd down {LINE}: {down_s:.2f} s")
+    down_s = cleanup.down(line)
+    say(f"failover: median {median(times)} s over {len(times)} runs; vispd down {line}: {down_s:.2f} s")
     return {**result, "failover_s": median(times), "failover_runs_s": times,
             "failover_max_s": max(times) if times else None, "failover_lost_probes": [r.get("lost") for r in runs],
             "failover_runs": runs, "failover_probe_interval_s": PROBE_INTERVAL,
@@ -648,317 +340,231 @@ def measure_up_and_failover(vispd: Vispd, workdir: str, cleanup: Cleanup, failov
 
 
 # -- 3: route ingestion ---------------------------------------------------------------------------
-class BirdPair:
-    """Our BIRD sender and receiver in namespaces vbb-PID-LABEL-snd/-rcv (a veth between)."""
+def _first_load(vispd: Vispd, name: str, routes: int, counters: dict, timeout: float,
+                up_started: float) -> tuple[dict, dict, float]:
+    """Wait for the first load at `up` (not measured: it gives the baselines); returns
+    ({slice: routes installed}, {slice: baseline count}, seconds since up started)."""
+    def loaded() -> bool:
+        return all(vispd.to_border(name, s, "a").get("installed", 0) >= routes + 1 for s in INGEST_SLICES)
 
-    def __init__(self, label: str, routes: int, workdir: str):
-        self.label, self.routes = label, routes
-        self.dir = os.path.join(workdir, f"bird-{label}")
-        os.makedirs(self.dir, exist_ok=True)
-        stem = f"vbb-{os.getpid()}-{label}"
-        self.snd_ns, self.rcv_ns = f"{stem}-snd", f"{stem}-rcv"
-        self.snd_sock = os.path.join(self.dir, "snd.ctl")
-        self.rcv_sock = os.path.join(self.dir, "rcv.ctl")
-        self.namespaces: list[str] = []
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs = []
-
-    def start(self) -> None:
-        for ns in (self.snd_ns, self.rcv_ns):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            self.namespaces.append(ns)
-        commands = [
-            ["ip", "-n", self.snd_ns, "link", "add", "bb0", "type", "veth", "peer", "name", "bb1", "netns", self.rcv_ns],
-            ["ip", "-n", self.snd_ns, "addr", "add", f"{SEND_IP}/31", "dev", "bb0"],
-            ["ip", "-n", self.rcv_ns, "addr", "add", f"{RECV_IP}/31", "dev", "bb1"],
-        ] + [["ip", "-n", ns, "link", "set", dev, "up"]
-             for ns, devs in ((self.snd_ns, ("lo", "bb0")), (self.rcv_ns, ("lo", "bb1"))) for dev in devs]
-        for command in commands:
-            subprocess.run(command, check=True)
-        routes = "\n".join(f"  route {p} blackhole;" for p in generated_prefixes(self.routes))
-        snd = write(self.dir, "snd.conf", f"""\
-# bench/bgp.py: sender, originating the same generated table as a vispd lab provider
-log "{os.path.join(self.dir, 'snd.birdlog')}" all;
-router id {SEND_IP};
-protocol device {{ scan time 10; }}
-protocol static gen {{
-  ipv4;
-{routes}
-}}
-protocol bgp rcv {{
-  disabled;
-  local {SEND_IP} as {SEND_AS};
-  neighbor {RECV_IP} as {RECV_AS};
-  hold time 9; keepalive time 3; connect retry time 1; connect delay time 1;
-  ipv4 {{ import none; export where proto = "gen"; next hop self; }};
-}}
-""")
-        rcv = write(self.dir, "rcv.conf", f"""\
-# bench/bgp.py: receiver, BIRD's own kernel protocol installing what it learns
-log "{os.path.join(self.dir, 'rcv.birdlog')}" all;
-router id {RECV_IP};
-protocol device {{ scan time 10; }}
-protocol kernel {{ ipv4 {{ export all; }}; }}
-protocol bgp snd {{
-  local {RECV_IP} as {RECV_AS};
-  neighbor {SEND_IP} as {SEND_AS};
-  hold time 9; keepalive time 3; connect retry time 1; connect delay time 1;
-  ipv4 {{ import all; export none; }};
-}}
-""")
-        for role, ns, conf, sock in (("snd", self.snd_ns, snd, self.snd_sock), ("rcv", self.rcv_ns, rcv, self.rcv_sock)):
-            log = open(os.path.join(self.dir, f"{role}.log"), "w")
-            self.logs.append(log)
-            # `ip netns exec` execs in place: the PID we hold is BIRD's own
-            self.procs[role] = subprocess.Popen(
-                ["ip", "netns", "exec", ns, "bird", "-f", "-c", conf, "-s", sock,
-                 "-P", os.path.join(self.dir, f"{role}.pid")], stdout=log, stderr=log)
-
-    def pid(self, role: str) -> int | None:
-        proc = self.procs.get(role)
-        return proc.pid if proc and proc.poll() is None else None
-
-    def loaded(self) -> bool:
-        for role, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"our BIRD {role} ({self.label}) exited: see {self.dir}/{role}.log")
-        return os.path.exists(self.snd_sock) and route_count(self.snd_sock) >= self.routes
-
-    def stop(self) -> None:
-        # SIGKILL: BIRD's clean shutdown would first withdraw every route from the kernel;
-        # the namespaces (and their routes) are deleted right after.
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=10)
-        self.procs.clear()
-        for log in self.logs:
-            log.close()
-        self.logs = []
-        for ns in self.namespaces:
-            if netns.exists(ns):
-                subprocess.run(["ip", "netns", "del", ns], check=False)
-        self.namespaces = []
-
-
-def progress_gaps(trace: list[tuple[float, int]], baseline: int, target: int) -> dict:
-    """The longest time the FIB count stood still between the first new route and the last
-    (a stall), and how many routes were still missing then."""
-    longest, missing = 0.0, 0
-    changed_at, last = None, None
-    for t, n in trace:
-        if last is not None and n != last:
-            if changed_at is not None and t - changed_at > longest and last > baseline:
-                longest, missing = t - changed_at, target - last
-            changed_at = t
-        elif last is None:
-            changed_at = t
-        last = n
-    return {"longest_stall_s": round(longest, 3), "missing_during_stall": missing}
-
-
-TAIL_STALL_S = 0.1
-TAIL_STALL_MISSING = 0.01
-
-
-def tail_stalled(stalls: dict, expected: int) -> bool:
-    """The FIB stood still for >= 0.1 s with at most 1% of the routes missing. Seen between
-    two BIRDs here (most runs at 10k/100k, for up to the keepalive interval, 3 s: the last
-    ~0.16% of the routes), also with the receiver's kernel protocol disabled, so it is a
-    BGP transfer effect between the BIRDs, not the kernel protocol's installation speed."""
-    return stalls["longest_stall_s"] >= TAIL_STALL_S and stalls["missing_during_stall"] <= TAIL_STALL_MISSING * expected
-
-
-class Side:
-    """One receiver measured the same way: the sending BIRD's session is bounced and the
-    receiving namespace's FIB watched."""
-
-    def __init__(self, name: str, routes: int, expected: int, send_sock: str, protocol: str,
-                 counter: FibCounter, baseline: int, pids):
-        self.name, self.routes, self.expected = name, routes, expected
-        self.send_sock, self.protocol = send_sock, protocol
-        self.counter, self.baseline, self.pids = counter, baseline, pids
-        self.runs: list[dict] = []
-
-    def complete(self) -> list[dict]:
-        return [r for r in self.runs if r.get("complete")]
-
-    def measure(self, timeout: float) -> dict:
-        if self.counter() > self.baseline:
-            birdc(self.send_sock, "disable", self.protocol)
-            _, count = poll_until(self.counter, self.baseline, timeout=timeout, at_most=True)
-            if count > self.baseline:
-                raise RuntimeError(f"{self.name}: routes not withdrawn ({count} > {self.baseline})")
-        time.sleep(0.3)
-        pids = self.pids()
-        cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
-        enabled = time.time()
-        birdc(self.send_sock, "enable", self.protocol)
-        target = self.baseline + self.expected
-        trace: list[tuple[float, int]] = []
-        done, count = poll_until(self.counter, target, timeout=timeout, trace=trace)
-        state, established = protocol_since(self.send_sock, self.protocol)
-        run = {"installed": count - self.baseline}
-        stalls = progress_gaps(trace, self.baseline, target)
-        cpu = {k: round(cpu_seconds(p) - cpu_before[k], 2) for k, p in pids.items()}
-        if done is None or established is None or state != "up":
-            run.update(complete=False, state=state, cpu_s=cpu)
-        else:
-            seconds = done - established
-            t99 = next(t for t, n in trace if n - self.baseline >= 0.99 * self.expected)
-            run.update(complete=True, seconds=round(seconds, 4), from_enable_s=round(done - enabled, 4),
-                       established_after_enable_s=round(established - enabled, 4),
-                       routes_per_s=round(self.routes / seconds) if seconds > 0 else None,
-                       t99_s=round(t99 - established, 4), **stalls,
-                       tail_stall=tail_stalled(stalls, self.expected), cpu_s=cpu)
-        self.runs.append(run)
-        return run
-
-
-def _first_load(vispd: Vispd, name: str, routes: int, counter: "FibCounter", timeout: float,
-                up_started: float) -> tuple[int, int, float]:
-    """Wait for the first load at `up` (not measured: it gives the baseline); returns
-    (routes installed, our baseline count, seconds since up started)."""
-    if not wait_for(lambda: vispd.neighbor(name, "a", "p1").get("installed", 0) >= routes + 1, timeout=timeout,
-                    interval=0.1):
-        raise RuntimeError(f"{name}: first load incomplete: {vispd.neighbor(name, 'a', 'p1')}")
+    if not wait_for(loaded, timeout=timeout, interval=0.2):
+        raise RuntimeError(f"{name}: first load incomplete: "
+                           f"{ {s: vispd.to_border(name, s, 'a').get('installed') for s in INGEST_SLICES} }")
     first_load_s = time.monotonic() - up_started
-    installed = vispd.neighbor(name, "a", "p1")["installed"]
+    installed = {s: vispd.to_border(name, s, "a")["installed"] for s in INGEST_SLICES}
     time.sleep(0.3)
-    return installed, counter() - installed, first_load_s
+    return installed, {s: counters[s]() - installed[s] for s in INGEST_SLICES}, first_load_s
 
 
-def _ingest_figures(ours: "Side", bird: "Side", routes: int, pids: dict) -> dict:
-    """The ingestion figures of one size from both sides' runs."""
-    exabgp_hwm, helper_hwm = vm_kib(pids["exabgp"], "VmHWM"), vm_kib(pids["helper"], "VmHWM")
-    bird_hwm = vm_kib(pids["bird_rcv"], "VmHWM")
-    ours_all = median([r["seconds"] for r in ours.complete()])
-    bird_all = median([r["seconds"] for r in bird.complete()])
-    ours_t99 = median([r["t99_s"] for r in ours.complete()])
-    bird_t99 = median([r["t99_s"] for r in bird.complete()])
+def _cpu_us_per_route(side: Side, process: str, routes: int) -> float | None:
+    return median([r["cpu_s"][process] * 1e6 / routes for r in side.complete() if process in r["cpu_s"]])
 
+
+def _rss(pids: dict) -> dict:
+    """Peak RSS (MiB) of each ExaBGP + helper pair: {"border": .., "s1": .., ..., "direct": ..}."""
+    pairs = {}
+    for key, pid in pids.items():
+        if key.endswith("_exabgp"):
+            stem = key[:-len("_exabgp")]
+            kib = vm_kib(pid, "VmHWM") + vm_kib(pids.get(f"{stem}_helper"), "VmHWM")
+            pairs[stem] = round(kib / 1024, 1)
+    return pairs
+
+
+def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: dict) -> dict:
+    """The ingestion figures of one size from the three sides' runs."""
     def rate(count: float, seconds: float | None) -> int | None:
         return round(count / seconds) if seconds else None
 
-    def cpu_us_per_route(side: "Side", process: str) -> float | None:
-        return median([r["cpu_s"][process] * 1e6 / routes for r in side.complete()])
+    def side_median(side: Side, key: str):
+        return median([r[key] for r in side.complete()])
 
+    times = {s.name: side_median(s, "seconds") for s in (border, bird, direct)}
+    t99 = {s.name: side_median(s, "t99_s") for s in (border, bird, direct)}
+    cpu = {side.name: {p: _cpu_us_per_route(side, p, routes) for p in (side.complete() or [{"cpu_s": {}}])[0]["cpu_s"]}
+           for side in (border, bird, direct)}
+    border_cpu = cpu["border"]
+    border_total = sum(v for k, v in border_cpu.items() if k.startswith("border_") and v is not None)
     return {
-        "routes": routes,
-        "ours_s": ours_all, "bird_s": bird_all,
-        "ours_t99_s": ours_t99, "bird_t99_s": bird_t99,
-        "ours_routes_per_s": rate(routes, ours_all), "bird_routes_per_s": rate(routes, bird_all),
-        "ours_routes_per_s_t99": rate(0.99 * routes, ours_t99), "bird_routes_per_s_t99": rate(0.99 * routes, bird_t99),
-        "ratio_t99": ratio(rate(0.99 * routes, ours_t99), rate(0.99 * routes, bird_t99)),
-        "ratio_all": ratio(rate(routes, ours_all), rate(routes, bird_all)),
-        "tail_stalled_runs": {"ours": sum(1 for r in ours.runs if r.get("tail_stall")),
-                              "bird": sum(1 for r in bird.runs if r.get("tail_stall"))},
-        "ours_runs": ours.runs, "bird_runs": bird.runs,
-        "exabgp_hwm_mib": round(exabgp_hwm / 1024, 1), "helper_hwm_mib": round(helper_hwm / 1024, 1),
-        "rss_mib": round((exabgp_hwm + helper_hwm) / 1024, 1),
-        "bird_rcv_hwm_mib": round(bird_hwm / 1024, 1),
-        "cpu_us_per_route": {"exabgp": cpu_us_per_route(ours, "exabgp"), "helper": cpu_us_per_route(ours, "helper"),
-                             "provider_bird": cpu_us_per_route(ours, "bird_snd"),
-                             "bird_rcv": cpu_us_per_route(bird, "bird_rcv"), "bird_snd": cpu_us_per_route(bird, "bird_snd")},
+        "routes": routes, "slices": len(INGEST_SLICES),
+        "border_s": times["border"], "bird_s": times["bird"], "direct_s": times["direct"],
+        "border_t99_s": t99["border"], "bird_t99_s": t99["bird"], "direct_t99_s": t99["direct"],
+        "border_routes_per_s": rate(routes, times["border"]), "bird_routes_per_s": rate(routes, times["bird"]),
+        "direct_routes_per_s": rate(routes, times["direct"]),
+        "border_routes_per_s_t99": rate(0.99 * routes, t99["border"]),
+        "bird_routes_per_s_t99": rate(0.99 * routes, t99["bird"]),
+        "ratio_t99": ratio(rate(0.99 * routes, t99["border"]), rate(0.99 * routes, t99["bird"])),
+        "ratio_all": ratio(rate(routes, times["border"]), rate(routes, times["bird"])),
+        "us_per_route_border": rounded(times["border"] and times["border"] * 1e6 / routes, 2),
+        "us_per_route_direct": rounded(times["direct"] and times["direct"] * 1e6 / routes, 2),
+        "border_vs_direct_ratio": ratio(times["border"], times["direct"]),
+        "border_cpu_us_per_route": {"exabgp": border_cpu.get("border_exabgp"), "helper": border_cpu.get("border_helper"),
+                                    "total": round(border_total, 2)},
+        "cpu_us_per_route": cpu,
+        "withdraw_s": {s.name: median([r["withdraw_s"] for r in s.runs if r.get("withdraw_s") is not None])
+                       for s in (border, bird, direct)},
+        "tail_stalled_runs": {s.name: sum(1 for r in s.runs if r.get("tail_stall")) for s in (border, bird, direct)},
+        "rss_mib_pairs": rss, "rss_mib": max(rss.values()) if rss else None,
+        "runs": {s.name: s.runs for s in (border, bird, direct)},
     }
 
 
-def ingest_one(vispd: Vispd, workdir: str, cleanup: Cleanup, label: str, routes: int, runs: int) -> dict:
-    name = f"hging{label}"
-    timeout = 60 + routes / 2000
-    pair = BirdPair(label, routes, workdir)
-    cleanup.pairs.append(pair)
-    pair.start()
+def sessions_note(vispd: Vispd, name: str) -> dict:
+    """The border's sessions after a run (a session that dropped during the load shows here)."""
+    keys = ("state", "flaps", "last_down_reason")
+    note = {"p1": {k: vispd.border_neighbor(name, "a", "p1").get(k) for k in keys}}
+    note.update({s: {k: vispd.border_neighbor(name, "a", f"slice {s}").get(k) for k in keys} for s in INGEST_SLICES})
+    return note
+
+
+def _sides(vispd: Vispd, name: str, lab: BirdLab, routes: int, counters: dict, installed: dict, baselines: dict,
+           cleanup: Cleanup) -> tuple[Side, Side, Side, dict]:
+    bird_counter, direct_counter = FibCounter(lab.rcv_ns), FibCounter(lab.spk_ns)
+    cleanup.counters += [bird_counter, direct_counter]
+    pids = vispd.bgp_pids(name, "a", list(INGEST_SLICES))
+    pids.update(provider_bird=vispd.daemon_pid(name, "bird-p1"), egress_manager=vispd.daemon_pid(name, "egress-manager"))
+    border = Side("border", routes, provider_sock(name, "p1"), SESSION,
+                  {s: Watched(counters[s], baselines[s], installed[s]) for s in INGEST_SLICES}, lambda: pids,
+                  notes=lambda: sessions_note(vispd, name))
+    bird = Side("bird", routes, lab.snd_sock, "rcv", {"bird": Watched(bird_counter, bird_counter(), routes)},
+                lambda: {"bird_rcv": lab.pid("rcv"), "bird_snd": lab.pid("snd")})
+    direct = Side("direct", routes, lab.snd_sock, "spk", {"direct": Watched(direct_counter, direct_counter(), routes)},
+                  lambda: {"direct_exabgp": lab.speaker_pids()["exabgp"], "direct_helper": lab.speaker_pids()["helper"],
+                           "bird_snd": lab.pid("snd")})
+    return border, bird, direct, pids
+
+
+def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label: str, routes: int, runs: int) -> dict:
+    name = f"{prefix}ing{label}"
+    timeout = 60 + routes / 400   # the border passes a few thousand routes/s to each slice
+    lab = BirdLab(label, routes, workdir, MAX_PREFIX)
+    cleanup.labs.append(lab)
+    lab.start()
     path = write(workdir, f"{name}.yaml", ingest_topology(name, routes))
     cleanup.topologies.append(name)
     up_started = time.monotonic()
     vispd.run("up", path, timeout=600)
     up_s = time.monotonic() - up_started
-    counter = FibCounter(sliver_ns(name, "a", SLICE))
-    cleanup.counters.append(counter)
-    p_sock = provider_sock(name, "p1")
-    installed, ours_baseline, first_load_s = _first_load(vispd, name, routes, counter, timeout, up_started)
-    cleanup.withdraw_first[name] = (p_sock, counter, ours_baseline)
-    if not wait_for(pair.loaded, timeout=timeout, interval=0.2):
-        raise RuntimeError(f"our BIRD sender ({label}) never loaded {routes} routes")
-    bird_counter = FibCounter(pair.rcv_ns)
-    cleanup.counters.append(bird_counter)
-    bird_baseline = bird_counter()
-    say(f"ingest {label}: vispd up {up_s:.2f} s, first load complete {first_load_s:.2f} s after up started; "
-        f"baselines ours {ours_baseline}, BIRD {bird_baseline}")
-    pids = {"helper": vispd.status(name, "a").get("pid"), "exabgp": vispd.daemon_pid(name, f"exabgp-{SLICE}-a"),
-            "provider": vispd.daemon_pid(name, "bird-p1"), "bird_rcv": pair.pid("rcv")}
-    ours = Side("ours", routes, installed, p_sock, SESSION, counter, ours_baseline,
-                lambda: {"exabgp": pids["exabgp"], "helper": pids["helper"], "bird_snd": pids["provider"]})
-    bird = Side("bird", routes, routes, pair.snd_sock, "rcv", bird_counter, bird_baseline,
-                lambda: {"bird_rcv": pair.pid("rcv"), "bird_snd": pair.pid("snd")})
-    for i in range(runs):   # rounds alternate which side goes first
-        for side in ((ours, bird) if i % 2 == 0 else (bird, ours)):
+    counters = {s: FibCounter(sliver_ns(name, "a", s)) for s in INGEST_SLICES}
+    cleanup.counters += list(counters.values())
+    installed, baselines, first_load_s = _first_load(vispd, name, routes, counters, timeout, up_started)
+    if not wait_for(lab.loaded, timeout=timeout, interval=0.2):
+        raise RuntimeError(f"our BIRD sender ({label}) never loaded {routes} routes, or the direct speaker never started")
+    border, bird, direct, pids = _sides(vispd, name, lab, routes, counters, installed, baselines, cleanup)
+    say(f"ingest {label}: vispd up {up_s:.2f} s, first load in both slices complete {first_load_s:.2f} s after up "
+        f"started; installed {installed}, baselines {baselines}")
+    sides = [border, bird, direct]
+    for i in range(runs):   # rounds rotate which side goes first
+        for side in sides[i % 3:] + sides[:i % 3]:
             run = side.measure(timeout)
-            say(f"  {label} run {i + 1}/{runs} {side.name:4s} " + " ".join(f"{k}={v}" for k, v in run.items()))
-    result = {**_ingest_figures(ours, bird, routes, pids), "up_s": round(up_s, 3), "first_load_s": round(first_load_s, 3)}
-    say(f"ingest {label}: to 99%: ours {result['ours_t99_s']} s, BIRD {result['bird_t99_s']} s, ratio {result['ratio_t99']}; "
-        f"to 100%: ours {result['ours_s']} s ({result['ours_routes_per_s']} routes/s), BIRD {result['bird_s']} s "
-        f"({result['bird_routes_per_s']} routes/s), ratio {result['ratio_all']}; tail-stalled runs "
-        f"{result['tail_stalled_runs']}; peak RSS ExaBGP {result['exabgp_hwm_mib']} MiB + helper "
-        f"{result['helper_hwm_mib']} MiB = {result['rss_mib']} MiB (BIRD receiver {result['bird_rcv_hwm_mib']} MiB); "
-        f"CPU µs/route {result['cpu_us_per_route']}")
-    for c in (counter, bird_counter):
-        c.close()
-    cleanup.counters = [c for c in cleanup.counters if c not in (counter, bird_counter)]
-    pair.stop()
-    cleanup.pairs.remove(pair)
+            say(f"  {label} run {i + 1}/{runs} {side.name:6s} " + " ".join(f"{k}={v}" for k, v in run.items()))
+    rss = _rss({**pids, "direct_exabgp": lab.speaker_pids()["exabgp"], "direct_helper": lab.speaker_pids()["helper"]})
+    result = {**_ingest_figures(border, bird, direct, routes, rss), "up_s": round(up_s, 3),
+              "first_load_s": round(first_load_s, 3)}
+    _say_ingest(label, result)
+    cleanup.close_counters(list(counters.values()) + [w.counter for s in (bird, direct) for w in s.fibs.values()])
+    lab.stop()
+    cleanup.labs.remove(lab)
     result["down_s"] = round(cleanup.down(name), 3)
     return result
 
 
+def _say_ingest(label: str, r: dict) -> None:
+    say(f"ingest {label}: to 100% of the routes: through the border to both slices {r['border_s']} s "
+        f"({r['border_routes_per_s']} routes/s, {r['us_per_route_border']} µs/route), direct to one speaker "
+        f"{r['direct_s']} s ({r['us_per_route_direct']} µs/route): border/direct {r['border_vs_direct_ratio']}; "
+        f"BIRD {r['bird_s']} s ({r['bird_routes_per_s']} routes/s). Ratio to BIRD: to 99% {r['ratio_t99']}, "
+        f"to 100% {r['ratio_all']}; withdrawals {r['withdraw_s']} s; tail-stalled runs {r['tail_stalled_runs']}")
+    say(f"ingest {label}: CPU µs/route {r['cpu_us_per_route']}; peak RSS per ExaBGP + helper {r['rss_mib_pairs']} MiB")
+
+
 # -- main ----------------------------------------------------------------------------------------------
+def _sizes(args) -> tuple[dict, str | None]:
+    if args.quick:
+        return dict(QUICK_SIZES), None
+    sizes = {label: SIZES[label] for label in args.sizes.split(",")}
+    skipped = None if "1m" in sizes else "not in --sizes"
+    if "1m" in sizes:
+        if args.no_1m:
+            skipped = "--no-1m"
+        elif mem_available() < ONE_M_NEEDS:
+            skipped = f"MemAvailable {mem_available() >> 20} MiB < {ONE_M_NEEDS >> 20} MiB"
+        if skipped:
+            sizes.pop("1m")
+    return sizes, skipped
+
+
+def _size_keys(label: str, one: dict) -> dict:
+    return {
+        f"ingest_{label}": one,
+        f"border_ingest_routes_per_s_{label}": one["border_routes_per_s"],
+        f"border_ingest_s_{label}": one["border_s"],
+        f"border_ingest_t99_s_{label}": one["border_t99_s"],
+        # the keys before the border, now measured through it (to every slice)
+        f"ingest_routes_per_s_{label}": one["border_routes_per_s"],
+        f"ingest_s_{label}": one["border_s"],
+        f"ingest_t99_s_{label}": one["border_t99_s"],
+        f"bird_routes_per_s_{label}": one["bird_routes_per_s"],
+        f"bird_s_{label}": one["bird_s"],
+        f"bird_t99_s_{label}": one["bird_t99_s"],
+        # headline: rates over the first 99% (BIRD<->BIRD transfers stall on the last 0.16%)
+        f"ingest_vs_bird_ratio_{label}": one["ratio_t99"],
+        f"ingest_vs_bird_ratio_{label}_all": one["ratio_all"],
+        f"direct_routes_per_s_{label}": one["direct_routes_per_s"],
+        f"us_per_route_border_{label}": one["us_per_route_border"],
+        f"us_per_route_direct_{label}": one["us_per_route_direct"],
+        f"border_vs_direct_ratio_{label}": one["border_vs_direct_ratio"],
+        f"border_cpu_us_per_route_{label}": one["border_cpu_us_per_route"],
+        f"rss_mib_{label}": one["rss_mib"],
+    }
+
+
+def _hop_keys(result: dict, sizes: dict) -> dict:
+    """The extra hop's cost at the headline size (the largest measured if 100k was not)."""
+    label = HOP_SIZE if HOP_SIZE in sizes else max(sizes, key=sizes.get)
+    return {"hop_size": label, "us_per_route_border": result.get(f"us_per_route_border_{label}"),
+            "us_per_route_direct": result.get(f"us_per_route_direct_{label}"),
+            "border_vs_direct_ratio": result.get(f"border_vs_direct_ratio_{label}"),
+            "border_cpu_us_per_route": result.get(f"border_cpu_us_per_route_{label}")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small, one run of each: about a minute")
     parser.add_argument("--failovers", type=int, default=5, help="failover runs (median)")
-    parser.add_argument("--runs", type=int, default=7, help="ingestion runs per side for 10k and 100k")
-    parser.add_argument("--runs-1m", type=int, default=3, help="ingestion runs per side for 1M")
-    parser.add_argument("--no-1m", action="store_true", help="skip the 1M-prefix ingestion")
+    parser.add_argument("--runs", type=int, default=7, help="ingestion rounds for 10k and 100k")
+    parser.add_argument("--runs-1m", type=int, default=1, help="ingestion rounds for 1M")
+    parser.add_argument("--no-1m", action="store_true", help="skip the 1M-prefix ingestion even if --sizes has it")
+    parser.add_argument("--sizes", default=DEFAULT_SIZES,
+                        help=f"comma-separated sizes among {','.join(SIZES)} (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     args = parser.parse_args(argv)
+    unknown = set(args.sizes.split(",")) - set(SIZES)
+    if unknown:
+        parser.error(f"unknown sizes {sorted(unknown)}")
     if os.geteuid() != 0:
         sys.exit("run as root")
     started = time.monotonic()
-    sizes = dict(SIZES)
-    skipped_1m = None
-    if args.no_1m:
-        skipped_1m = "--no-1m"
-    elif mem_available() < ONE_M_NEEDS:
-        skipped_1m = f"MemAvailable {mem_available() >> 20} MiB < {ONE_M_NEEDS >> 20} MiB"
-    if skipped_1m:
-        sizes.pop("1m")
-    names = [LINE] + [f"hging{label}" for label in sizes]
-    refuse_leftovers(names)
+    sizes, skipped_1m = _sizes(args)
+    failovers, runs = (1, 1) if args.quick else (args.failovers, args.runs)
+    prefix = "hbq" if args.quick else "hb"   # a quick run (the test) does not clash with a full one
+    line = f"{prefix}line"
+    refuse_leftovers([line] + [f"{prefix}ing{label}" for label in sizes])
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so that `finally` cleans up
     workdir = tempfile.mkdtemp(prefix="vispd-bench-bgp-")
+    os.chmod(workdir, 0o755)
     vispd = Vispd(os.path.join(workdir, "state"))
-    cleanup = Cleanup(vispd)
-    result: dict = {}
+    cleanup = Cleanup(vispd, workdir if args.keep else None)
+    result: dict = {"quick": args.quick}
     try:
-        say("== 1. up to Established / first packet, 2. failover ==")
-        result.update(measure_up_and_failover(vispd, workdir, cleanup, args.failovers))
-        say("== 3. route ingestion: ExaBGP + helper vs BIRD's kernel protocol ==")
+        say("== 1. up to Established / first packet, 2. failover (the provider's session with the border) ==")
+        result.update(measure_up_and_failover(vispd, line, workdir, cleanup, failovers))
+        say("== 3. route ingestion: through the border to 2 slices vs BIRD's kernel protocol vs a speaker without border ==")
         for label, routes in sizes.items():
-            one = ingest_one(vispd, workdir, cleanup, label, routes, args.runs if routes < 1_000_000 else args.runs_1m)
-            result[f"ingest_{label}"] = one
-            result[f"ingest_routes_per_s_{label}"] = one["ours_routes_per_s"]
-            result[f"ingest_s_{label}"] = one["ours_s"]
-            result[f"ingest_t99_s_{label}"] = one["ours_t99_s"]
-            result[f"bird_routes_per_s_{label}"] = one["bird_routes_per_s"]
-            result[f"bird_s_{label}"] = one["bird_s"]
-            result[f"bird_t99_s_{label}"] = one["bird_t99_s"]
-            # headline: rates over the first 99% (BIRD<->BIRD transfers stall on the last 0.16%)
-            result[f"ingest_vs_bird_ratio_{label}"] = one["ratio_t99"]
-            result[f"ingest_vs_bird_ratio_{label}_all"] = one["ratio_all"]
-            result[f"rss_mib_{label}"] = one["rss_mib"]
+            one = ingest_one(vispd, prefix, workdir, cleanup, label, routes, args.runs_1m if label == "1m" else runs)
+            result.update(_size_keys(label, one))
+        result.update(_hop_keys(result, sizes))
         if skipped_1m:
             result["rss_mib_1m"] = None
             result["ingest_1m_skipped"] = skipped_1m

@@ -242,8 +242,9 @@ def plot(r: Run, figs: dict):
     for i, c in enumerate(cycles):
         axes[0].annotate(f"cycle {i + 1}: {r.primary} down {c['hold']:g} s", (c["drop"] - t0, 1),
                          xycoords=("data", "axes fraction"), fontsize=8, xytext=(3, -11), textcoords="offset points")
-    axes[0].set_title(f"{r.host} -> {r.target}: {r.primary}'s BGP session disabled at its BIRD (red band), "
-                      f"enabled again; solid lines: disable/enable, dotted: {r.host}'s route moved")
+    axes[0].set_title(f"{r.host} -> {r.target}: {r.primary}'s one BGP session with the vISP's border router "
+                      f"disabled at its BIRD (red band), enabled again; solid lines: disable/enable, "
+                      f"dotted: {r.host}'s route moved")
     axes[-1].set_xlabel("seconds since the baseline started")
 
     # -- zooms around each drop and each return -----------------------------------------------
@@ -279,7 +280,8 @@ def plot(r: Run, figs: dict):
         centre = c["back"] or c["enable"]
         ret = figs_c["return"]
         zoom(ax, centre, -0.8, 0.4,
-             [(c["established"], "tab:gray", "--", "session Established"), (c["back"], "tab:blue", ":", "route back")],
+             [(c["established"], "tab:gray", "--", "border's session Established"),
+              (c["back"], "tab:blue", ":", "route back")],
              f"return: Established {ret['session_established_ms']} ms and route back {ret['route_moved_ms']} ms "
              f"after the enable")
         ax.set_xlabel("ms since the route moved back")

@@ -12,9 +12,11 @@ primary provider pings the Internet host every 10 ms and pushes a rate-limited T
   * the packet counters of every provider's access device (forward: echo requests and
     data entering the provider from the vISP) and of the Internet router's device toward
     every provider (return: packets leaving toward the vISP) are sampled every 20 ms.
-Each cycle disables the slice's session at the primary provider's BIRD (`birdc disable
-slice_SLICE`: a real BGP Cease toward the vISP's ExaBGP), holds it down, enables it again
-and waits until the route is back. Figures and a plot go to the report directory.
+Each cycle disables the vISP's session at the primary provider's BIRD (`birdc disable
+vispd`: a real BGP Cease toward the border router of the primary's egress node, which holds
+the vISP's one session with that provider and passes its routes to every slice egressing
+there), holds it down, enables it again and waits until the route is back. Figures and a
+plot go to the report directory.
 
 I/O (root): builds the lab, measures, tears it down.
 """
@@ -111,18 +113,31 @@ def birdc(sock: str, *command: str) -> str:
     return subprocess.run(["birdc", "-s", sock, *command], capture_output=True, text=True, timeout=30).stdout
 
 
-def neighbor_status(lab: Lab, slice_name: str, provider: str) -> dict:
-    for status in lab.bgp():
-        if status.get("slice") == slice_name:
-            neighbor = status.get("neighbors", {}).get(provider)
-            if neighbor:
-                return neighbor
+def _up(session: dict) -> bool:
+    return str(session.get("state", "")).lower() in ("up", "established")
+
+
+def provider_session(statuses: list[dict], node: str, provider: str) -> dict:
+    """The border router's session with a provider (at the provider's egress node)."""
+    for status in statuses:
+        if status.get("role") == "border" and status.get("node") == node:
+            return status.get("neighbors", {}).get(provider, {})
     return {}
 
 
-def sessions_up(lab: Lab, slice_name: str, providers: list[str]) -> bool:
-    return all(str(neighbor_status(lab, slice_name, p).get("state", "")).lower() in ("up", "established")
-               for p in providers)
+def slice_sessions(statuses: list[dict], slice_name: str) -> list[dict]:
+    """The slice's speakers' sessions to the border routers of their egress nodes."""
+    return [s.get("neighbors", {}).get("border", {}) for s in statuses
+            if s.get("role") != "border" and s.get("slice") == slice_name]
+
+
+def sessions_up(lab: Lab, slice_name: str, provider_nodes: dict[str, str]) -> bool:
+    """Every provider's session with its border is up, and so is every session the slice's
+    speakers hold with the borders."""
+    statuses = lab.bgp()
+    slices = slice_sessions(statuses, slice_name)
+    return (all(_up(provider_session(statuses, node, p)) for p, node in provider_nodes.items())
+            and len(slices) >= len(set(provider_nodes.values())) and all(_up(s) for s in slices))
 
 
 # -- the scenario -------------------------------------------------------------------------------
@@ -152,8 +167,9 @@ class Run:
         self.host = lab.sliver(self.slice.name, self.node)
         self.target = self.plan.internet_host or "203.0.113.10"
         self.providers = list(self.slice.egress)
+        self.provider_nodes = {p: self.topo.provider(p).node for p in self.providers}
         self.sockets = {p: provider_control_socket(self.plan, p) for p in self.providers}
-        self.protocol = session_protocol(self.slice.name)
+        self.protocol = session_protocol()   # the provider's one session with the vISP's border
         devices = {}
         for p in self.providers:
             (pns, facing), (ins, toward) = provider_devices(self.plan, self.topo.name, p)
@@ -176,7 +192,7 @@ class Run:
     # -- phases -----------------------------------------------------------------------------
     def ready(self, timeout: float = 60.0) -> None:
         started = time.monotonic()
-        if not wait_for(lambda: sessions_up(self.lab, self.slice.name, self.providers), timeout, 0.1):
+        if not wait_for(lambda: sessions_up(self.lab, self.slice.name, self.provider_nodes), timeout, 0.1):
             raise RuntimeError(f"BGP sessions of {self.slice.name} not established after {timeout:.0f} s: "
                                f"{self.lab.bgp()}")
         reach = lambda: " 0% packet loss" in self.lab.cmd(self.host, ["ping", "-c", "1", "-W", "1", self.target])
@@ -264,7 +280,7 @@ class Run:
             self.event(f"route back: via {before_route[0]} dev {before_route[1]}", back)
         self.settle(s["after"])
         end = time.monotonic()
-        since = neighbor_status(self.lab, self.slice.name, self.primary).get("since")
+        since = provider_session(self.lab.bgp(), self.provider_nodes[self.primary], self.primary).get("since")
         established = (since - self.wall_offset) if since else None
         if established is not None and established < enable:
             established = None   # not the session that came back after this enable

@@ -8,6 +8,7 @@ I/O: threads reading routes and sockets inside the lab's namespaces.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -129,10 +130,18 @@ class RouteWatcher(threading.Thread):
 
 
 def owners(plan) -> dict[str, str]:
-    """Interface address -> the readable host that holds it (slivers and lab hosts)."""
+    """Interface address -> the readable host that holds it (slivers and lab hosts). A
+    provider's next hop on a slice's link to its border router (a macvlan address in the
+    egress node's namespace, whose packets the border sends to that provider) counts as the
+    provider's: a packet sent to it leaves the vISP there."""
     names = host_names(plan.namespaces())
-    return {r.cidr.split("/")[0]: names.get(r.ns, r.ns) for r in plan.resources
-            if r.KIND == "address" and r.ifname != "lo"}
+    owner = {r.cidr.split("/")[0]: names.get(r.ns, r.ns) for r in plan.resources
+             if r.KIND == "address" and r.ifname != "lo"}
+    for r in plan.resources:
+        if r.KIND == "daemon" and r.name.startswith("exabgp-"):   # a slice's speaker: its providers' paths
+            config = json.loads(dict(r.files).get(f"{r.name}.json", "{}"))
+            owner.update({path["next_hop"]: path["name"] for path in config.get("paths", [])})
+    return owner
 
 
 def forward_path(watcher: RouteWatcher, owner: dict[str, str], when: float, limit: int = 32) -> tuple[list[str], str]:
