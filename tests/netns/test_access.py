@@ -276,8 +276,9 @@ def test_down_stops_every_access_daemon(tmp_path, state_dir):
     run = state_dir / name / "run"
     pids = {p.name[:-4]: int(p.read_text().split()[0]) for p in run.glob("*.pid")}
     kinds = sorted({n.split("-")[0] for n in pids})
-    # and the delay processes of Abilene's geographic link delays, one per node
-    assert kinds == ["bird", "delay", "egress", "exabgp", "openvpn", "pptp", "socket", "wireguard"], kinds
+    # the border router and its BFD daemon (washington and sunnyvale peer with providers) and
+    # the delay processes of Abilene's geographic link delays, one per node
+    assert kinds == ["bfdd", "bird", "border", "delay", "egress", "exabgp", "openvpn", "pptp", "socket", "wireguard"], kinds
     assert sum(n.startswith("socket-") for n in pids) == 11
     assert sum(n.startswith("delay-") for n in pids) == 11
     vispd("down", path)
