@@ -6,7 +6,9 @@ One ring a-b-c-d-a (100 Mbit/s links) is brought up for the module with five sli
 own program writing routes as the slice), `bird` (routing: own with its own BIRD OSPF
 configuration), `frr` (the same with FRR) and `evil` (routing: own, hostile). Everything
 the slices do runs through `vispd exec` as the slice (tests/netns/own_agent.py, with the
-system's python3); sniffers and iperf3 servers run as root in the slivers.
+system's python3); sniffers and iperf3 servers run as root in the slivers. The module
+runs twice: under the BPF guard (the machine's default where tc BPF works) and under the
+nftables fallback ($VISPD_BPF=off), which steer own links each their own way.
 """
 from __future__ import annotations
 
@@ -231,7 +233,8 @@ def test_own_links_are_steered_by_the_guard_in_use(ring):
                             capture_output=True, text=True)
     if ring.guard == "bpf":
         programs = bpf_node.observe(ns, detect.available().mode)
-        assert sorted(dev for (dev, hook), (role, _) in programs.items() if role == "o" and hook == "ingress") == own_ends
+        steered = sorted(dev for (dev, hook), (role, _) in programs.items() if role == "o" and hook == "ingress")
+        assert steered == own_ends
         assert listed.returncode != 0
     else:
         assert all(f'device "{dev}"' in listed.stdout for dev in own_ends), listed.stdout
