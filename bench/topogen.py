@@ -89,6 +89,8 @@ def random_topology(name: str, nodes: int = 100, links: int = 200, slices: int =
 
 
 def abilene_copy(name: str) -> str:
+    """Abilene's vISP alone (no providers, access or egress, no link delays): what the floor
+    can make too."""
     with open(os.path.join(REPO, "topologies", "abilene.yaml")) as handle:
         doc = yaml.safe_load(handle)
     doc["name"] = name
@@ -96,4 +98,7 @@ def abilene_copy(name: str) -> str:
         doc.pop(section, None)
     for sl in doc.get("slices", []):
         sl.pop("egress", None)
+    for link in doc.get("links", []):  # link delays are processes (the delay line), not kernel objects
+        for prop in ("delay", "jitter", "loss"):
+            link.pop(prop, None)
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
