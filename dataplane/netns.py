@@ -158,6 +158,10 @@ def pids_inside(name: str) -> list[int]:
         owner = _foreign_owner(name)
     except FileNotFoundError:
         return []
+    except OSError as error:
+        if error.errno in (errno.ENOTTY, errno.EINVAL):  # a name whose bind mount never happened
+            return []                                     # (a run killed in between): no namespace
+        raise
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
