@@ -437,7 +437,7 @@ def _sides(vispd: Vispd, name: str, lab: BirdLab, routes: int, counters: dict, i
 def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label: str, routes: int, runs: int) -> dict:
     name = f"{prefix}ing{label}"
     timeout = 60 + routes / 400   # the border passes a few thousand routes/s to each slice
-    lab = BirdLab(label, routes, workdir, MAX_PREFIX)
+    lab = BirdLab(label, routes, workdir, MAX_PREFIX, stem=prefix.rstrip("q"))
     cleanup.labs.append(lab)
     lab.start()
     path = write(workdir, f"{name}.yaml", ingest_topology(name, routes))
@@ -538,6 +538,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES,
                         help=f"comma-separated sizes among {','.join(SIZES)} (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument("--prefix", default="hb", help="name prefix of the bench's topologies and namespaces "
+                        "(default %(default)s; a quick run adds q)")
     args = parser.parse_args(argv)
     unknown = set(args.sizes.split(",")) - set(SIZES)
     if unknown:
@@ -547,7 +549,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     sizes, skipped_1m = _sizes(args)
     failovers, runs = (1, 1) if args.quick else (args.failovers, args.runs)
-    prefix = "hbq" if args.quick else "hb"   # a quick run (the test) does not clash with a full one
+    prefix = args.prefix + ("q" if args.quick else "")   # a quick run (the test) does not clash with a full one
     line = f"{prefix}line"
     refuse_leftovers([line] + [f"{prefix}ing{label}" for label in sizes])
 

@@ -42,12 +42,12 @@ class BirdLab:
     """Namespaces hb-PID-LABEL-snd/-rcv/-spk: the BIRD sender, the BIRD receiver, the direct
     speaker; a veth from the sender to each receiver."""
 
-    def __init__(self, label: str, routes: int, workdir: str, max_prefix: int):
+    def __init__(self, label: str, routes: int, workdir: str, max_prefix: int, stem: str = "hb"):
         self.label, self.routes, self.max_prefix = label, routes, max_prefix
         self.dir = os.path.join(workdir, f"birdlab-{label}")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
-        stem = f"hb-{os.getpid()}-{label}"
+        stem = f"{stem}-{os.getpid()}-{label}"
         self.snd_ns, self.rcv_ns, self.spk_ns = f"{stem}-snd", f"{stem}-rcv", f"{stem}-spk"
         self.snd_sock = os.path.join(self.dir, "snd.ctl")
         self.rcv_sock = os.path.join(self.dir, "rcv.ctl")

@@ -57,6 +57,7 @@ class Update:
     withdrawn: list = field(default_factory=list)        # prefixes, without ADD-PATH
     withdrawn_paths: dict = field(default_factory=dict)  # path id -> prefixes
     time: float = 0.0
+    notes: list = field(default_factory=list)            # RFC 7606 actions taken (bgp/wire.py)
 
 
 def as_path_from_json(segments) -> tuple[tuple[int, ...], int]:
