@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from bgp import api
+from bgp import api, wire_stream
 from bgp.bfd_watch import BfdWatcher
 from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
@@ -66,6 +66,7 @@ class Helper:
             metric = self.config.metric
             self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
                            metrics=(metric, metric + PREFERENCE_CODES))
+        self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
         self.stopping = False
@@ -150,7 +151,7 @@ class Helper:
         threading.Thread(target=_read_stdin, args=(lines,), daemon=True, name="stdin").start()
         if self.bfd is not None:
             self.watcher = BfdWatcher(self.bfd.control_socket, lines.put).start()
-        speaker, handle, parse = self.speaker, self.speaker.handle, api.parse_line
+        speaker, handle = self.speaker, self.speaker.handle
         eof = False
         while not self.stopping and not eof:
             try:
@@ -162,22 +163,8 @@ class Helper:
                 if line is _EOF:
                     eof = True
                     break
-                try:
-                    event = parse(line) if isinstance(line, str) else line   # else a BFD event
-                    if isinstance(event, api.Shutdown):
-                        eof = True
-                        break
-                    effects = handle(event, time.time()) if event is not None else None
-                except Exception as exc:   # one bad line must not take the sessions' FIB down
-                    self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
-                    effects = None
-                if effects is not None:
-                    if effects.notices or effects.logs or effects.commands:
-                        self._effects(effects)
-                    if effects.urgent:
-                        urgent = True
-                        break
-                if speaker.pending_count() >= FLUSH_AT:
+                eof, urgent = self._handle(line, handle)
+                if eof or urgent or speaker.pending_count() >= FLUSH_AT:
                     break
                 try:
                     line = lines.get_nowait()
@@ -192,6 +179,41 @@ class Helper:
             self._flush_fib()
             self._tell_route_changes(with_routes)
             self._write_status(urgent)
+
+    def _events(self, line) -> list:
+        """A line from ExaBGP (JSON, an ack, or the hook's run of UPDATEs) or a BFD event -> events."""
+        if wire_stream.is_wire_line(line):
+            events, errors = wire_stream.decode_line(line, self.ibgp_peers, time.time())
+            for error in errors:
+                self.log.write(f"RFC 7606: {error}")
+            for event in events:
+                if event.notes:
+                    self.log.write(f"RFC 7606: from {event.peer}: {'; '.join(event.notes)}")
+            return events
+        event = api.parse_line(line) if isinstance(line, str) else line   # else a BFD event
+        return [] if event is None else [event]
+
+    def _handle(self, line, handle) -> tuple[bool, bool]:
+        """Feed one line's events to the speaker: (end of input, urgent)."""
+        urgent = False
+        try:
+            events = self._events(line)
+        except Exception as exc:   # one bad line must not take the sessions' FIB down
+            self.log.write(f"could not read a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
+            return False, False
+        for event in events:
+            if isinstance(event, api.Shutdown):
+                return True, urgent
+            try:
+                effects = handle(event, time.time())
+            except Exception as exc:
+                self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
+                continue
+            if effects is not None:
+                if effects.notices or effects.logs or effects.commands:
+                    self._effects(effects)
+                urgent = urgent or effects.urgent
+        return False, urgent
 
     def _neighbors_with_routes(self) -> set[str]:
         """Names of the sessions whose routes are in the kernel (behind a border: "border"

@@ -37,6 +37,7 @@ MALFORMED_ATTRIBUTE_LIST, UNRECOGNIZED_WELL_KNOWN, INVALID_NETWORK_FIELD, MALFOR
 WELL_KNOWN = {ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF, ATOMIC_AGGREGATE}
 OPTIONAL_TRANSITIVE = {AGGREGATOR, COMMUNITIES, AS4_PATH, AS4_AGGREGATOR}
 OPTIONAL_NON_TRANSITIVE = {MED, ORIGINATOR_ID, CLUSTER_LIST, MP_REACH, MP_UNREACH}
+KNOWN = WELL_KNOWN | OPTIONAL_TRANSITIVE | OPTIONAL_NON_TRANSITIVE
 TREAT_AS_WITHDRAW_LENGTHS = {ORIGIN: (1,), NEXT_HOP: (4,), MED: (4,), LOCAL_PREF: (4,), ORIGINATOR_ID: (4,)}
 DISCARD_LENGTHS = {ATOMIC_AGGREGATE: (0,), AS4_AGGREGATOR: (8,)}
 
@@ -273,6 +274,53 @@ def _framing(body: bytes) -> tuple[bytes, bytes, bytes]:
         raise SessionReset(MALFORMED_ATTRIBUTE_LIST, "total path attribute length overruns the message")
     start = at + 2
     return body[2:at], body[start:start + attributes_length], body[start + attributes_length:]
+
+
+def _walk_prefixes(data: bytes, addpath: bool, what: str) -> None:
+    """parse_prefixes' checks without making the strings."""
+    position, end, step = 0, len(data), 4 if addpath else 0
+    while position < end:
+        position += step
+        if position >= end:
+            raise SessionReset(INVALID_NETWORK_FIELD, f"{what}: a path identifier overruns the field")
+        length = data[position]
+        position += 1 + ((length + 7) >> 3)
+        if length > 32 or position > end:
+            raise SessionReset(INVALID_NETWORK_FIELD, f"{what}: prefix length {length} does not fit")
+
+
+def check_update(body: bytes, addpath: bool = False) -> None:
+    """SessionReset if parse_update would raise it; cheap (no strings, no attribute values
+    but MP_REACH/MP_UNREACH), for the hook inside ExaBGP (bgp/exabgp_hook.py)."""
+    withdrawn_field, attribute_field, nlri_field = _framing(body)
+    _walk_prefixes(withdrawn_field, addpath, "withdrawn routes")
+    _walk_prefixes(nlri_field, addpath, "NLRI")
+    position, end, seen = 0, len(attribute_field), set()
+    while position + 3 <= end:
+        flags, code = attribute_field[position], attribute_field[position + 1]
+        if flags & EXTENDED:
+            if position + 4 > end:
+                return
+            size, start = (attribute_field[position + 2] << 8) | attribute_field[position + 3], position + 4
+        else:
+            size, start = attribute_field[position + 2], position + 3
+        position = start + size
+        if position > end:
+            return   # treat-as-withdraw, parse_update's to say
+        if code in seen:
+            if code in (MP_REACH, MP_UNREACH):
+                raise SessionReset(MALFORMED_ATTRIBUTE_LIST, f"attribute {code} repeated")
+            continue
+        seen.add(code)
+        if _flags_conflict(code, flags):
+            continue
+        if code == MP_REACH:
+            _mp_reach(attribute_field[start:position], addpath)
+        elif code == MP_UNREACH:
+            _mp_unreach(attribute_field[start:position], addpath)
+        elif code not in KNOWN and not flags & OPTIONAL:
+            raise SessionReset(UNRECOGNIZED_WELL_KNOWN, f"unrecognised well-known attribute {code}",
+                               bytes([flags, code]))
 
 
 def _withdrawals(update: Update, entries) -> None:

@@ -1,0 +1,215 @@
+"""The hook in ExaBGP 5.0.15's reader that hands received UPDATEs to vispd's helper in bulk,
+undecoded. I/O: it runs inside the ExaBGP process (bgp/exabgp_launch.py installs it).
+
+ExaBGP keeps the session: OPEN, KEEPALIVE, NOTIFICATION, ROUTE-REFRESH and our own
+announcements go through its code as before. What changes, for an ESTABLISHED session
+whose API process listens to `neighbor-changes` (vispd's helper):
+- `Connection.reader` reads the socket in large chunks into a buffer (ExaBGP's reads a
+  header, then a body: two recv calls per message) and serves messages from it, with the
+  same checks (marker, length) and the same (length, type, header, body, error) tuples.
+- `Protocol.read_message` takes every complete UPDATE at the head of that buffer in one
+  run, checks that each parses far enough for RFC 7606 (bgp/wire.py `check_update`: a
+  message that calls for a session reset raises ExaBGP's Notify, so ExaBGP sends the UPDATE
+  Message Error NOTIFICATION and drops the session, as it would have), writes the run on
+  the helper's stdin as ONE line, `#vispd-wire PEER ADDPATH ASN4 BASE64`, and gives
+  ExaBGP's loop an empty UPDATE in place of the run: that feeds the hold timer (any
+  message but a NOP does) and costs nothing else. The line goes through ExaBGP's own pipe
+  to the helper, so it stays in order with the JSON state changes ("up", "down").
+Any other session (not yet ESTABLISHED, no API process) goes through ExaBGP's code
+unchanged, so the helper's JSON path still works as a fallback.
+
+The hook depends on ExaBGP internals, so it is pinned: `check()` refuses any version but
+PINNED_VERSION and any change to the source of the functions it replaces or relies on
+(their SHA-256 are below), and the launcher refuses to start ExaBGP then, rather than run
+a reader that could corrupt routes."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import inspect
+import socket
+
+from exabgp import version as exabgp_version
+from exabgp.bgp.fsm import FSM
+from exabgp.bgp.message import Message, Notify
+from exabgp.bgp.message.update import Update
+from exabgp.bgp.timer import ReceiveTimer
+from exabgp.protocol.family import AFI, SAFI
+from exabgp.reactor import protocol as exabgp_protocol
+from exabgp.reactor.network.connection import Connection
+from exabgp.reactor.network.error import LostConnection, NetworkError, NotConnected, NotifyError, TooSlowError, error
+from exabgp.reactor.peer import Peer
+from exabgp.reactor.protocol import Protocol
+
+from bgp.wire import SessionReset, check_update
+
+PINNED_VERSION = "5.0.15"
+WIRE_PREFIX = "#vispd-wire"
+HEADER_LEN = 19
+MARKER = b"\xff" * 16
+UPDATE = 2
+READ_SIZE = 1 << 18          # bytes asked of one recv
+RUN_BYTES = 1 << 16          # bytes of UPDATEs in one line to the helper (at most, about)
+
+# SHA-256 of the source of what the hook replaces or relies on, in ExaBGP 5.0.15
+RELIED_ON = {
+    "Protocol.read_message": "1266df3f50c763ff78fba99e02c3359f6c989f0b2411f5b28e92dcee78c4eb34",
+    "Connection.reader": "f24e4d410e05b858dee05e1e6f14d08166db9af084c0c94c8a6a667581b24113",
+    "Connection._reader": "1a78401f968206d6d50b37e30e19df4ce26e8aa3850a102715770fed89b2d2d3",
+    "Connection.reading": "4ffed0da4b2ea04fc843553896579f8edfc81481a82810e4bd9a8ccea908706c",
+    "Peer._main": "e5ea2fecea84afed93bb95a47ada66324496198fa22f6541303f744901a3fe22",
+    "ReceiveTimer.check_ka_timer": "49f33e41e133bc4562aae3cf80d9f621ecd0504b79696101a4f16b551935411a",
+}
+_TARGETS = {"Protocol.read_message": Protocol.read_message, "Connection.reader": Connection.reader,
+            "Connection._reader": Connection._reader, "Connection.reading": Connection.reading,
+            "Peer._main": Peer._main, "ReceiveTimer.check_ka_timer": ReceiveTimer.check_ka_timer}
+_ORIGINAL_READ_MESSAGE = Protocol.read_message
+
+
+class HookRefused(RuntimeError):
+    """This ExaBGP is not the one the hook was written for."""
+
+
+def source_digests() -> dict[str, str]:
+    return {name: hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+            for name, function in _TARGETS.items()}
+
+
+def check() -> None:
+    """HookRefused unless ExaBGP is PINNED_VERSION with the internals the hook was written for."""
+    if exabgp_version.release != PINNED_VERSION:
+        raise HookRefused(f"ExaBGP {exabgp_version.release} is installed; vispd's hook needs exactly "
+                          f"{PINNED_VERSION} (scripts/install.sh pins it)")
+    moved = [name for name, digest in source_digests().items() if RELIED_ON[name] != digest]
+    if moved:
+        raise HookRefused(f"ExaBGP {PINNED_VERSION}'s internals differ from those the hook was written "
+                          f"for: {', '.join(moved)}")
+    if not hasattr(exabgp_protocol, "_UPDATE") or not isinstance(exabgp_protocol._UPDATE, Update):
+        raise HookRefused("exabgp.reactor.protocol._UPDATE is gone")
+
+
+# -- the buffered reader ---------------------------------------------------------------------
+def _buffer(connection) -> bytearray:
+    buffer = connection.__dict__.get("_vispd_buffer")
+    if buffer is None or connection.__dict__.get("_vispd_io") is not connection.io:
+        buffer = connection._vispd_buffer = bytearray()   # a new socket starts empty
+        connection._vispd_io = connection.io
+    return buffer
+
+
+def _fill(connection, buffer: bytearray) -> None:
+    """Append what the socket has (without blocking); ExaBGP's errors as its _reader raises them."""
+    if not connection.io:
+        connection.close()
+        raise NotConnected("Trying to read on a closed TCP connection")
+    if not connection.reading():
+        return
+    try:
+        data = connection.io.recv(READ_SIZE)
+    except socket.timeout as exc:
+        connection.close()
+        raise TooSlowError(f"Timeout while reading data from the network ({exc})") from None
+    except OSError as exc:
+        if exc.args[0] in error.block:
+            return
+        if exc.args[0] in error.fatal:
+            connection.close()
+            raise LostConnection(f"issue reading on the socket: {exc}") from None
+        raise NetworkError(f"Problem while reading data from the network ({exc})") from None
+    if not data:
+        connection.close()
+        raise LostConnection("the TCP connection was closed by the remote end")
+    buffer += data
+
+
+def _complete(buffer: bytearray, connection) -> int:
+    """Bytes of the message at the head if they are all there (or 19 for a header that is
+    wrong whatever follows), else 0."""
+    if len(buffer) < HEADER_LEN:
+        return 0
+    length = (buffer[16] << 8) | buffer[17]
+    if buffer[:16] != MARKER or length < HEADER_LEN or length > connection.msg_size:
+        return HEADER_LEN
+    return length if len(buffer) >= length else 0
+
+
+def reader(self):
+    """Connection.reader, served from a buffer: same tuples, same checks."""
+    buffer = _buffer(self)
+    size = _complete(buffer, self)
+    while not size:
+        _fill(self, buffer)
+        size = _complete(buffer, self)
+        if not size:
+            yield 0, 0, b"", b"", None
+    header = bytes(buffer[:HEADER_LEN])
+    msg = header[18]
+    length = (header[16] << 8) | header[17]
+    if not header.startswith(MARKER):
+        yield 0, 0, header, b"", NotifyError(1, 1, "The packet received does not contain a BGP marker")
+        return
+    if length < HEADER_LEN or length > self.msg_size or not Message.Length.get(msg, lambda n: n >= HEADER_LEN)(length):
+        yield length, 0, header, b"", NotifyError(1, 2, f"{Message.CODE.name(msg)} has an invalid message length of {length}")
+        return
+    if msg == UPDATE and self.__dict__.get("_vispd_bulk"):
+        yield 0, 0, b"", b"", None   # read_message hands it to the helper at its next call
+        return
+    body = bytes(buffer[HEADER_LEN:length])
+    del buffer[:length]
+    yield length, msg, header, body, None
+
+
+# -- UPDATEs in bulk ---------------------------------------------------------------------------
+def _helper_processes(protocol) -> list:
+    if protocol.peer.fsm != FSM.ESTABLISHED:
+        return []
+    return list(protocol.neighbor.api.get("neighbor-changes", []) or [])
+
+
+def _take_updates(connection, buffer: bytearray, addpath: bool) -> bytes:
+    """The complete, well-framed UPDATEs at the head of the buffer (taken out of it)."""
+    position, end = 0, len(buffer)
+    while position + HEADER_LEN <= end and position < RUN_BYTES:
+        length = (buffer[position + 16] << 8) | buffer[position + 17]
+        if buffer[position + 18] != UPDATE or buffer[position:position + 16] != MARKER \
+                or length < 23 or length > connection.msg_size or position + length > end:
+            break   # anything else is ExaBGP's to read and judge
+        try:
+            check_update(bytes(buffer[position + HEADER_LEN:position + length]), addpath)
+        except SessionReset as exc:
+            if position:
+                break   # hand over what came before; the bad one is judged next time
+            del buffer[:length]
+            raise Notify(exc.code, exc.subcode, exc.data or exc.reason) from None
+        position += length
+    run = bytes(buffer[:position])
+    del buffer[:position]
+    return run
+
+
+def read_message(self):
+    """Protocol.read_message: runs of UPDATEs to the helper, the rest through ExaBGP."""
+    connection = self.connection
+    processes = _helper_processes(self)
+    connection._vispd_bulk = bool(processes)
+    if processes and connection.io:
+        buffer = _buffer(connection)
+        if not _complete(buffer, connection):
+            _fill(connection, buffer)
+        addpath = bool(self.negotiated.addpath.receive(AFI.ipv4, SAFI.unicast))
+        run = _take_updates(connection, buffer, addpath)
+        if run:
+            line = (f"{WIRE_PREFIX} {self.neighbor['peer-address']} {int(addpath)} {int(bool(self.negotiated.asn4))} "
+                    + base64.b64encode(run).decode("ascii"))
+            for process in processes:
+                self.peer.reactor.processes.write(process, line, self.neighbor)
+            yield exabgp_protocol._UPDATE
+            return
+    yield from _ORIGINAL_READ_MESSAGE(self)
+
+
+def install() -> None:
+    """check(), then patch ExaBGP's classes (once)."""
+    check()
+    Connection.reader = reader
+    Protocol.read_message = read_message
