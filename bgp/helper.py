@@ -66,6 +66,7 @@ class Helper:
             metric = self.config.metric
             self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
                            metrics=(metric, metric + PREFERENCE_CODES))
+        self.wire = {"lines": 0, "updates": 0, "errors": 0, "rfc7606": 0}   # the hook's bulk path, counted
         self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
@@ -110,6 +111,7 @@ class Helper:
             document["pid"] = os.getpid()
             document["exabgp_pid"] = os.getppid()
             document["running"] = not self.stopping
+            document["wire"] = dict(self.wire)
             try:
                 self.status.write(document, now)
             except OSError as exc:
@@ -184,10 +186,14 @@ class Helper:
         """A line from ExaBGP (JSON, an ack, or the hook's run of UPDATEs) or a BFD event -> events."""
         if wire_stream.is_wire_line(line):
             events, errors = wire_stream.decode_line(line, self.ibgp_peers, time.time())
+            self.wire["lines"] += 1
+            self.wire["updates"] += len(events)
+            self.wire["errors"] += len(errors)
             for error in errors:
                 self.log.write(f"RFC 7606: {error}")
             for event in events:
                 if event.notes:
+                    self.wire["rfc7606"] += 1
                     self.log.write(f"RFC 7606: from {event.peer}: {'; '.join(event.notes)}")
             return events
         event = api.parse_line(line) if isinstance(line, str) else line   # else a BFD event
