@@ -108,6 +108,12 @@ class Border:
                 self._slice_update(event, now, effects)
         elif isinstance(event, api.StateChange):
             self._state(event, now, effects)
+        elif isinstance(event, api.RefreshRequest):
+            if event.peer in self.slices and self._up(event.peer):
+                effects.logs.append(f"{self._name(event.peer)} asked for its routes again: resending")
+                for provider in self.providers:
+                    if self._up(provider):
+                        self._full_table(provider, event.peer, effects)
         elif isinstance(event, BFD_EVENTS):
             self._bfd(event, now, effects)
         elif isinstance(event, api.Ack):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
+import os
 import socket
 
 from exabgp import version as exabgp_version
@@ -34,8 +35,11 @@ from exabgp.bgp.fsm import FSM
 from exabgp.bgp.message import Message, Notify
 from exabgp.bgp.message.update import Update
 from exabgp.bgp.timer import ReceiveTimer
+from exabgp.logger import log
 from exabgp.protocol.family import AFI, SAFI
 from exabgp.reactor import protocol as exabgp_protocol
+from exabgp.reactor.api import API
+from exabgp.reactor.api.processes import Processes
 from exabgp.reactor.network.connection import Connection
 from exabgp.reactor.network.error import LostConnection, NetworkError, NotConnected, NotifyError, TooSlowError, error
 from exabgp.reactor.peer import Peer
@@ -45,6 +49,10 @@ from bgp.wire import SessionReset, check_update
 
 PINNED_VERSION = "5.0.15"
 WIRE_PREFIX = "#vispd-wire"
+SEND_PREFIX = "#vispd-send"        # helper -> ExaBGP: `#vispd-send PEER COMMANDS BASE64`, pre-encoded UPDATEs
+REFRESH_PREFIX = "#vispd-refresh"  # ExaBGP -> helper: `#vispd-refresh PEER`, the peer sent a ROUTE-REFRESH
+HOOK_ENV = "VISPD_EXABGP_HOOK"     # set in ExaBGP's environment (hence its helper's) once the hook is in
+ROUTE_REFRESH = 5
 HEADER_LEN = 19
 MARKER = b"\xff" * 16
 UPDATE = 2
@@ -58,12 +66,20 @@ RELIED_ON = {
     "Connection._reader": "1a78401f968206d6d50b37e30e19df4ce26e8aa3850a102715770fed89b2d2d3",
     "Connection.reading": "4ffed0da4b2ea04fc843553896579f8edfc81481a82810e4bd9a8ccea908706c",
     "Peer._main": "e5ea2fecea84afed93bb95a47ada66324496198fa22f6541303f744901a3fe22",
+    "API.process": "577ac15463d050886038e0cb0ab9c6e40c09f239f1a197a7c309ef188ae43555",
+    "Processes.write": "59a9a5eb6dfdcd34d20ce59ad0f5ad3da68ab5eeefa9d3e602d9b0cdae973b63",
+    "Processes.answer_done": "07dbae6ce8df63ec63fc5e1cb50d0af6fe68138c407cb65e6d78279a13dc1324",
+    "Connection.writer": "c7cb346b75b1a5220599474266f4014199a32e31734ac26baa32cee63d30503d",
     "ReceiveTimer.check_ka_timer": "49f33e41e133bc4562aae3cf80d9f621ecd0504b79696101a4f16b551935411a",
 }
 _TARGETS = {"Protocol.read_message": Protocol.read_message, "Connection.reader": Connection.reader,
             "Connection._reader": Connection._reader, "Connection.reading": Connection.reading,
-            "Peer._main": Peer._main, "ReceiveTimer.check_ka_timer": ReceiveTimer.check_ka_timer}
+            "Peer._main": Peer._main, "ReceiveTimer.check_ka_timer": ReceiveTimer.check_ka_timer,
+            "API.process": API.process, "Processes.write": Processes.write,
+            "Processes.answer_done": Processes.answer_done, "Connection.writer": Connection.writer}
 _ORIGINAL_READ_MESSAGE = Protocol.read_message
+_ORIGINAL_WRITER = Connection.writer
+_ORIGINAL_API_PROCESS = API.process
 
 
 class HookRefused(RuntimeError):
@@ -156,6 +172,8 @@ def reader(self):
         return
     body = bytes(buffer[HEADER_LEN:length])
     del buffer[:length]
+    if msg == ROUTE_REFRESH:
+        self._vispd_told = False   # read_message told the helper about this one
     yield length, msg, header, body, None
 
 
@@ -193,9 +211,15 @@ def read_message(self):
     processes = _helper_processes(self)
     connection._vispd_bulk = bool(processes)
     if processes and connection.io:
+        flush_output(connection)
         buffer = _buffer(connection)
         if not _complete(buffer, connection):
             _fill(connection, buffer)
+        if len(buffer) >= HEADER_LEN and buffer[18] == ROUTE_REFRESH and not connection.__dict__.get("_vispd_told"):
+            connection._vispd_told = True   # once per message: ExaBGP itself handles it next
+            for process in processes:
+                self.peer.reactor.processes.write(process, f"{REFRESH_PREFIX} {self.neighbor['peer-address']}",
+                                                  self.neighbor)
         addpath = bool(self.negotiated.addpath.receive(AFI.ipv4, SAFI.unicast))
         run = _take_updates(connection, buffer, addpath)
         if run:
@@ -208,8 +232,82 @@ def read_message(self):
     yield from _ORIGINAL_READ_MESSAGE(self)
 
 
+# -- pre-encoded UPDATEs out ------------------------------------------------------------------
+def flush_output(connection) -> None:
+    """Send what the helper queued for this session, as far as the socket takes it without
+    blocking, unless one of ExaBGP's own messages is half written."""
+    out = connection.__dict__.get("_vispd_out")
+    if not out or connection.__dict__.get("_vispd_writing") or not connection.io:
+        return
+    try:
+        sent = connection.io.send(out)
+    except OSError as exc:
+        if exc.args[0] in error.block:
+            return
+        connection.close()
+        raise NetworkError(f"Problem while writing data to the network ({exc})") from None
+    del out[:sent]
+
+
+def writer(self, data):
+    """Connection.writer: what the helper queued goes first, whole, then ExaBGP's message."""
+    while self.__dict__.get("_vispd_out") and self.io:
+        flush_output(self)
+        if self.__dict__.get("_vispd_out"):
+            yield False
+    self._vispd_writing = True
+    try:
+        yield from _ORIGINAL_WRITER(self, data)
+    finally:
+        self._vispd_writing = False
+
+
+def _established_protocol(reactor, address: str):
+    for peer in list(reactor._peers.values()):
+        if str(peer.neighbor["peer-address"]) == address:
+            proto = peer.proto
+            if peer.fsm == FSM.ESTABLISHED and proto is not None and proto.connection.io:
+                return proto
+            return None
+    return None
+
+
+def send_encoded(reactor, service: str, line: str) -> None:
+    """`#vispd-send PEER COMMANDS BASE64`: queue the UPDATEs on the peer's session (dropped
+    when it is not ESTABLISHED: the border sends a session its whole table when it comes
+    up) and acknowledge the COMMANDS commands they stand for, as ExaBGP would have."""
+    _tag, address, commands, payload = line.split(" ", 3)
+    proto = _established_protocol(reactor, address)
+    if proto is not None:
+        negotiated = proto.negotiated
+        if not negotiated.addpath.send(AFI.ipv4, SAFI.unicast) or not negotiated.asn4:
+            log.error(lambda: f"vispd: UPDATEs for {address} dropped: the session lacks ADD-PATH or 4-byte ASNs",
+                      "vispd")
+            proto = None
+    if proto is not None:
+        connection = proto.connection
+        out = connection.__dict__.get("_vispd_out")
+        if out is None:
+            out = connection._vispd_out = bytearray()
+        out += base64.b64decode(payload)
+        flush_output(connection)
+    if reactor.processes._ack.get(service, False) and int(commands) > 0:
+        reactor.processes.write(service, "\n".join(["done"] * int(commands)))
+
+
+def api_process(self, reactor, service, command):
+    """API.process: our pre-encoded UPDATEs, else ExaBGP's command."""
+    if command.startswith(SEND_PREFIX):
+        send_encoded(reactor, service, command)
+        return True
+    return _ORIGINAL_API_PROCESS(self, reactor, service, command)
+
+
 def install() -> None:
     """check(), then patch ExaBGP's classes (once)."""
     check()
     Connection.reader = reader
+    Connection.writer = writer
     Protocol.read_message = read_message
+    API.process = api_process
+    os.environ[HOOK_ENV] = "1"   # ExaBGP's helper, started from here, knows it may send pre-encoded UPDATEs

@@ -17,6 +17,7 @@ order with ExaBGP's lines, the moment they arrive."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import queue
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 
-from bgp import api, wire_stream
+from bgp import api, wire_encode, wire_stream
 from bgp.bfd_watch import BfdWatcher
 from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
@@ -39,6 +40,9 @@ CONFIG_ENV = "VISPD_BGP_CONFIG"
 FLUSH_AT = 4096            # pending FIB changes that force a flush mid-burst
 LOG_BATCHES_FROM = 10000   # log the size and time of FIB batches at least this large
 IDLE_TICK = 0.1            # seconds between checks for signals and due status writes
+HOOK_ENV = "VISPD_EXABGP_HOOK"   # ExaBGP runs with vispd's hook (bgp/exabgp_hook.py sets it)
+SEND_PREFIX, REFRESH_PREFIX = "#vispd-send", "#vispd-refresh"
+OUT_LINE_BYTES = 1 << 18   # encoded UPDATEs per line to ExaBGP, at most (its API takes lines up to 1 MiB)
 _EOF = object()
 
 
@@ -66,15 +70,44 @@ class Helper:
             metric = self.config.metric
             self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
                            metrics=(metric, metric + PREFERENCE_CODES))
-        self.wire = {"lines": 0, "updates": 0, "errors": 0, "rfc7606": 0}   # the hook's bulk path, counted
+        self.wire = {"lines": 0, "updates": 0, "errors": 0, "rfc7606": 0, "sent_commands": 0}   # the hook's bulk path, counted
         self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
+        # the border encodes its routes to the slices itself when ExaBGP has the hook
+        self.wire_out = self.border and os.environ.get(HOOK_ENV) == "1"
+        self._out: dict[str, list] = {}   # neighbor -> [bytearray of UPDATEs, commands they stand for]
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
         self.stopping = False
 
     # -- effects -----------------------------------------------------------------------
     def _command(self, command: str) -> None:
+        if self.wire_out and isinstance(command, api.PathCommand):
+            self._encode(command)
+            return
+        self._flush_out()   # what was encoded before this command goes before it
         sys.stdout.write(command + "\n")
+        sys.stdout.flush()
+
+    def _encode(self, command: api.PathCommand) -> None:
+        if command.as_path is None:
+            data = wire_encode.withdraw(command.prefixes, command.path_id)
+        else:
+            data = wire_encode.announce(command.prefixes, command.next_hop, command.as_path, command.local_pref,
+                                        command.path_id)
+        pending = self._out.setdefault(command.neighbor, [bytearray(), 0])
+        pending[0] += data
+        pending[1] += 1
+        self.wire["sent_commands"] += 1
+        if len(pending[0]) >= OUT_LINE_BYTES:
+            self._flush_out()
+
+    def _flush_out(self) -> None:
+        """The encoded UPDATEs, one line per neighbor, for the hook to write on its session."""
+        if not self._out:
+            return
+        for neighbor, (data, commands) in self._out.items():
+            sys.stdout.write(f"{SEND_PREFIX} {neighbor} {commands} {base64.b64encode(data).decode('ascii')}\n")
+        self._out = {}
         sys.stdout.flush()
 
     def _effects(self, effects) -> None:
@@ -175,6 +208,7 @@ class Helper:
             if self.border:
                 ticked = speaker.tick(time.time())
                 self._effects(ticked)
+                self._flush_out()
                 self._write_status(urgent or ticked.urgent)
                 continue
             with_routes = self._neighbors_with_routes()
@@ -196,6 +230,9 @@ class Helper:
                     self.wire["rfc7606"] += 1
                     self.log.write(f"RFC 7606: from {event.peer}: {'; '.join(event.notes)}")
             return events
+        if isinstance(line, str) and line.startswith(REFRESH_PREFIX):
+            # only the routes we encoded ourselves are missing from ExaBGP's adj-RIB-out
+            return [api.RefreshRequest(line.split()[1])] if self.wire_out else []
         event = api.parse_line(line) if isinstance(line, str) else line   # else a BFD event
         return [] if event is None else [event]
 
@@ -252,7 +289,11 @@ class Helper:
         if self.watcher is not None:
             self.watcher.stop()
         effects = self.speaker.stop(time.time(), reason)
-        self._effects(effects)
+        try:
+            self._effects(effects)
+            self._flush_out()
+        except OSError:   # ExaBGP is gone
+            pass
         try:
             self._flush_fib()
         finally:

@@ -165,3 +165,44 @@ def test_add_path_field_overrun_is_a_session_reset():
 def test_end_of_rib_is_an_empty_update():
     update = parse_update(body())
     assert (update.announced, update.withdrawn, update.withdrawn_paths, update.notes) == ([], [], {}, [])
+
+
+# -- the encoder (bgp/wire_encode.py), read back by the parser --------------------------------
+from bgp import wire_encode  # noqa: E402
+
+
+def _messages(data: bytes) -> list[bytes]:
+    out = []
+    while data:
+        length = int.from_bytes(data[16:18], "big")
+        assert data[:16] == b"\xff" * 16 and data[18] == 2 and 19 + 4 <= length <= 4096
+        out.append(data[19:length])
+        data = data[length:]
+    return out
+
+
+def test_encoded_announcement_reads_back_with_path_ids():
+    prefixes = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(2000)] + ["0.0.0.0/0", "192.0.2.128/25"]
+    data = wire_encode.announce(prefixes, "100.64.0.1", (65101, 4200000000), local_pref=120, path_id="0.0.0.2")
+    bodies = _messages(data)
+    assert len(bodies) > 1   # 2002 prefixes with path ids do not fit one 4096-octet message
+    updates = [parse_update(b, addpath=True, ibgp=True) for b in bodies]
+    got = [p for u in updates for r in u.announced for p in r.prefixes]
+    assert got == prefixes
+    routes = updates[0].announced[0]
+    assert (routes.path_id, routes.next_hop, routes.as_path) == ("0.0.0.2", "100.64.0.1", (65101, 4200000000))
+    assert all(u.notes == [] for u in updates)
+    assert wire.parse_attributes(wire_encode.path_attributes("1.2.3.4", 120, (1,)), ibgp=True).local_pref == 120
+
+
+def test_encoded_withdrawal_reads_back():
+    prefixes = [f"10.0.{i}.0/24" for i in range(256)]
+    updates = [parse_update(b, addpath=True) for b in _messages(wire_encode.withdraw(prefixes, "0.0.0.1"))]
+    assert [p for u in updates for p in u.withdrawn_paths["0.0.0.1"]] == prefixes
+    assert all(u.announced == [] for u in updates)
+
+
+def test_long_as_path_uses_extended_length():
+    path = tuple(range(1, 101))   # 100 4-byte ASNs: 402 octets
+    (body,) = _messages(wire_encode.announce(["192.0.2.0/24"], "10.0.0.1", path))
+    assert parse_update(body).announced[0].as_path == path
