@@ -93,6 +93,8 @@ def generated(count: int, first_octet: int = 10, start: int = 0) -> list[str]:
 class Lab:
     """Namespaces vbgp-<id>-*, one speaker namespace and providers attached by veths."""
 
+    NS_PREFIX = "vbgp"
+
     def __init__(self, directory: str):
         self.id = uuid.uuid4().hex[:6]
         self.dir = directory
@@ -107,7 +109,7 @@ class Lab:
         self.events.settimeout(0.05)
 
     def netns(self, role: str) -> str:
-        name = f"vbgp-{self.id}-{role}"
+        name = f"{self.NS_PREFIX}-{self.id}-{role}"
         run("ip", "netns", "add", name)
         self.namespaces.append(name)
         run("ip", "-n", name, "link", "set", "lo", "up")
