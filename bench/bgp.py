@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """vispd BGP egress benchmark through the border router (issues 3 and 11, "Benchmark"). Root:
 
-    python3 bench/bgp.py [--quick] [--failovers 5] [--runs 7] [--sizes 10k,100k[,1m]] [--runs-1m 1]
+    python3 bench/bgp.py [--quick] [--failovers 5] [--runs 7] [--sizes 10k,100k,100k_varied[,1m,1m_varied]]
+                         [--runs-1m 1] [--prefix hb]
 
 Everything runs against real daemons: `vispd up` (the CLI, with a private VISPD_STATE_DIR),
 the lab's BIRD providers, and the vISP's BGP as vispd builds it: at each egress node a
@@ -64,8 +65,23 @@ routes on an ADD-PATH path of its own.
    our BIRD and ExaBGP processes by PID, our hb-PID-* namespaces by name, then the
    temporary directory (unless --keep). The last line printed is one JSON object.
 
-`--quick`: topologies hbq*, one failover, one ingestion round of 1,000 prefixes: a minute
-at most, so that tests/netns/test_bench_bgp.py can keep this bench from rotting.
+Two tables (issue 12): the packed one (`lab-routes`: one attribute set, so the sending BIRD
+fills each UPDATE with hundreds of prefixes) and, for the sizes ending `_varied`, a
+realistic one (bench/bgpvaried.py: the same prefixes, an attribute set per 3 of them: varied
+AS paths with 2- and 4-byte ASNs, origins, communities, MEDs, so about 3 prefixes per
+UPDATE), for every side alike: our BIRD sender originates it, and the border side's
+provider gets it appended to its BIRD configuration after `up` (topology `hbingNv`, brought
+up with `lab-routes: 0`; a `lab-routes-varied: true` provider field would do it in vispd).
+Keys `..._N_varied`, e.g. `ingest_vs_bird_ratio_100k_varied`.
+
+How each ratio is measured: at the border = the border side (provider -> border -> both
+slices' FIBs, each slice's speaker installing); at a slice's speaker = the direct side
+(`direct_routes_per_s_N` / `bird_routes_per_s_N`: the same speaker without a border).
+
+`--quick`: topologies hbq*, one failover, one ingestion round of 1,000 prefixes of each
+table: a minute at most, so that tests/netns/test_bench_bgp.py can keep this bench from
+rotting. `--prefix` names the topologies and namespaces (default hb; a developer's run
+takes their own).
 
 I/O (root): topologies, BIRD/ExaBGP lab and probers of its own, removed when it ends.
 """
@@ -397,6 +413,8 @@ def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: di
         "bird_routes_per_s_t99": rate(0.99 * routes, t99["bird"]),
         "ratio_t99": ratio(rate(0.99 * routes, t99["border"]), rate(0.99 * routes, t99["bird"])),
         "ratio_all": ratio(rate(routes, times["border"]), rate(routes, times["bird"])),
+        # at a slice's speaker: the same speaker without the border in front of it
+        "direct_ratio_t99": ratio(rate(0.99 * routes, t99["direct"]), rate(0.99 * routes, t99["bird"])),
         "us_per_route_border": rounded(times["border"] and times["border"] * 1e6 / routes, 2),
         "us_per_route_direct": rounded(times["direct"] and times["direct"] * 1e6 / routes, 2),
         "border_vs_direct_ratio": ratio(times["border"], times["direct"]),
@@ -530,6 +548,7 @@ def _size_keys(label: str, one: dict) -> dict:
         f"ingest_vs_bird_ratio_{label}": one["ratio_t99"],
         f"ingest_vs_bird_ratio_{label}_all": one["ratio_all"],
         f"direct_routes_per_s_{label}": one["direct_routes_per_s"],
+        f"speaker_vs_bird_ratio_{label}": one["direct_ratio_t99"],
         f"us_per_route_border_{label}": one["us_per_route_border"],
         f"us_per_route_direct_{label}": one["us_per_route_direct"],
         f"border_vs_direct_ratio_{label}": one["border_vs_direct_ratio"],

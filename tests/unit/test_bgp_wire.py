@@ -206,3 +206,26 @@ def test_long_as_path_uses_extended_length():
     path = tuple(range(1, 101))   # 100 4-byte ASNs: 402 octets
     (body,) = _messages(wire_encode.announce(["192.0.2.0/24"], "10.0.0.1", path))
     assert parse_update(body).announced[0].as_path == path
+
+
+# -- the hook's lines (bgp/wire_stream.py) ------------------------------------------------------
+import base64  # noqa: E402
+
+from bgp import wire_stream  # noqa: E402
+
+
+def test_a_wire_line_becomes_one_event_per_update_in_order():
+    run = wire_encode.announce(["10.0.0.0/24"], "192.0.2.1", (65101,)) + wire_encode.withdraw(["10.0.1.0/24"])
+    line = f"#vispd-wire 192.0.2.1 0 1 {base64.b64encode(run).decode()}\n"
+    assert wire_stream.is_wire_line(line) and not wire_stream.is_wire_line('{"type": "update"}')
+    events, errors = wire_stream.decode_line(line, frozenset(), 5.0)
+    assert errors == [] and [e.peer for e in events] == ["192.0.2.1", "192.0.2.1"]
+    assert events[0].announced[0].prefixes == ["10.0.0.0/24"] and events[0].time == 5.0
+    assert events[1].withdrawn == ["10.0.1.0/24"]
+
+
+def test_a_wire_line_with_a_bad_message_keeps_the_others():
+    bad = b"\xff" * 16 + (25).to_bytes(2, "big") + b"\x02" + struct.pack("!HH", 0, 0) + bytes([33, 1])
+    run = wire_encode.withdraw(["10.0.1.0/24"]) + bad
+    events, errors = wire_stream.decode_line(f"#vispd-wire p 0 1 {base64.b64encode(run).decode()}", set(), 0.0)
+    assert len(events) == 1 and len(errors) == 1 and "dropped" in errors[0]
