@@ -74,6 +74,7 @@ class Border:
         self.slice_state = {address: _SliceState() for address in self.slices}
         self.exported: dict[str, dict[str, tuple]] = {a: {} for a in self.providers}  # prefix -> (path, communities)
         self._awaiting_ack: deque = deque()   # the command's description, for errors
+        self.encodes_paths = False   # the helper encodes PathCommands itself (ExaBGP with vispd's hook)
         self.command_errors: deque = deque(maxlen=20)
 
     def pending_count(self) -> int:
@@ -86,7 +87,8 @@ class Border:
 
     def _send(self, effects: Effects, command: str, what: str) -> None:
         effects.commands.append(command)
-        self._awaiting_ack.append(what)
+        if not (self.encodes_paths and isinstance(command, api.PathCommand)):
+            self._awaiting_ack.append(what)   # the routes the helper encodes itself are not acked
 
     def startup(self, respawned: bool = False) -> Effects:
         """`respawned`: ExaBGP restarted a helper that died while its sessions stayed up; a

@@ -74,6 +74,8 @@ class Helper:
         self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
         # the border encodes its routes to the slices itself when ExaBGP has the hook
         self.wire_out = self.border and os.environ.get(HOOK_ENV) == "1"
+        if self.border:
+            self.speaker.encodes_paths = self.wire_out
         self._out: dict[str, list] = {}   # neighbor -> [bytearray of UPDATEs, commands they stand for]
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
@@ -96,17 +98,17 @@ class Helper:
                                         command.path_id)
         pending = self._out.setdefault(command.neighbor, [bytearray(), 0])
         pending[0] += data
-        pending[1] += 1
         self.wire["sent_commands"] += 1
         if len(pending[0]) >= OUT_LINE_BYTES:
             self._flush_out()
 
     def _flush_out(self) -> None:
-        """The encoded UPDATEs, one line per neighbor, for the hook to write on its session."""
+        """The encoded UPDATEs, one line per neighbor, for the hook to write on its session
+        (0: no command of ExaBGP's to acknowledge for them)."""
         if not self._out:
             return
-        for neighbor, (data, commands) in self._out.items():
-            sys.stdout.write(f"{SEND_PREFIX} {neighbor} {commands} {base64.b64encode(data).decode('ascii')}\n")
+        for neighbor, (data, _commands) in self._out.items():
+            sys.stdout.write(f"{SEND_PREFIX} {neighbor} 0 {base64.b64encode(data).decode('ascii')}\n")
         self._out = {}
         sys.stdout.flush()
 

@@ -24,6 +24,7 @@ Error handling is RFC 7606's, since ExaBGP no longer looks at these messages:
 from __future__ import annotations
 
 import struct
+from socket import inet_ntoa
 
 from bgp.api import Routes, Update
 
@@ -55,8 +56,18 @@ class _Withdraw(Exception):
     """Internal: the attribute makes the message treat-as-withdraw."""
 
 
+_PATH_IDS: dict[int, str] = {}
+_SLASH = [f"/{n}" for n in range(33)]
+_PAD = [b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0", b""]
+
+
 def path_id_text(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    text = _PATH_IDS.get(value)
+    if text is None:
+        text = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+        if len(_PATH_IDS) < 4096:   # a session carries a handful of path ids
+            _PATH_IDS[value] = text
+    return text
 
 
 def parse_prefixes(data: bytes, addpath: bool, what: str) -> list[tuple[str, str]]:
@@ -66,6 +77,7 @@ def parse_prefixes(data: bytes, addpath: bool, what: str) -> list[tuple[str, str
     append = out.append
     position, end = 0, len(data)
     path_id = ""
+    ntoa, slash, pad = inet_ntoa, _SLASH, _PAD
     while position < end:
         if addpath:
             if position + 5 > end:
@@ -74,24 +86,23 @@ def parse_prefixes(data: bytes, addpath: bool, what: str) -> list[tuple[str, str
             position += 4
         length = data[position]
         size = (length + 7) >> 3
-        if length > 32 or position + 1 + size > end:
+        stop = position + 1 + size
+        if length > 32 or stop > end:
             raise SessionReset(INVALID_NETWORK_FIELD, f"{what}: prefix length {length} does not fit")
-        raw = data[position + 1:position + 1 + size]
-        position += 1 + size
-        if size == 4:
-            append((path_id, f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}/{length}"))
-        else:
-            raw = raw + b"\0\0\0\0"[size:]
-            append((path_id, f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}/{length}"))
+        append((path_id, ntoa(data[position + 1:stop] + pad[size]) + slash[length]))
+        position = stop
     return out
 
 
 def parse_as_path(data: bytes, asn_size: int) -> tuple[tuple[int, ...], int]:
     """AS_PATH (or AS4_PATH) -> (every ASN in order, length for best path: an AS_SET counts
     one, confederation segments zero). ValueError if malformed."""
+    end = len(data)
+    if end >= 2 and data[0] == AS_SEQUENCE and end == 2 + data[1] * asn_size and data[1]:   # one sequence
+        return struct.unpack(f"!{data[1]}{'I' if asn_size == 4 else 'H'}", data[2:]), data[1]
     asns: list[int] = []
     length = 0
-    position, end = 0, len(data)
+    position = 0
     code = "!" + ("I" if asn_size == 4 else "H")
     while position < end:
         if position + 2 > end:
@@ -228,6 +239,7 @@ def _mp_unreach(value: bytes, addpath: bool):
 
 def parse_attributes(data: bytes, asn_size: int = 4, ibgp: bool = False, addpath: bool = False) -> _Attributes:
     attrs = _Attributes()
+    seen = attrs.seen
     position, end = 0, len(data)
     while position < end:
         if position + 3 > end:
@@ -245,12 +257,29 @@ def parse_attributes(data: bytes, asn_size: int = 4, ibgp: bool = False, addpath
         if position > end:
             attrs.withdraw_reasons.append(f"attribute {code} overruns the attribute section")
             break
-        if code in attrs.seen:
+        if code in seen:
             if code in (MP_REACH, MP_UNREACH):
                 raise SessionReset(MALFORMED_ATTRIBUTE_LIST, f"attribute {code} repeated")
             attrs.notes.append(f"repeated attribute {code} discarded")
             continue
-        attrs.seen.add(code)
+        seen.add(code)
+        kind = flags & 0xC0
+        # well-formed common attributes first (a full table is made of them), the rest below
+        if code == AS_PATH and kind == 0x40:
+            try:
+                attrs.as_path, attrs.length = parse_as_path(data[start:position], asn_size)
+            except ValueError as exc:
+                attrs.withdraw_reasons.append(f"AS_PATH: {exc}")
+            continue
+        if code == ORIGIN and kind == 0x40 and size == 1 and data[start] <= 2:
+            attrs.origin = data[start]
+            continue
+        if code == NEXT_HOP and kind == 0x40 and size == 4:
+            attrs.next_hop = inet_ntoa(data[start:position])
+            continue
+        if code == MED and kind == 0x80 and size == 4:
+            attrs.med = int.from_bytes(data[start:position], "big")
+            continue
         if _flags_conflict(code, flags):
             attrs.withdraw_reasons.append(f"attribute {code} with flags {flags:#04x}")
             continue

@@ -9,6 +9,7 @@ own messages. Messages stay within BGP's 4096 octets."""
 from __future__ import annotations
 
 import struct
+from socket import inet_aton
 
 MAX_MESSAGE = 4096
 HEADER = b"\xff" * 16
@@ -19,17 +20,19 @@ def path_id_value(path_id: str | int) -> int:
     if isinstance(path_id, int):
         return path_id
     if "." in path_id:
-        a, b, c, d = (int(x) for x in path_id.split("."))
-        return (a << 24) | (b << 16) | (c << 8) | d
+        return int.from_bytes(inet_aton(path_id), "big")
     return int(path_id)
+
+
+_LENGTHS = [bytes([n]) for n in range(33)]
 
 
 def encode_prefix(prefix: str, path_id: int | None) -> bytes:
     address, _, length_text = prefix.partition("/")
     length = int(length_text) if length_text else 32
-    octets = bytes(int(x) for x in address.split("."))[:(length + 7) >> 3]
+    octets = inet_aton(address)[:(length + 7) >> 3]
     head = b"" if path_id is None else path_id.to_bytes(4, "big")
-    return head + bytes([length]) + octets
+    return head + _LENGTHS[length] + octets
 
 
 def _attribute(flags: int, code: int, value: bytes) -> bytes:
@@ -38,15 +41,26 @@ def _attribute(flags: int, code: int, value: bytes) -> bytes:
     return bytes([flags, code, len(value)]) + value
 
 
-def path_attributes(next_hop: str, local_pref: int | None, as_path) -> bytes:
-    """ORIGIN IGP, AS_PATH (sequences of at most 255 4-byte ASNs), NEXT_HOP, LOCAL_PREF."""
+_ORIGIN_IGP = bytes([0x40, 1, 1, 0])
+_LAST_PATH: list = [None, b""]   # the AS_PATH last encoded: the border sends each to every slice in a row
+
+
+def _as_path_attribute(as_path) -> bytes:
+    if _LAST_PATH[0] == as_path:
+        return _LAST_PATH[1]
     asns = list(as_path or ())
     segments = b"".join(bytes([2, len(chunk)]) + struct.pack(f"!{len(chunk)}I", *chunk)
                         for chunk in (asns[i:i + 255] for i in range(0, len(asns), 255)))
-    out = _attribute(0x40, 1, b"\0") + _attribute(0x40, 2, segments)
-    out += _attribute(0x40, 3, bytes(int(x) for x in next_hop.split(".")))
+    encoded = _attribute(0x40, 2, segments)
+    _LAST_PATH[0], _LAST_PATH[1] = as_path, encoded
+    return encoded
+
+
+def path_attributes(next_hop: str, local_pref: int | None, as_path) -> bytes:
+    """ORIGIN IGP, AS_PATH (sequences of at most 255 4-byte ASNs), NEXT_HOP, LOCAL_PREF."""
+    out = _ORIGIN_IGP + _as_path_attribute(as_path) + bytes([0x40, 3, 4]) + inet_aton(next_hop)
     if local_pref is not None:
-        out += _attribute(0x40, 5, struct.pack("!I", local_pref))
+        out += bytes([0x40, 5, 4]) + struct.pack("!I", local_pref)
     return out
 
 
@@ -73,7 +87,10 @@ def announce(prefixes, next_hop: str, as_path, local_pref: int | None = None, pa
     attributes = path_attributes(next_hop, local_pref, as_path)
     head = b"\0\0" + struct.pack("!H", len(attributes)) + attributes
     room = MAX_MESSAGE - 19 - len(head)
-    return b"".join(_message(head + nlri) for nlri in _chunks([encode_prefix(p, pid) for p in prefixes], room))
+    encoded = [encode_prefix(p, pid) for p in prefixes]
+    if len(encoded) <= room // 9:   # fits one message whatever the prefixes (9 octets at most each)
+        return _message(head + b"".join(encoded))
+    return b"".join(_message(head + nlri) for nlri in _chunks(encoded, room))
 
 
 def withdraw(prefixes, path_id=None) -> bytes:
