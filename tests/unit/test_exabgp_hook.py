@@ -40,13 +40,23 @@ def test_launcher_refuses_to_start_exabgp(monkeypatch, capsys):
 
 
 class _Connection:
-    """What the reader uses of ExaBGP's Connection: io, msg_size, reading(), close()."""
+    """What the reader and ExaBGP's writer use of its Connection."""
 
     def __init__(self, io):
         self.io, self.msg_size, self.closed = io, 4096, False
+        self.peer, self.defensive = "peer", False
 
     def reading(self):
         return True
+
+    def writing(self):
+        return True
+
+    def session(self):
+        return "test"
+
+    def name(self):
+        return "test"
 
     def close(self):
         self.closed = True
@@ -112,3 +122,36 @@ def test_reader_reports_a_bad_marker(pair):
     peer.sendall(b"\0" * 16 + struct.pack("!HB", 19, 4))
     _length, _kind, _header, _body, error = next(i for i in exabgp_hook.reader(connection) if i[4])
     assert (error.code, error.subcode) == (1, 1)
+
+
+def _drain(sock) -> bytes:
+    sock.setblocking(False)
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+class _QuietLog:
+    def __getattr__(self, _name):
+        return lambda *args, **kwargs: None
+
+
+def test_queued_updates_never_split_one_of_exabgps_messages(pair, monkeypatch):
+    monkeypatch.setattr("exabgp.reactor.network.connection.log", _QuietLog())   # set up by ExaBGP's main only
+    connection, peer = pair
+    ours = message(2, UPDATE_BODY)
+    connection._vispd_out = bytearray(ours)
+    connection._vispd_writing = True          # ExaBGP is half-way through a message of its own
+    exabgp_hook.flush_output(connection)
+    assert _drain(peer) == b"" and connection._vispd_out == bytearray(ours)
+    connection._vispd_writing = False
+    theirs = message(4)
+    assert all(step is not False for step in exabgp_hook.writer(connection, theirs))   # ours first, whole
+    assert _drain(peer) == ours + theirs
+    assert connection._vispd_writing is False and not connection._vispd_out
