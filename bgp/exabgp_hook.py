@@ -154,6 +154,7 @@ def reader(self):
     buffer = _buffer(self)
     size = _complete(buffer, self)
     while not size:
+        flush_output(self)   # ExaBGP's loop sits here between messages: what the helper queued goes out
         _fill(self, buffer)
         size = _complete(buffer, self)
         if not size:
@@ -167,8 +168,9 @@ def reader(self):
     if length < HEADER_LEN or length > self.msg_size or not Message.Length.get(msg, lambda n: n >= HEADER_LEN)(length):
         yield length, 0, header, b"", NotifyError(1, 2, f"{Message.CODE.name(msg)} has an invalid message length of {length}")
         return
-    if msg == UPDATE and self.__dict__.get("_vispd_bulk"):
-        yield 0, 0, b"", b"", None   # read_message hands it to the helper at its next call
+    if self.__dict__.get("_vispd_bulk") and (
+            msg == UPDATE or (msg == ROUTE_REFRESH and not self.__dict__.get("_vispd_told"))):
+        yield 0, 0, b"", b"", None   # read_message deals with it first, at its next call
         return
     body = bytes(buffer[HEADER_LEN:length])
     del buffer[:length]

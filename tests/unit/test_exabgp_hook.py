@@ -155,3 +155,13 @@ def test_queued_updates_never_split_one_of_exabgps_messages(pair, monkeypatch):
     assert all(step is not False for step in exabgp_hook.writer(connection, theirs))   # ours first, whole
     assert _drain(peer) == ours + theirs
     assert connection._vispd_writing is False and not connection._vispd_out
+
+
+def test_a_route_refresh_waits_for_read_message_to_tell_the_helper(pair):
+    connection, peer = pair
+    connection._vispd_bulk = True
+    peer.sendall(message(5, bytes([0, 1, 0, 1])))
+    assert list(exabgp_hook.reader(connection)) == [(0, 0, b"", b"", None)]   # left in the buffer
+    connection._vispd_told = True                                              # read_message told it
+    length, kind, _header, body, _error = _first(exabgp_hook.reader(connection))
+    assert (length, kind, body) == (23, 5, bytes([0, 1, 0, 1])) and connection._vispd_told is False
