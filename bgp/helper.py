@@ -40,6 +40,8 @@ CONFIG_ENV = "VISPD_BGP_CONFIG"
 FLUSH_AT = 4096            # pending FIB changes that force a flush mid-burst
 LOG_BATCHES_FROM = 10000   # log the size and time of FIB batches at least this large
 IDLE_TICK = 0.1            # seconds between checks for signals and due status writes
+COALESCE_S = 0.003         # wait this long for more routes before installing / passing on what is pending
+COALESCE_MAX_S = 0.02      # ... but never hold a burst's first routes longer than this
 HOOK_ENV = "VISPD_EXABGP_HOOK"   # ExaBGP runs with vispd's hook (bgp/exabgp_hook.py sets it)
 SEND_PREFIX, REFRESH_PREFIX = "#vispd-send", "#vispd-refresh"
 OUT_LINE_BYTES = 1 << 18   # encoded UPDATEs per line to ExaBGP, at most (its API takes lines up to 1 MiB)
@@ -196,6 +198,7 @@ class Helper:
             except queue.Empty:
                 line = None
             urgent = False
+            burst_started = time.monotonic()
             while line is not None:
                 if line is _EOF:
                     eof = True
@@ -203,10 +206,7 @@ class Helper:
                 eof, urgent = self._handle(line, handle)
                 if eof or urgent or speaker.pending_count() >= FLUSH_AT:
                     break
-                try:
-                    line = lines.get_nowait()
-                except queue.Empty:
-                    line = None
+                line = self._next_line(lines, burst_started)
             if self.border:
                 ticked = speaker.tick(time.time())
                 self._effects(ticked)
@@ -217,6 +217,23 @@ class Helper:
             self._flush_fib()
             self._tell_route_changes(with_routes)
             self._write_status(urgent)
+
+    def _next_line(self, lines: queue.SimpleQueue, burst_started: float):
+        """The next line of this burst, or None to end it. A table arrives in many small
+        lines when the sender paces it: with routes waiting to be installed (or encoded for
+        the slices), wait up to COALESCE_S for more, within COALESCE_MAX_S of the burst's
+        start, so that the kernel and the slices get them in batches, not one by one."""
+        try:
+            return lines.get_nowait()
+        except queue.Empty:
+            pass
+        waiting = self._out if self.border else self.speaker.pending_count()
+        if not waiting or time.monotonic() - burst_started >= COALESCE_MAX_S:
+            return None
+        try:
+            return lines.get(timeout=COALESCE_S)
+        except queue.Empty:
+            return None
 
     def _events(self, line) -> list:
         """A line from ExaBGP (JSON, an ack, or the hook's run of UPDATEs) or a BFD event -> events."""
