@@ -29,6 +29,7 @@ import hashlib
 import inspect
 import os
 import socket
+import time
 
 from exabgp import version as exabgp_version
 from exabgp.bgp.fsm import FSM
@@ -57,7 +58,9 @@ HEADER_LEN = 19
 MARKER = b"\xff" * 16
 UPDATE = 2
 READ_SIZE = 1 << 18          # bytes asked of one recv
-RUN_BYTES = 1 << 16          # bytes of UPDATEs in one line to the helper (at most, about)
+RUN_BYTES = 1 << 16          # bytes of UPDATEs taken from the buffer at once (at most, about)
+HOLD_S = 0.002               # a run is held this long for more before it goes to the helper
+HOLD_BYTES = 1 << 16         # ... unless this many bytes are held
 
 # SHA-256 of the source of what the hook replaces or relies on, in ExaBGP 5.0.15
 RELIED_ON = {
@@ -108,7 +111,8 @@ def check() -> None:
 def _buffer(connection) -> bytearray:
     buffer = connection.__dict__.get("_vispd_buffer")
     if buffer is None or connection.__dict__.get("_vispd_io") is not connection.io:
-        buffer = connection._vispd_buffer = bytearray()   # a new socket starts empty
+        buffer = connection._vispd_buffer = bytearray()   # a new socket starts empty: nothing of the old one
+        connection._vispd_held, connection._vispd_out, connection._vispd_told = bytearray(), bytearray(), False
         connection._vispd_io = connection.io
     return buffer
 
@@ -207,8 +211,24 @@ def _take_updates(connection, buffer: bytearray, addpath: bool) -> bytes:
     return run
 
 
+def _hand_over(self, processes, connection, addpath: bool) -> None:
+    """Write the UPDATEs held for this session to the helper, as one line."""
+    held = connection._vispd_held
+    line = (f"{WIRE_PREFIX} {self.neighbor['peer-address']} {int(addpath)} {int(bool(self.negotiated.asn4))} "
+            + base64.b64encode(held).decode("ascii"))
+    connection._vispd_held = bytearray()
+    for process in processes:
+        self.peer.reactor.processes.write(process, line, self.neighbor)
+
+
 def read_message(self):
-    """Protocol.read_message: runs of UPDATEs to the helper, the rest through ExaBGP."""
+    """Protocol.read_message: runs of UPDATEs to the helper, the rest through ExaBGP.
+
+    A sender that paces its table (BIRD sends a realistic one an UPDATE at a time) would
+    make a line per UPDATE: runs are held up to HOLD_S (or HOLD_BYTES) and handed over
+    together, and always before anything else the peer sent is read (a NOTIFICATION must
+    not overtake its UPDATEs). While holding, ExaBGP's loop is given an empty UPDATE, which
+    brings it straight back here."""
     connection = self.connection
     processes = _helper_processes(self)
     connection._vispd_bulk = bool(processes)
@@ -217,20 +237,26 @@ def read_message(self):
         buffer = _buffer(connection)
         if not _complete(buffer, connection):
             _fill(connection, buffer)
+        addpath = bool(self.negotiated.addpath.receive(AFI.ipv4, SAFI.unicast))
+        held = connection.__dict__.get("_vispd_held")
+        if held is None:
+            held = connection._vispd_held = bytearray()
+        run = _take_updates(connection, buffer, addpath)
+        if run:
+            if not held:
+                connection._vispd_held_since = time.monotonic()
+            held += run
+        if held:
+            other_next = len(buffer) >= HEADER_LEN and buffer[18] != UPDATE
+            if other_next or len(held) >= HOLD_BYTES or time.monotonic() - connection._vispd_held_since >= HOLD_S:
+                _hand_over(self, processes, connection, addpath)
+            yield exabgp_protocol._UPDATE
+            return
         if len(buffer) >= HEADER_LEN and buffer[18] == ROUTE_REFRESH and not connection.__dict__.get("_vispd_told"):
             connection._vispd_told = True   # once per message: ExaBGP itself handles it next
             for process in processes:
                 self.peer.reactor.processes.write(process, f"{REFRESH_PREFIX} {self.neighbor['peer-address']}",
                                                   self.neighbor)
-        addpath = bool(self.negotiated.addpath.receive(AFI.ipv4, SAFI.unicast))
-        run = _take_updates(connection, buffer, addpath)
-        if run:
-            line = (f"{WIRE_PREFIX} {self.neighbor['peer-address']} {int(addpath)} {int(bool(self.negotiated.asn4))} "
-                    + base64.b64encode(run).decode("ascii"))
-            for process in processes:
-                self.peer.reactor.processes.write(process, line, self.neighbor)
-            yield exabgp_protocol._UPDATE
-            return
     yield from _ORIGINAL_READ_MESSAGE(self)
 
 
