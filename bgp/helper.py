@@ -28,6 +28,7 @@ import time
 
 from bgp import api, wire_encode, wire_stream
 from bgp.bfd_watch import BfdWatcher
+from bgp.fib_worker import FibWorker
 from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
 from bgp.speaker import PREFERENCE_CODES, Speaker
@@ -72,6 +73,7 @@ class Helper:
             metric = self.config.metric
             self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
                            metrics=(metric, metric + PREFERENCE_CODES))
+        self.fib_worker = None   # started once the stale routes are flushed (start)
         self.wire = {"lines": 0, "updates": 0, "errors": 0, "rfc7606": 0, "sent_commands": 0}   # the hook's bulk path, counted
         self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
         # the border encodes its routes to the slices itself when ExaBGP has the hook
@@ -123,23 +125,30 @@ class Helper:
             self.log.write(line)
 
     def _flush_fib(self) -> None:
+        """Hand the pending FIB changes to the writer thread; take in what it has written."""
         if self.fib is None:
             return
+        self._fib_results()
         ops = self.speaker.take_fib_ops()
         if not ops:
             return
-        started = time.monotonic()
-        try:
-            errors = self.fib.apply(ops)
-        except OSError as exc:
-            self.log.write(f"FIB: netlink failed ({exc}); resynchronising from the kernel")
-            self.speaker.resync(self.fib.entries())
-            return
-        for line in self.speaker.fib_applied(ops, errors):
-            self.log.write(line)
+        self.fib_worker.submit(ops, self.speaker.fib_taken(ops))
         if len(ops) >= LOG_BATCHES_FROM:
-            self.log.write(f"FIB: {len(ops)} changes in {time.monotonic() - started:.3f} s, "
-                           f"{len(self.speaker.installed)} routes installed")
+            self.log.write(f"FIB: {len(ops)} changes queued, {len(self.speaker.installed)} routes installed")
+
+    def _fib_results(self) -> None:
+        resync = False
+        for ops, before, errors, exception in self.fib_worker.results():
+            if exception is not None:
+                self.log.write(f"FIB: netlink failed ({exception!r}); resynchronising from the kernel")
+                resync = True
+            elif errors:
+                for line in self.speaker.fib_failed(ops, errors, before):
+                    self.log.write(line)
+        if resync:
+            self.fib_worker.idle()
+            self.fib_worker.results()   # superseded by the kernel's word
+            self.speaker.resync(self.fib.entries())
 
     def _write_status(self, urgent: bool) -> None:
         now = time.time()
@@ -162,6 +171,7 @@ class Helper:
             self._write_status(urgent=True)
             return
         removed = self.fib.flush()
+        self.fib_worker = FibWorker(self.fib)
         self.speaker.stale_routes_removed = removed
         if removed:
             self.log.write(f"removed {removed} stale routes of protocol {self.config.rt_proto}")
@@ -314,7 +324,11 @@ class Helper:
         except OSError:   # ExaBGP is gone
             pass
         try:
-            self._flush_fib()
+            if self.fib_worker is not None:
+                self._flush_fib()
+                self.fib_worker.idle()
+                self._fib_results()
+                self.fib_worker.stop()
         finally:
             self._write_status(urgent=True)
             if self.fib is not None:
