@@ -112,7 +112,7 @@ def _buffer(connection) -> bytearray:
     buffer = connection.__dict__.get("_vispd_buffer")
     if buffer is None or connection.__dict__.get("_vispd_io") is not connection.io:
         buffer = connection._vispd_buffer = bytearray()   # a new socket starts empty: nothing of the old one
-        connection._vispd_held, connection._vispd_out, connection._vispd_told = bytearray(), bytearray(), False
+        connection._vispd_held, connection._vispd_told = bytearray(), False
         connection._vispd_io = connection.io
     return buffer
 
@@ -315,8 +315,10 @@ def send_encoded(reactor, service: str, line: str) -> None:
     if proto is not None:
         connection = proto.connection
         out = connection.__dict__.get("_vispd_out")
-        if out is None:
+        if out is None or connection.__dict__.get("_vispd_out_io") is not connection.io:
+            # this socket's own queue (the helper may write before ExaBGP first reads from it)
             out = connection._vispd_out = bytearray()
+            connection._vispd_out_io = connection.io
         out += base64.b64decode(payload)
         flush_output(connection)
     if reactor.processes._ack.get(service, False) and int(commands) > 0:

@@ -165,3 +165,11 @@ def test_a_route_refresh_waits_for_read_message_to_tell_the_helper(pair):
     connection._vispd_told = True                                              # read_message told it
     length, kind, _header, body, _error = _first(exabgp_hook.reader(connection))
     assert (length, kind, body) == (23, 5, bytes([0, 1, 0, 1])) and connection._vispd_told is False
+
+
+def test_what_the_helper_queued_before_exabgp_first_reads_is_kept(pair):
+    connection, _peer = pair
+    connection._vispd_out = bytearray(b"queued")      # send_encoded ran before any read on this socket
+    connection._vispd_out_io = connection.io
+    exabgp_hook._buffer(connection)                    # the first read sets the socket's read state up
+    assert connection._vispd_out == bytearray(b"queued")
