@@ -5,8 +5,12 @@ border.py; it installs no routes). It owns the I/O loop only.
 
 A reader thread runs the blocking `for line in sys.stdin` loop ExaBGP needs (select +
 readline strands lines in Python's buffer) and queues the lines; the main thread drains the
-queue, feeds the speaker, and after each burst writes the coalesced FIB changes in one
-netlink batch. A session change is handled at once: notice on the event socket, FIB flush,
+queue, feeds the speaker, and after each burst hands the coalesced FIB changes to a FIB
+writer thread (bgp/fib_worker.py), which writes them in netlink batches while the main
+thread goes on. With ExaBGP started through bgp/exabgp_launch.py, received UPDATEs arrive
+undecoded (`#vispd-wire` lines, decoded by bgp/wire_stream.py and bgp/wire.py, RFC 7606
+included), and the border writes its routes to the slices pre-encoded (`#vispd-send` lines,
+bgp/wire_encode.py) instead of `announce attributes` commands. A session change is handled at once: notice on the event socket, FIB flush,
 status file. Commands go to stdout, flushed one by one; ExaBGP's `done`/`error` acks arrive
 on stdin and settle the announcements. On SIGTERM/SIGINT or end of input (ExaBGP gone), the
 helper withdraws every route it installed, reports the sessions down and exits.
