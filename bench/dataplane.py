@@ -32,6 +32,11 @@
    which includes the softirq forwarding done in its context, plus what ksoftirqd did
    meanwhile): `*_vs_plain_pps_per_cpu_ratio` compares datagrams per CPU-second, which
    other load disturbs far less (as bench/guard.py does).
+   `own` (issue 14): the same line with s1 `routing: own` (PREFIXlineown: s1's ends are
+   veths into the node, its frames steered by the node's guard; s2 stays on the kernel
+   path beside it), s1's routes written as its own software would (bench/ownpath.py), under
+   the machine's guard, and under the nftables fallback (`own-nft`, PREFIXlineownnft) where
+   the machine's guard is BPF: `own_vs_plain_tcp_ratio` and `own_vs_plain_pps_ratio`.
    `--variants` adds the sliced path without its guard, and without guard and classifier
    (bench/variants.py), to show where slicing's cost goes.
 2. Up time (bench/uptime.py). `vispd up` in-process against the floor (the same kernel
@@ -64,7 +69,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
-from bench import floor, iperfrun, plainpath, topogen, uptime, variants  # noqa: E402
+from bench import floor, iperfrun, ownpath, plainpath, topogen, uptime, variants  # noqa: E402
 from compiler.loader import load_topology  # noqa: E402
 from dataplane import netns  # noqa: E402
 from measure import median, ratio, say  # noqa: E402
@@ -72,6 +77,7 @@ from model.units import parse_bandwidth  # noqa: E402
 from vispd import engine  # noqa: E402
 
 LINE_CAPACITY, LINE_GUARANTEES = "100G", ("600M", "300M")
+OWN_ROUTINGS = ("own", "static")  # the own line: s1 routes itself, s2 on the kernel path beside it
 
 
 class Names:
@@ -80,13 +86,17 @@ class Names:
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.line, self.line_nft = f"{prefix}line", f"{prefix}linenft"
+        self.line_own, self.line_own_nft = f"{prefix}lineown", f"{prefix}lineownnft"
         self.abilene, self.big, self.quick = f"{prefix}abilene", f"{prefix}100", f"{prefix}q"
         self.plain = plainpath.PlainPath(f"{floor.FLOOR_PREFIX}{prefix}plain.")
 
     def leftovers(self) -> list[str]:
-        mine = [f"vispd.{t}." for t in (self.line, self.line_nft, self.abilene, self.big, self.quick)]
+        mine = [f"vispd.{t}." for t in (*self.lines(), self.abilene, self.big, self.quick)]
         mine += [floor.floor_name(p) for p in mine]
         return [n for n in netns.list_names() if n.startswith(tuple(mine))] + self.plain.leftovers()
+
+    def lines(self) -> tuple[str, ...]:
+        return self.line, self.line_nft, self.line_own, self.line_own_nft
 
 
 class Cleanup(uptime.Made):
@@ -157,14 +167,18 @@ def one_run(path: dict, udp: bool, seconds: int) -> dict:
             "rx_pps": iperfrun.udp_received_pps(report), "tx_pps": iperfrun.udp_sent_pps(report)}
 
 
-def sliced_line(workdir: str, cleanup: Cleanup, name: str, **env: str) -> tuple[dict, object]:
-    """`vispd up` of the line (with `env`, e.g. VISPD_BPF=off); its path and plan."""
-    source = write_topology(workdir, name, topogen.line_topology(name, LINE_CAPACITY, LINE_GUARANTEES))
+def sliced_line(workdir: str, cleanup: Cleanup, name: str, routings: tuple[str, ...] = (),
+                **env: str) -> tuple[dict, object]:
+    """`vispd up` of the line (with `env`, e.g. VISPD_BPF=off; s1 and s2 routed as
+    `routings` says, default static); its path (s1, a to d) and plan."""
+    source = write_topology(workdir, name, topogen.line_topology(name, LINE_CAPACITY, LINE_GUARANTEES, routings))
     topo = load_topology(source)
     cleanup.topologies.append(name)
     with environment(**env):
         engine.up(topo, source)
         plan = engine.topology_plan(topo)
+    if routings[:1] == ("own",):
+        ownpath.route_line(plan, "s1")  # what the slice's own software would write
     a, d = plan.sliver("s1", "a"), plan.sliver("s1", "d")
     return {"client_ns": a.ns, "client_addr": a.loopback, "server": iperfrun.Server(d.ns, d.loopback)}, plan
 
@@ -176,6 +190,9 @@ def setup_paths(workdir: str, cleanup: Cleanup, names: Names, with_variants: boo
     paths["sliced"], plan = sliced_line(workdir, cleanup, names.line)
     if guard != "nft":
         paths["nft"], _ = sliced_line(workdir, cleanup, names.line_nft, VISPD_BPF="off")
+    paths["own"], _ = sliced_line(workdir, cleanup, names.line_own, OWN_ROUTINGS)
+    if guard != "nft":
+        paths["own-nft"], _ = sliced_line(workdir, cleanup, names.line_own_nft, OWN_ROUTINGS, VISPD_BPF="off")
     capacity, rate = parse_bandwidth(LINE_CAPACITY), parse_bandwidth(LINE_GUARANTEES[0])
     cleanup.namespaces.update(names.plain.names())
     names.plain.build(capacity, rate)
@@ -246,6 +263,9 @@ def summarize_datapath(results: dict, names: list[str], runs: int, seconds: int)
         out[f"{key}_vs_plain_pps_ratio_of_medians"] = ratio(out[f"udp64_kernel_pps_{key}"], out["udp64_kernel_pps_plain"])
     if "nft" in names:
         out["sliced_vs_nft_pps_ratio"] = pair_ratio(results, "sliced", True, "kernel_pps", versus="nft")
+    if "own" in names:  # what steering by where a frame entered costs over the kernel path
+        out["own_vs_sliced_tcp_ratio"] = pair_ratio(results, "own", False, "mbps", versus="sliced")
+        out["own_vs_sliced_pps_ratio"] = pair_ratio(results, "own", True, "kernel_pps", versus="sliced")
     out["sliced_vs_plain_pps_iperf3_rx_ratio"] = pair_ratio(results, "sliced", True, "rx_pps")
     out["sliced_vs_plain_pps_tx_ratio"] = pair_ratio(results, "sliced", True, "tx_pps")
     out["udp64_iperf3_receiver_bound"] = any(
@@ -277,7 +297,7 @@ def print_summary(figures: dict, names: Names) -> None:
     if "tcp_mbps_sliced" in figures:
         say(f"data path: the sliced line under the {figures['datapath_guard']} guard"
             + (", and under the nft fallback" if "tcp_mbps_nft" in figures else ""))
-        for path in ("sliced", "nft"):
+        for path in ("sliced", "nft", "own", "own_nft"):
             if f"tcp_mbps_{path}" not in figures:
                 continue
             say(f"  {path:7s} TCP {figures[f'tcp_mbps_{path}']:,.0f} Mbit/s (plain {figures['tcp_mbps_plain']:,.0f}): "
@@ -286,6 +306,9 @@ def print_summary(figures: dict, names: Names) -> None:
                 f"ratio {figures[f'{path}_vs_plain_pps_ratio']} (median of round ratios; ratio of medians "
                 f"{figures[f'{path}_vs_plain_pps_ratio_of_medians']}; per CPU-second "
                 f"{figures[f'{path}_vs_plain_pps_per_cpu_ratio']})")
+        if "own_vs_sliced_pps_ratio" in figures:
+            say(f"  own vs sliced (side by side): TCP ratio {figures['own_vs_sliced_tcp_ratio']}, "
+                f"pps ratio {figures['own_vs_sliced_pps_ratio']} (goals vs plain: TCP >= 0.90, pps >= 0.70)")
         if figures["udp64_iperf3_receiver_bound"]:
             say("  (iperf3's receiver fell behind the kernel: its own count measures the receiver)")
         for key in sorted(k for k in figures if k.endswith("_vs_plain_pps_ratio")
@@ -338,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_datapath:
             say("data path: sliced (vISP slivers) vs plain namespaces, 3 hops")
             figures.update(measure_datapath(workdir, cleanup, names, args.runs, args.seconds, args.variants))
-            for name in (names.line, names.line_nft):
+            for name in names.lines():
                 if name in cleanup.topologies:
                     engine.down(name)
                     cleanup.topologies.remove(name)

@@ -47,7 +47,7 @@ if sys.argv[2] == "unbounded":
     for name in ("MAX_VALUES", "MAX_FILE_BYTES", "MAX_EXPANDED_CHARS", "MAX_NODES", "MAX_SLIVERS",
                  "MAX_ROUTE_PAIRS", "MAX_VIRTUAL_LINKS"):
         setattr(limits, name, 10**12)
-    limits._COUNTED.clear()
+    limits.COUNTED_LISTS.clear()
 from vispd import cli
 status = cli.main(["validate", sys.argv[1]]) if sys.argv[1] != "-" else 0
 usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -21,7 +21,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADDRESS_SPACE = ["198.18.0.0/15"]
 
 
-def line_topology(name: str, capacity: str, guarantees: tuple[str, ...]) -> str:
+def line_topology(name: str, capacity: str, guarantees: tuple[str, ...], routings: tuple[str, ...] = ()) -> str:
+    """The line a-b-c-d; slice s(i+1) has guarantee `guarantees[i]` and routing
+    `routings[i]` (default static)."""
     nodes = ["a", "b", "c", "d"]
     doc = {
         "name": name,
@@ -30,7 +32,8 @@ def line_topology(name: str, capacity: str, guarantees: tuple[str, ...]) -> str:
         "nodes": [{"name": n} for n in nodes],
         "links": [{"between": [x, y], "bandwidth": capacity, "cost": 1}
                   for x, y in zip(nodes, nodes[1:])],
-        "slices": [{"name": f"s{i + 1}", "nodes": "all", "links": "all", "bandwidth": bw}
+        "slices": [{"name": f"s{i + 1}", "nodes": "all", "links": "all", "bandwidth": bw,
+                    **({"routing": routings[i]} if i < len(routings) else {})}
                    for i, bw in enumerate(guarantees)],
     }
     return yaml.safe_dump(doc, sort_keys=False)
@@ -86,6 +89,8 @@ def random_topology(name: str, nodes: int = 100, links: int = 200, slices: int =
 
 
 def abilene_copy(name: str) -> str:
+    """Abilene's vISP alone (no providers, access or egress, no link delays): what the floor
+    can make too."""
     with open(os.path.join(REPO, "topologies", "abilene.yaml")) as handle:
         doc = yaml.safe_load(handle)
     doc["name"] = name
@@ -93,4 +98,7 @@ def abilene_copy(name: str) -> str:
         doc.pop(section, None)
     for sl in doc.get("slices", []):
         sl.pop("egress", None)
+    for link in doc.get("links", []):  # link delays are processes (the delay line), not kernel objects
+        for prop in ("delay", "jitter", "loss"):
+            link.pop(prop, None)
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)

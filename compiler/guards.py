@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from .context import PlanContext, PlanningError, PlanParts
 from .resources import (
-    BpfGuard, GuardedDevice, GuardedEnd, IsolationFilter, Macvlan, Resource, ShapingClass, Veth,
+    BpfGuard, GuardedDevice, GuardedEnd, IsolationFilter, Macvlan, OwnLink, OwnSteering, Resource, ShapingClass,
+    SteeredEnd, Veth,
 )
 
 DEFAULT_CLASS = 0xFFFF  # HTB's default class (compiler.resources.shaping): what no slice owns
@@ -36,7 +37,7 @@ def node_guards(ctx: PlanContext, parts: PlanParts) -> tuple[list[Resource], set
     shaping needs no u32 filter; none for the nftables guard)."""
     hook = bpf_hook(ctx)
     if hook is None:
-        return _nft_guards(ctx, parts), set()
+        return _nft_guards(ctx, parts) + own_steering(ctx, parts), set()
     layout = _DeviceLayout(ctx, parts)
     guards, classified = [], set()
     for node in ctx.topo.nodes:
@@ -46,6 +47,23 @@ def node_guards(ctx: PlanContext, parts: PlanParts) -> tuple[list[Resource], set
             guards.append(BpfGuard(node=node.name, ns=ns, hook=hook, devices=devices))
             classified |= {(ns, d.ifname) for d in devices}
     return guards, classified
+
+
+def own_steering(ctx: PlanContext, parts: PlanParts) -> list[Resource]:
+    """Under the nftables guard, one OwnSteering per node namespace with own links: what
+    the BPF guard's own-link programs do there, done by nftables."""
+    if not any(sl.routing == "own" for sl in ctx.topo.slices):
+        return []
+    layout, steering = _DeviceLayout(ctx, parts), []
+    for node in ctx.topo.nodes:
+        ns = ctx.node_ns(node.name)
+        ends = tuple(SteeredEnd(own_ifname=end.own_ifname, lower_ifname=ifname, mac=end.mac, peer_mac=end.peer_mac,
+                                classid=end.classid)
+                     for ifname, ends in sorted(layout.ends_by_device(node.name, ns).items())
+                     for end in ends if end.own_ifname)
+        if ends:
+            steering.append(OwnSteering(node=node.name, ns=ns, ends=ends))
+    return steering
 
 
 def without_matches(classes) -> tuple[ShapingClass, ...]:
@@ -75,10 +93,14 @@ class _DeviceLayout:
     def __init__(self, ctx: PlanContext, parts: PlanParts):
         self.ctx, self.parts = ctx, parts
         self.lower: dict[tuple[str, str], str] = {}  # (node namespace, near MAC) -> device
+        self.own: dict[tuple[str, str], str] = {}  # (node namespace, near MAC) -> own link's node end
         self.far: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, device) -> (ns, device) at the other end
         for res in parts.resources:
             if isinstance(res, Macvlan):
                 self.lower[(res.lower_ns, res.mac)] = res.lower_ifname
+            elif isinstance(res, OwnLink):
+                self.lower[(res.ns, res.mac)] = res.lower_ifname
+                self.own[(res.ns, res.mac)] = res.ifname
             elif isinstance(res, Veth):
                 self.far[(res.ns, res.ifname)] = (res.peer_ns, res.peer_ifname)
                 self.far[(res.peer_ns, res.peer_ifname)] = (res.ns, res.ifname)
@@ -86,7 +108,7 @@ class _DeviceLayout:
 
     def node_devices(self, node: str) -> tuple[GuardedDevice, ...]:
         ns = self.ctx.node_ns(node)
-        ends = self._ends_by_device(node, ns)
+        ends = self.ends_by_device(node, ns)
         devices = [GuardedDevice(ifname, tuple(sorted(ends.get(ifname, ()), key=lambda e: (e.mac, e.peer_mac))),
                                  ingress=self.far.get((ns, ifname)) not in self.watched)
                    for ifname in sorted(self.parts.guarded.get(node, ()))]
@@ -97,7 +119,7 @@ class _DeviceLayout:
                     if shaped_ns == ns and _source_classes(self.parts, shaped_ns, ifname)]
         return tuple(sorted(devices, key=lambda d: d.ifname))
 
-    def _ends_by_device(self, node: str, ns: str) -> dict[str, list[GuardedEnd]]:
+    def ends_by_device(self, node: str, ns: str) -> dict[str, list[GuardedEnd]]:
         ends: dict[str, list[GuardedEnd]] = {}
         for far, near in sorted(self.parts.admitted.get(node, ())):
             ifname = self.lower.get((ns, near))
@@ -105,5 +127,6 @@ class _DeviceLayout:
                 raise PlanningError(f"the guard of {node} admits frames to {near}, which is on no device of the node")
             classid = next((c.classid for c in self.parts.classes.get((ns, ifname), ()) if near in c.macs),
                            DEFAULT_CLASS)
-            ends.setdefault(ifname, []).append(GuardedEnd(mac=near, peer_mac=far, classid=classid))
+            ends.setdefault(ifname, []).append(GuardedEnd(mac=near, peer_mac=far, classid=classid,
+                                                          own_ifname=self.own.get((ns, near), "")))
         return ends

@@ -59,7 +59,7 @@ def plan_reload(old: LineConfig, new: LineConfig) -> ReloadPlan:
 
 
 def apply_reload(server, new: LineConfig, plan: ReloadPlan, bind) -> None:
-    """Carry `plan` out on a running delayline.Server (single-process mode), binding new
+    """Carry `plan` out on a running delayserver.Server (single-process mode), binding new
     queues with `bind(assignments, config)`. RuntimeError if a rule is refused: the queues
     are then already bound and keep serving."""
     server.add_queues(bind(list(plan.bind), new))

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from . import delayline
+from . import delayserver
 from .delayapply import RuleRemoval, install_rules
 
 READY_TIMEOUT_S = 10
@@ -28,7 +28,7 @@ def _worker(group, config, report_fd: int) -> int:
     own = dataclasses.replace(config, links=tuple(dataclasses.replace(link, device="")
                                                   for link in config.links))
     try:
-        server = delayline.Server(delayline.bind_queues(group, own), own)
+        server = delayserver.Server(delayserver.bind_queues(group, own), own)
     except OSError as error:
         os.write(report_fd, f"error {error}\n".encode())
         return 1
@@ -38,7 +38,7 @@ def _worker(group, config, report_fd: int) -> int:
     os.write(report_fd, b"ok\n")
     os.close(report_fd)
     stats = server.serve()
-    delayline.emit("stats", dataclasses.asdict(stats))
+    delayserver.emit("stats", dataclasses.asdict(stats))
     return 0
 
 
@@ -76,7 +76,7 @@ def run_workers(config, assignments) -> int:
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(True))
-    signal.signal(signal.SIGHUP, delayline.ignore_reload)  # reloading workers: not supported
+    signal.signal(signal.SIGHUP, delayserver.ignore_reload)  # reloading workers: not supported
     children = [_fork(group, config) for group in groups]
     pids = [pid for pid, _ in children]
     reports = [_report(fd) for _, fd in children]
@@ -91,12 +91,12 @@ def run_workers(config, assignments) -> int:
         print(f"delayline: {error}", file=sys.stderr)
         _stop(pids)
         return 1
-    ready = delayline.listen_ready(config.ready_socket)
-    delayline.emit("ready", {"pid": os.getpid(), "workers": pids, "queues": [q for _, q in assignments]})
+    ready = delayserver.listen_ready(config.ready_socket)
+    delayserver.emit("ready", {"pid": os.getpid(), "workers": pids, "queues": [q for _, q in assignments]})
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if not stop:  # a signal that came before the mask was handled; later ones wait here
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    delayline.close_ready(ready, config.ready_socket)
+    delayserver.close_ready(ready, config.ready_socket)
     removal = RuleRemoval(config)
     while not removal.done():
         time.sleep(0.01)

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from .errors import Problem, SourceMark, TopologyError, describe_value, quote
-from .limits import MAX_FILE_BYTES, count_problems
+from .counts import count_problems
+from .limits import MAX_FILE_BYTES
 from .textfile import read_topology_text, too_large
 from .yamlcompose import MAPPING, SCALAR, SEQUENCE, ComposeStop, Node, compose_document, \
     is_merge_key, syntax_problem

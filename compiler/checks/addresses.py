@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from ..addressing import allocate_slice_prefixes
 
 SPECIAL = (
     (IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"),

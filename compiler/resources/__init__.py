@@ -19,6 +19,7 @@ from .forward import PortForward
 from .netns import Netns
 from .owndaemon import OwnSuiteDaemon
 from .ownlink import OwnLink
+from .ownsteer import OwnSteering, SteeredEnd
 from .route import MAIN_TABLE, VISPD_RTPROTO, Route, RouteBatchError
 from .rule import RoutingRule
 from .shaping import Shaping, ShapingClass
@@ -27,15 +28,15 @@ from .veth import Veth
 
 # In the order observation reports them (the diff does not depend on it).
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Netns, IsolationFilter, BpfGuard, Veth, Adopted, Macvlan, OwnLink, TunTap, LinkDown, Shaping, Address, Neighbour,
+    Netns, IsolationFilter, BpfGuard, OwnSteering, Veth, Adopted, Macvlan, OwnLink, TunTap, LinkDown, Shaping, Address, Neighbour,
     Route,
     RoutingRule, Daemon, PortForward,
 )
 DEVICE_KINDS: tuple[type[Device], ...] = tuple(k for k in RESOURCE_KINDS if issubclass(k, Device))
 
 __all__ = [
-    "Address", "Adopted", "BORROWED_TOKEN", "BpfGuard", "KIND_TOKEN", "OwnLink", "OwnSuiteDaemon", "Daemon", "PortForward",
+    "Address", "Adopted", "BORROWED_TOKEN", "BpfGuard", "KIND_TOKEN", "OwnLink", "OwnSteering", "OwnSuiteDaemon", "Daemon", "PortForward",
     "Device", "DeviceRef", "GuardedDevice", "GuardedEnd", "IsolationFilter", "LinkDown", "Macvlan", "Neighbour",
     "MAIN_TABLE", "Netns", "RESOURCE_KINDS", "RoutingRule", "DEVICE_KINDS", "Resource", "Route", "RouteBatchError", "Shaping",
-    "ShapingClass", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
+    "ShapingClass", "SteeredEnd", "TunTap", "VISPD_RTPROTO", "Veth", "owner_marker",
 ]

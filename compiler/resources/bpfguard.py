@@ -16,8 +16,11 @@ node's shaping: per node namespace, per guarded device,
 The programs are assembled and loaded by the backend (`dataplane.bpf`, through the Host
 port's `bpf_guard_*` verbs); their names carry the digest of what they hold (the
 ownership marker: only such names are ever touched), and the namespace's `lo` marker
-carries `bpf=DIGEST` of this resource. `ends` also has room for `routing: own` slices
-(`own_ifname`, issue 14): the backend steers their frames already.
+carries `bpf=DIGEST` of this resource. An end of a `routing: own` slice (issue 14) names
+the node end of its own link (`own_ifname`, compiler/guards.py): the backend attaches a
+program there that pins the end's MAC pair and class on whatever the slice sends and
+steers it onto the device, and the device's ingress program hands arriving frames of the
+pair straight into the sliver (dataplane.bpf.programs).
 """
 from __future__ import annotations
 
@@ -72,7 +75,8 @@ class BpfGuard(Resource):
         return f"BPF guard ({self.hook}) in {self.ns} on {len(self.devices)} devices ({pairs} MAC pairs){extra}"
 
     def bound_devices(self) -> tuple[DeviceRef, ...]:
-        return tuple((self.ns, device.ifname) for device in self.devices)  # its programs sit on them
+        own = [end.own_ifname for device in self.devices for end in device.ends if end.own_ifname]
+        return tuple((self.ns, ifname) for ifname in [d.ifname for d in self.devices] + own)  # its programs sit on them
 
     def create(self, host) -> None:
         host.bpf_guard_apply(self.ns, self.hook, self.devices)

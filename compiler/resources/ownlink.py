@@ -10,11 +10,12 @@ own, where the node's BPF program (dataplane.bpf: `own_ingress`, attached by the
 guard, which lists this link's node end as the slice end's `own_ifname`) pins the virtual
 link's own MAC pair on it, sets the slice's HTB class and steers it onto the substrate
 device `lower_ifname`; the far node hands it (bpf_redirect_peer) straight to the far end of
-the same virtual link. A frame's slice is decided by where it entered, never by what it
-claims.
+the same virtual link. Under the nftables guard the node namespace's `OwnSteering`
+(compiler.resources.ownsteer) does the same with netdev chains and `fwd`. A frame's slice
+is decided by where it entered, never by what it claims.
 
 The node end is ours alone: marked `k=ownlink` (so no other veth kind claims it), no ARP,
-no address; until its program is attached nothing it receives goes anywhere (the node
+no address; until its program (or chain) is attached nothing it receives goes anywhere (the node
 namespace does not forward, and answers no ARP on it). The sliver end is the slice's: vispd
 marks it as the pair's peer and gives it its MAC, MTU and address (which `up` puts back if
 it is removed); whatever else the slice does with it is its own business (a MAC it changes

@@ -21,7 +21,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the labs directory (failures, lablib) and this checkout's root, ahead of any other copy of
+# vispd installed on the machine (labs/failures.py imports the compiler before lablib runs)
+_LABS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0:0] = [_LABS, os.path.dirname(_LABS)]
 import failures  # noqa: E402
 import lablib  # noqa: E402
 from model import geo  # noqa: E402

@@ -2,7 +2,8 @@
 runs as the slice's own root in its sliver, under `vispd exec`, with the system's python3).
 Each prints one JSON object.
 
-    own_agent.py routes DST=VIA ...        the slice's own routing: `ip route replace` per entry
+    own_agent.py routes DST=VIA ...        the slice's own routing: `ip route replace` per entry,
+                                           from the sliver's loopback address (as vispd's routes)
     own_agent.py escape NODE_NS OTHER_NS   what a slice root must not do: one verdict per try
     own_agent.py hostile SPEC_JSON         pose as other slices: MACs, raw frames, floods, devices
     own_agent.py restore SPEC_JSON         undo `hostile`'s changes to the sliver
@@ -27,12 +28,21 @@ def run(argv: list[str]) -> tuple[int, str]:
 
 
 def routes(entries: list[str]) -> dict:
-    done = {}
+    """Each DST via VIA with the loopback as preferred source: replies to a sliver two hops
+    away then come back to an address every sliver routes (its link addresses are only
+    routed by their neighbours)."""
+    done, source = {}, _loopback()
     for entry in entries:
         dst, via = entry.split("=")
-        code, text = run(["ip", "route", "replace", dst, "via", via])
+        code, text = run(["ip", "route", "replace", dst, "via", via, "src", source])
         done[dst] = "ok" if code == 0 else text
     return {"routes": done, "uid": os.getuid(), "caps": _caps()}
+
+
+def _loopback() -> str:
+    listed = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", "lo"], capture_output=True,
+                                       text=True, check=True).stdout)
+    return next(a["local"] for link in listed for a in link["addr_info"] if not a["local"].startswith("127."))
 
 
 def _caps() -> str:

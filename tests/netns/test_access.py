@@ -276,12 +276,15 @@ def test_down_stops_every_access_daemon(tmp_path, state_dir):
     run = state_dir / name / "run"
     pids = {p.name[:-4]: int(p.read_text().split()[0]) for p in run.glob("*.pid")}
     kinds = sorted({n.split("-")[0] for n in pids})
-    # the border router and its BFD daemon (washington and sunnyvale peer with providers) and
-    # the delay processes of Abilene's geographic link delays, one per node
-    assert kinds == ["bfdd", "bird", "border", "delay", "egress", "exabgp", "openvpn", "pptp", "socket", "wireguard"], kinds
-    assert sum(n.startswith("socket-") for n in pids) == 11
-    assert sum(n.startswith("delay-") for n in pids) == 11
-    vispd("down", path)
+    try:
+        # the border router and its BFD daemon (washington and sunnyvale peer with providers)
+        # and the delay processes of Abilene's geographic link delays, one per node
+        assert kinds == ["bfdd", "bird", "border", "delay", "egress", "exabgp", "openvpn", "pptp", "socket",
+                         "wireguard"], kinds
+        assert sum(n.startswith("socket-") for n in pids) == 11
+        assert sum(n.startswith("delay-") for n in pids) == 11
+    finally:
+        vispd("down", path)  # also when the census fails: a failed test leaves nothing up
     time.sleep(0.2)
     alive = [n for n, pid in pids.items() if os.path.exists(f"/proc/{pid}")
              and open(f"/proc/{pid}/stat").read().rsplit(")", 1)[-1].split()[0] != "Z"]

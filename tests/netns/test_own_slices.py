@@ -6,7 +6,9 @@ One ring a-b-c-d-a (100 Mbit/s links) is brought up for the module with five sli
 own program writing routes as the slice), `bird` (routing: own with its own BIRD OSPF
 configuration), `frr` (the same with FRR) and `evil` (routing: own, hostile). Everything
 the slices do runs through `vispd exec` as the slice (tests/netns/own_agent.py, with the
-system's python3); sniffers and iperf3 servers run as root in the slivers.
+system's python3); sniffers and iperf3 servers run as root in the slivers. The module
+runs twice: under the BPF guard (the machine's default where tc BPF works) and under the
+nftables fallback ($VISPD_BPF=off), which steer own links each their own way.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import pytest
 from compiler.loader import load_topology
 from compiler.planner import compile_plan
 from dataplane import netns
-from dataplane.bpf import detect
+from dataplane.bpf import detect, node as bpf_node
 
 from conftest import ROOT, unique_name, vispd, wait_for
 from guard_probes import Iperf, Sniffer
@@ -101,29 +103,35 @@ slices:
 """
 
 
-@pytest.fixture(scope="module")
-def ring(tmp_path_factory):
-    if not detect.available().ok:
-        pytest.skip(f"routing: own needs the BPF guard: {detect.available().reason}")
+@pytest.fixture(scope="module", params=["bpf", "nft"])
+def ring(request, tmp_path_factory):
+    """The ring under each node guard: the BPF guard (the machine's default where tc BPF
+    works) and the nftables fallback ($VISPD_BPF=off), each steering own links its way."""
+    guard = request.param
+    if guard == "bpf" and not detect.available().ok:
+        pytest.skip(f"the BPF guard is not available here: {detect.available().reason}")
     for tool in ("bird", "iperf3", "/usr/lib/frr/zebra", PYTHON):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool}")
     state = tmp_path_factory.mktemp("state")
-    configs = tempfile.mkdtemp(prefix="ho-own-")  # the slices' users must read their configs
+    configs = tempfile.mkdtemp(prefix="hq-own-")  # the slices' users must read their configs
     os.chmod(configs, 0o755)
     for leaf, text in (("bird.conf", BIRD_CONF), ("frr.conf", FRR_CONF)):
         with open(os.path.join(configs, leaf), "w") as handle:
             handle.write(text)
-    name = unique_name("ho")
+    name = unique_name("hq")
     path = str(tmp_path_factory.mktemp("topo") / f"{name}.yaml")
     with open(path, "w") as handle:
         handle.write(topology_text(name, configs))
     env = dict(os.environ, VISPD_STATE_DIR=str(state))
+    env.pop("VISPD_BPF", None)
+    if guard == "nft":
+        env["VISPD_BPF"] = "off"
     old = os.environ.get("VISPD_STATE_DIR")
     os.environ["VISPD_STATE_DIR"] = str(state)
     try:
         vispd("up", path, env=env)
-        yield Ring(name, path, compile_plan(load_topology(path)), env)
+        yield Ring(name, path, compile_plan(load_topology(path)), env, guard)
     finally:
         vispd("down", path, check=False, env=env)
         shutil.rmtree(configs, ignore_errors=True)
@@ -134,8 +142,8 @@ def ring(tmp_path_factory):
 
 
 class Ring:
-    def __init__(self, name: str, path: str, plan, env: dict):
-        self.name, self.path, self.plan, self.env = name, path, plan, env
+    def __init__(self, name: str, path: str, plan, env: dict, guard: str):
+        self.name, self.path, self.plan, self.env, self.guard = name, path, plan, env, guard
 
     def sliver(self, slice_name: str, node: str):
         return self.plan.sliver(slice_name, node)
@@ -172,6 +180,19 @@ def reach(report: dict, slice_name: str) -> dict:
     return next(r for r in report["reach"] if r["slice"] == slice_name)
 
 
+def route_ring(ring, slice_name: str) -> list[dict]:
+    """The slice's own program (own_agent.py routes, as the slice) on every node: a route
+    to every other sliver's loopback along the ring's shortest path."""
+    graph = nx.cycle_graph(["a", "b", "c", "d"])
+    done = []
+    for node in "abcd":
+        entries = [f"{ring.sliver(slice_name, other).loopback}/32="
+                   f"{ring.peer_ip(slice_name, node, 'v-' + nx.shortest_path(graph, node, other)[1])}"
+                   for other in "abcd" if other != node]
+        done.append(ring.agent(slice_name, node, "routes", *entries))
+    return done
+
+
 def test_an_ordinary_slice_still_cannot_route(ring):
     denied = ring.run("exec", ring.name, "vic", "a", "--", "ip", "route", "add", "10.97.0.0/16", "dev", "lo",
                       check=False)
@@ -181,15 +202,7 @@ def test_an_ordinary_slice_still_cannot_route(ring):
 def test_the_slices_own_program_routes_it_to_full_reach(ring):
     """prog's program (as the slice: uid 0 of its own user namespace, only net caps) writes
     a route per other sliver's loopback along the ring; then `vispd check` finds every pair."""
-    graph = nx.cycle_graph(["a", "b", "c", "d"])
-    for node in "abcd":
-        entries = []
-        for other in "abcd":
-            if other == node:
-                continue
-            hop = nx.shortest_path(graph, node, other)[1]
-            entries.append(f"{ring.sliver('prog', other).loopback}/32={ring.peer_ip('prog', node, f'v-{hop}')}")
-        done = ring.agent("prog", node, "routes", *entries)
+    for done in route_ring(ring, "prog"):
         assert set(done["routes"].values()) == {"ok"}, done
         assert done["uid"] == 0 and int(done["caps"], 16) == 0x3C00  # net_bind_service..net_raw, nothing else
     report = ring.check("--converge", "10")
@@ -204,9 +217,28 @@ def test_bird_and_frr_with_the_slices_own_configurations_give_full_reach(ring):
     running = ring.run("status", ring.name, "--json")
     daemons = {d["name"]: d for d in json.loads(running.stdout)["daemons"]}
     assert {f"own-{s}-{n}" for s in ("bird", "frr") for n in "abcd"} <= set(daemons)
-    uids = subprocess.run(["ps", "-o", "uid=,args=", "-C", "bird"], capture_output=True, text=True).stdout
+    uids = subprocess.run(["ps", "-ww", "-o", "uid=,args=", "-C", "bird"], capture_output=True, text=True).stdout
     mine = [line for line in uids.splitlines() if f"/{ring.name}/own-bird-" in line]
     assert len(mine) == 4 and all(int(line.split()[0]) == ring.sliver("bird", "a").uid for line in mine)
+
+
+def test_own_links_are_steered_by_the_guard_in_use(ring):
+    """Every own link's node end on b is steered: by a BPF own-link program under the BPF
+    guard, by a chain of `netdev vispd_own` under the nftables guard (and not both)."""
+    ns = ring.node_ns("b")
+    with netns.entered(ns):
+        own_ends = sorted(name for _, name in socket.if_nameindex() if name.startswith("ov"))
+    assert len(own_ends) == 2 * 4  # prog, bird, frr, evil toward a and c
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "netdev", "vispd_own"],
+                            capture_output=True, text=True)
+    if ring.guard == "bpf":
+        programs = bpf_node.observe(ns, detect.available().mode)
+        steered = sorted(dev for (dev, hook), (role, _) in programs.items() if role == "o" and hook == "ingress")
+        assert steered == own_ends
+        assert listed.returncode != 0
+    else:
+        assert all(f'device "{dev}"' in listed.stdout for dev in own_ends), listed.stdout
+        assert "fwd to" in listed.stdout
 
 
 def test_a_slice_root_reaches_nothing_outside_its_sliver(ring):
@@ -235,7 +267,7 @@ def test_a_hostile_own_slice_gets_nothing_into_other_slices(ring):
     addresses, ARP, broadcast and multicast out of every device, and floods: sniffers in
     every other slice's slivers see none of it; evil's own peer on c gets its frames, with
     evil's own MACs."""
-    marker = "ho-" + secrets.token_hex(6)
+    marker = "hq-" + secrets.token_hex(6)
     spec = hostile_spec(ring, marker)
     others = [s for s in ring.plan.slivers if s.slice != "evil"]
     sniffers = {s.ns: Sniffer(s.ns) for s in others}
@@ -290,6 +322,10 @@ def test_the_victims_tcp_keeps_its_guarantee_under_an_own_slices_flood(ring):
 
 
 def test_check_passes_with_every_kind_of_slice(ring):
+    """With prog and evil routed by their own programs (and bird, frr by their suites),
+    check finds full reach in every slice and no leak from or to any."""
+    for slice_name in ("prog", "evil"):
+        route_ring(ring, slice_name)
     report = ring.check("--converge", "30")
     assert report["ok"], json.dumps(report, indent=1)[:3000]
     isolation = [i for i in report["isolation"] if "evil" in (i["source"], i["target"])]
@@ -325,7 +361,10 @@ def test_down_removes_the_slices_processes_even_nested_ones(ring):
     ring.run("exec", ring.name, "prog", "a", "--", "sh", "-c",
              "setsid sleep 300 </dev/null >/dev/null 2>&1 & setsid unshare --user --net sleep 301 </dev/null "
              ">/dev/null 2>&1 &")
-    found = wait_for(lambda: [p for p in netns.pids_inside(sliver) if _command(p).startswith("sleep 30")], timeout=5)
+    def sleepers() -> list[int]:
+        return [p for p in netns.pids_inside(sliver) if _command(p).startswith("sleep 30")]
+    wait_for(lambda: len(sleepers()) >= 2, timeout=5)  # both started (they race with exec's return)
+    found = sleepers()
     assert len(found) == 2
     nested = [p for p in found if os.stat(f"/proc/{p}/ns/net").st_ino != netns.inode(sliver)]
     assert len(nested) == 1  # found by its user namespace, not by its network namespace
