@@ -19,7 +19,7 @@ from compiler.diff import Step, diff
 from compiler.loader import load_topology
 from compiler.plan import Plan
 from compiler.planner import ControllerState, compile_plan
-from compiler.resources import TunTap
+from compiler.resources import Netns, TunTap
 from compiler.runtime import Runtime
 from compiler.schedule import schedule
 from dataplane import delaycaps, tundev
@@ -94,6 +94,12 @@ def node_guard() -> str:
     return f"bpf-{capability.mode}" if capability.ok else "nft"
 
 
+def needs_tun_device(plan: Plan) -> bool:
+    """Whether slice programs must open /dev/net/tun: to attach to a pseudo-device vispd made
+    for them, or (a `routing: own` slice, root in its sliver) to make TUN/TAP devices of their own."""
+    return any(isinstance(r, TunTap) or (isinstance(r, Netns) and r.userns) for r in plan.resources)
+
+
 def delay_runtime(topo: Topology, runtime: Runtime) -> Runtime:
     """`runtime` with this machine's delay mechanism (dataplane.delaycaps: probed once per
     process, or forced by $VISPD_DELAY_MECHANISM), asked only when a link declares a delay,
@@ -161,7 +167,7 @@ def up(topo: Topology, source: str, progress: Callable[[Step], None] | None = No
                     shutil.rmtree(state.runtime.sock_dir, ignore_errors=True)
                 raise VispdError("this machine cannot hold the plan (nothing was changed):\n  "
                                  + "\n  ".join(refused))
-            if any(isinstance(r, TunTap) for r in plan.resources):
+            if needs_tun_device(plan):
                 tundev.grant_access()
             for _, batch in schedule(steps):
                 backend.apply(batch, progress)

@@ -211,4 +211,7 @@ def test_down_removes_the_forwarding_and_gives_the_interface_s_setting_back(site
     assert f"vispd_{site.name}" not in sh("nft", "list", "tables", ns=site.machine).stdout
     assert link_state(site.public, site.machine) == before  # the machine's way out, never moved
     assert "default via 172.31.250.1" in sh("ip", "route", ns=site.machine).stdout
-    assert not [line for line in sh("ip", "-br", "link", ns=site.machine).stdout.splitlines() if "vp" in line]
+    # the machine's ends of the nodes' links go with the node namespaces, which the kernel
+    # destroys asynchronously after down has removed them
+    assert wait_for(lambda: not [line for line in sh("ip", "-br", "link", ns=site.machine).stdout.splitlines()
+                                 if "vp" in line], timeout=10), sh("ip", "-br", "link", ns=site.machine).stdout
