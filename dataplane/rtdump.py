@@ -16,7 +16,7 @@ import socket
 import struct
 from typing import NamedTuple
 
-from .rtnl import _HDR, _IFINFO, _RTA, NLA_F_NESTED
+from .rtnl import _HDR, _IFINFO, attributes_of as _attrs
 
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -44,17 +44,6 @@ class Link(NamedTuple):
     mtu: int
     flags: int
     mac: str
-
-
-def _attrs(message: bytes, offset: int) -> dict[int, bytes]:
-    found = {}
-    while offset + 4 <= len(message):
-        length, kind = _RTA.unpack_from(message, offset)
-        if length < 4:
-            break
-        found[kind & ~NLA_F_NESTED] = message[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-    return found
 
 
 def _text(raw: bytes | None) -> str | None:

@@ -50,7 +50,7 @@ def _mac(mac: str) -> bytes:
     return bytes(int(part, 16) for part in mac.split(":"))
 
 
-def _attrs_of(message: bytes, offset: int) -> dict[int, bytes]:
+def attributes_of(message: bytes, offset: int) -> dict[int, bytes]:
     """type -> payload of the attributes from `offset` to the end of one message."""
     found = {}
     while offset + 4 <= len(message):
@@ -116,7 +116,7 @@ class RawLinks:
         if reply is None:
             return None
         length = _HDR.unpack_from(reply, 0)[0]
-        raw = _attrs_of(reply[:length], 16 + _IFINFO.size).get(IFLA_IFALIAS, b"")
+        raw = attributes_of(reply[:length], 16 + _IFINFO.size).get(IFLA_IFALIAS, b"")
         return raw.split(b"\0", 1)[0].decode(errors="replace")
 
     def _create(self, body: bytes) -> None:
