@@ -27,6 +27,7 @@ import time
 
 from bench.bgpkit import REPO, FibCounter, birdc, cpu_seconds, poll_all, protocol_since, route_count, stop_process, write
 from compiler.daemons import exabgp
+from bench.bgpvaried import varied_static
 from compiler.daemons.bird import generated_prefixes
 from compiler.daemons.speaker_config import METRIC_DEFAULT
 from dataplane import netns
@@ -42,12 +43,13 @@ class BirdLab:
     """Namespaces hb-PID-LABEL-snd/-rcv/-spk: the BIRD sender, the BIRD receiver, the direct
     speaker; a veth from the sender to each receiver."""
 
-    def __init__(self, label: str, routes: int, workdir: str, max_prefix: int):
-        self.label, self.routes, self.max_prefix = label, routes, max_prefix
+    def __init__(self, label: str, routes: int, workdir: str, max_prefix: int, stem: str = "hb",
+                 varied: bool = False):
+        self.label, self.routes, self.max_prefix, self.varied = label, routes, max_prefix, varied
         self.dir = os.path.join(workdir, f"birdlab-{label}")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
-        stem = f"hb-{os.getpid()}-{label}"
+        stem = f"{stem}-{os.getpid()}-{label}"
         self.snd_ns, self.rcv_ns, self.spk_ns = f"{stem}-snd", f"{stem}-rcv", f"{stem}-spk"
         self.snd_sock = os.path.join(self.dir, "snd.ctl")
         self.rcv_sock = os.path.join(self.dir, "rcv.ctl")
@@ -78,16 +80,17 @@ class BirdLab:
         self._start_speaker()
 
     def _sender_conf(self) -> str:
-        routes = "\n".join(f"  route {p} blackhole;" for p in generated_prefixes(self.routes))
+        if self.varied:   # the realistic table, as the border side's provider gets it
+            static = varied_static(self.routes)
+        else:
+            static = "protocol static gen {\n  ipv4;\n" + "\n".join(
+                f"  route {p} blackhole;" for p in generated_prefixes(self.routes)) + "\n}"
         return write(self.dir, "snd.conf", f"""\
 # bench/bgp.py: sender, originating the same generated table as a vispd lab provider
 log "{os.path.join(self.dir, 'snd.birdlog')}" all;
 router id {SEND_IP};
 protocol device {{ scan time 10; }}
-protocol static gen {{
-  ipv4;
-{routes}
-}}
+{static}
 protocol bgp rcv {{
   disabled;
   local {SEND_IP} as {SEND_AS};

@@ -32,6 +32,13 @@ class Shutdown:
 
 
 @dataclass(frozen=True)
+class RefreshRequest:
+    """A peer asked for our routes again (ROUTE-REFRESH), seen by vispd's hook in ExaBGP: the
+    routes the helper encoded itself are not in ExaBGP's adj-RIB-out, so it must resend them."""
+    peer: str
+
+
+@dataclass(frozen=True)
 class StateChange:
     peer: str          # the neighbour's address
     state: str         # "connected" | "up" | "down"
@@ -57,6 +64,7 @@ class Update:
     withdrawn: list = field(default_factory=list)        # prefixes, without ADD-PATH
     withdrawn_paths: dict = field(default_factory=dict)  # path id -> prefixes
     time: float = 0.0
+    notes: list = field(default_factory=list)            # RFC 7606 actions taken (bgp/wire.py)
 
 
 def as_path_from_json(segments) -> tuple[tuple[int, ...], int]:
@@ -193,18 +201,38 @@ def unexport_command(neighbor: str, prefix: str) -> str:
     return f"neighbor {neighbor} withdraw route {prefix} next-hop self"
 
 
+class PathCommand(str):
+    """A border's command passing routes to a slice on an ADD-PATH path: the text ExaBGP's
+    API takes, and the same routes as fields, which the helper encodes itself when ExaBGP
+    runs with vispd's hook (bgp/wire_encode.py, bgp/exabgp_hook.py)."""
+
+    neighbor: str
+    path_id: str
+    next_hop: str
+    local_pref: int | None
+    as_path: tuple | None     # None: a withdrawal
+    prefixes: tuple
+
+    def __new__(cls, text: str, neighbor: str, path_id: str, next_hop: str, local_pref, as_path, prefixes):
+        command = super().__new__(cls, text)
+        command.neighbor, command.path_id, command.next_hop = neighbor, path_id, next_hop
+        command.local_pref, command.as_path, command.prefixes = local_pref, as_path, tuple(prefixes)
+        return command
+
+
 def path_announce_command(neighbor: str, path_id: str, next_hop: str, local_pref: int, as_path,
-                          prefixes) -> str:
+                          prefixes) -> PathCommand:
     """The border passes a provider's routes (one attribute set) to a slice on that
     provider's ADD-PATH path, with that provider's next hop on the slice's link."""
     path = f" as-path [ {' '.join(str(a) for a in as_path)} ]" if as_path else ""
-    return (f"neighbor {neighbor} announce attributes path-information {path_id} next-hop {next_hop} "
-            f"origin igp local-preference {local_pref}{path} nlri {' '.join(prefixes)}")
+    return PathCommand(f"neighbor {neighbor} announce attributes path-information {path_id} next-hop {next_hop} "
+                       f"origin igp local-preference {local_pref}{path} nlri {' '.join(prefixes)}",
+                       neighbor, path_id, next_hop, local_pref, tuple(as_path or ()), prefixes)
 
 
-def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> str:
-    return (f"neighbor {neighbor} withdraw attributes path-information {path_id} next-hop {next_hop} "
-            f"nlri {' '.join(prefixes)}")
+def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> PathCommand:
+    return PathCommand(f"neighbor {neighbor} withdraw attributes path-information {path_id} next-hop {next_hop} "
+                       f"nlri {' '.join(prefixes)}", neighbor, path_id, next_hop, None, None, prefixes)
 
 
 REFRESH_COMMAND = "announce route-refresh ipv4 unicast"

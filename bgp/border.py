@@ -74,6 +74,7 @@ class Border:
         self.slice_state = {address: _SliceState() for address in self.slices}
         self.exported: dict[str, dict[str, tuple]] = {a: {} for a in self.providers}  # prefix -> (path, communities)
         self._awaiting_ack: deque = deque()   # the command's description, for errors
+        self.encodes_paths = False   # the helper encodes PathCommands itself (ExaBGP with vispd's hook)
         self.command_errors: deque = deque(maxlen=20)
 
     def pending_count(self) -> int:
@@ -86,7 +87,8 @@ class Border:
 
     def _send(self, effects: Effects, command: str, what: str) -> None:
         effects.commands.append(command)
-        self._awaiting_ack.append(what)
+        if not (self.encodes_paths and isinstance(command, api.PathCommand)):
+            self._awaiting_ack.append(what)   # the routes the helper encodes itself are not acked
 
     def startup(self, respawned: bool = False) -> Effects:
         """`respawned`: ExaBGP restarted a helper that died while its sessions stayed up; a
@@ -108,6 +110,12 @@ class Border:
                 self._slice_update(event, now, effects)
         elif isinstance(event, api.StateChange):
             self._state(event, now, effects)
+        elif isinstance(event, api.RefreshRequest):
+            if event.peer in self.slices and self._up(event.peer):
+                effects.logs.append(f"{self._name(event.peer)} asked for its routes again: resending")
+                for provider in self.providers:
+                    if self._up(provider):
+                        self._full_table(provider, event.peer, effects)
         elif isinstance(event, BFD_EVENTS):
             self._bfd(event, now, effects)
         elif isinstance(event, api.Ack):

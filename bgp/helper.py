@@ -5,8 +5,12 @@ border.py; it installs no routes). It owns the I/O loop only.
 
 A reader thread runs the blocking `for line in sys.stdin` loop ExaBGP needs (select +
 readline strands lines in Python's buffer) and queues the lines; the main thread drains the
-queue, feeds the speaker, and after each burst writes the coalesced FIB changes in one
-netlink batch. A session change is handled at once: notice on the event socket, FIB flush,
+queue, feeds the speaker, and after each burst hands the coalesced FIB changes to a FIB
+writer thread (bgp/fib_worker.py), which writes them in netlink batches while the main
+thread goes on. With ExaBGP started through bgp/exabgp_launch.py, received UPDATEs arrive
+undecoded (`#vispd-wire` lines, decoded by bgp/wire_stream.py and bgp/wire.py, RFC 7606
+included), and the border writes its routes to the slices pre-encoded (`#vispd-send` lines,
+bgp/wire_encode.py) instead of `announce attributes` commands. A session change is handled at once: notice on the event socket, FIB flush,
 status file. Commands go to stdout, flushed one by one; ExaBGP's `done`/`error` acks arrive
 on stdin and settle the announcements. On SIGTERM/SIGINT or end of input (ExaBGP gone), the
 helper withdraws every route it installed, reports the sessions down and exits.
@@ -17,6 +21,7 @@ order with ExaBGP's lines, the moment they arrive."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import queue
@@ -25,8 +30,9 @@ import sys
 import threading
 import time
 
-from bgp import api
+from bgp import api, wire_encode, wire_stream
 from bgp.bfd_watch import BfdWatcher
+from bgp.fib_worker import FibWorker
 from bgp.border import Border
 from bgp.report import Log, Notifier, StatusWriter
 from bgp.speaker import PREFERENCE_CODES, Speaker
@@ -39,6 +45,11 @@ CONFIG_ENV = "VISPD_BGP_CONFIG"
 FLUSH_AT = 4096            # pending FIB changes that force a flush mid-burst
 LOG_BATCHES_FROM = 10000   # log the size and time of FIB batches at least this large
 IDLE_TICK = 0.1            # seconds between checks for signals and due status writes
+COALESCE_S = 0.003         # wait this long for more routes before installing / passing on what is pending
+COALESCE_MAX_S = 0.02      # ... but never hold a burst's first routes longer than this
+HOOK_ENV = "VISPD_EXABGP_HOOK"   # ExaBGP runs with vispd's hook (bgp/exabgp_hook.py sets it)
+SEND_PREFIX, REFRESH_PREFIX = "#vispd-send", "#vispd-refresh"
+OUT_LINE_BYTES = 1 << 18   # encoded UPDATEs per line to ExaBGP, at most (its API takes lines up to 1 MiB)
 _EOF = object()
 
 
@@ -66,13 +77,47 @@ class Helper:
             metric = self.config.metric
             self.fib = Fib(self.config.rt_proto, self.config.table, metric, prefsrc=self.config.prefsrc,
                            metrics=(metric, metric + PREFERENCE_CODES))
+        self.fib_worker = None   # started once the stale routes are flushed (start)
+        self.wire = {"lines": 0, "updates": 0, "errors": 0, "rfc7606": 0, "sent_commands": 0}   # the hook's bulk path, counted
+        self.ibgp_peers = frozenset(n.address for n in self.config.neighbors if n.peer_as == self.config.local_as)
+        # the border encodes its routes to the slices itself when ExaBGP has the hook
+        self.wire_out = self.border and os.environ.get(HOOK_ENV) == "1"
+        if self.border:
+            self.speaker.encodes_paths = self.wire_out
+        self._out: dict[str, list] = {}   # neighbor -> [bytearray of UPDATEs, commands they stand for]
         self.notifier = Notifier(self.config.event_socket, self.log)
         self.status = StatusWriter(self.config.status_file)
         self.stopping = False
 
     # -- effects -----------------------------------------------------------------------
     def _command(self, command: str) -> None:
+        if self.wire_out and isinstance(command, api.PathCommand):
+            self._encode(command)
+            return
+        self._flush_out()   # what was encoded before this command goes before it
         sys.stdout.write(command + "\n")
+        sys.stdout.flush()
+
+    def _encode(self, command: api.PathCommand) -> None:
+        if command.as_path is None:
+            data = wire_encode.withdraw(command.prefixes, command.path_id)
+        else:
+            data = wire_encode.announce(command.prefixes, command.next_hop, command.as_path, command.local_pref,
+                                        command.path_id)
+        pending = self._out.setdefault(command.neighbor, [bytearray(), 0])
+        pending[0] += data
+        self.wire["sent_commands"] += 1
+        if len(pending[0]) >= OUT_LINE_BYTES:
+            self._flush_out()
+
+    def _flush_out(self) -> None:
+        """The encoded UPDATEs, one line per neighbor, for the hook to write on its session
+        (0: no command of ExaBGP's to acknowledge for them)."""
+        if not self._out:
+            return
+        for neighbor, (data, _commands) in self._out.items():
+            sys.stdout.write(f"{SEND_PREFIX} {neighbor} 0 {base64.b64encode(data).decode('ascii')}\n")
+        self._out = {}
         sys.stdout.flush()
 
     def _effects(self, effects) -> None:
@@ -84,23 +129,30 @@ class Helper:
             self.log.write(line)
 
     def _flush_fib(self) -> None:
+        """Hand the pending FIB changes to the writer thread; take in what it has written."""
         if self.fib is None:
             return
+        self._fib_results()
         ops = self.speaker.take_fib_ops()
         if not ops:
             return
-        started = time.monotonic()
-        try:
-            errors = self.fib.apply(ops)
-        except OSError as exc:
-            self.log.write(f"FIB: netlink failed ({exc}); resynchronising from the kernel")
-            self.speaker.resync(self.fib.entries())
-            return
-        for line in self.speaker.fib_applied(ops, errors):
-            self.log.write(line)
+        self.fib_worker.submit(ops, self.speaker.fib_taken(ops))
         if len(ops) >= LOG_BATCHES_FROM:
-            self.log.write(f"FIB: {len(ops)} changes in {time.monotonic() - started:.3f} s, "
-                           f"{len(self.speaker.installed)} routes installed")
+            self.log.write(f"FIB: {len(ops)} changes queued, {len(self.speaker.installed)} routes installed")
+
+    def _fib_results(self) -> None:
+        resync = False
+        for ops, before, errors, exception in self.fib_worker.results():
+            if exception is not None:
+                self.log.write(f"FIB: netlink failed ({exception!r}); resynchronising from the kernel")
+                resync = True
+            elif errors:
+                for line in self.speaker.fib_failed(ops, errors, before):
+                    self.log.write(line)
+        if resync:
+            self.fib_worker.idle()
+            self.fib_worker.results()   # superseded by the kernel's word
+            self.speaker.resync(self.fib.entries())
 
     def _write_status(self, urgent: bool) -> None:
         now = time.time()
@@ -109,6 +161,7 @@ class Helper:
             document["pid"] = os.getpid()
             document["exabgp_pid"] = os.getppid()
             document["running"] = not self.stopping
+            document["wire"] = dict(self.wire)
             try:
                 self.status.write(document, now)
             except OSError as exc:
@@ -122,6 +175,7 @@ class Helper:
             self._write_status(urgent=True)
             return
         removed = self.fib.flush()
+        self.fib_worker = FibWorker(self.fib)
         self.speaker.stale_routes_removed = removed
         if removed:
             self.log.write(f"removed {removed} stale routes of protocol {self.config.rt_proto}")
@@ -150,7 +204,7 @@ class Helper:
         threading.Thread(target=_read_stdin, args=(lines,), daemon=True, name="stdin").start()
         if self.bfd is not None:
             self.watcher = BfdWatcher(self.bfd.control_socket, lines.put).start()
-        speaker, handle, parse = self.speaker, self.speaker.handle, api.parse_line
+        speaker, handle = self.speaker, self.speaker.handle
         eof = False
         while not self.stopping and not eof:
             try:
@@ -158,40 +212,84 @@ class Helper:
             except queue.Empty:
                 line = None
             urgent = False
+            burst_started = time.monotonic()
             while line is not None:
                 if line is _EOF:
                     eof = True
                     break
-                try:
-                    event = parse(line) if isinstance(line, str) else line   # else a BFD event
-                    if isinstance(event, api.Shutdown):
-                        eof = True
-                        break
-                    effects = handle(event, time.time()) if event is not None else None
-                except Exception as exc:   # one bad line must not take the sessions' FIB down
-                    self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
-                    effects = None
-                if effects is not None:
-                    if effects.notices or effects.logs or effects.commands:
-                        self._effects(effects)
-                    if effects.urgent:
-                        urgent = True
-                        break
-                if speaker.pending_count() >= FLUSH_AT:
+                eof, urgent = self._handle(line, handle)
+                if eof or urgent or speaker.pending_count() >= FLUSH_AT:
                     break
-                try:
-                    line = lines.get_nowait()
-                except queue.Empty:
-                    line = None
+                line = self._next_line(lines, burst_started)
             if self.border:
                 ticked = speaker.tick(time.time())
                 self._effects(ticked)
+                self._flush_out()
                 self._write_status(urgent or ticked.urgent)
                 continue
             with_routes = self._neighbors_with_routes()
             self._flush_fib()
             self._tell_route_changes(with_routes)
             self._write_status(urgent)
+
+    def _next_line(self, lines: queue.SimpleQueue, burst_started: float):
+        """The next line of this burst, or None to end it. A table arrives in many small
+        lines when the sender paces it: with routes waiting to be installed (or encoded for
+        the slices), wait up to COALESCE_S for more, within COALESCE_MAX_S of the burst's
+        start, so that the kernel and the slices get them in batches, not one by one."""
+        try:
+            return lines.get_nowait()
+        except queue.Empty:
+            pass
+        waiting = self._out if self.border else self.speaker.pending_count()
+        if not waiting or time.monotonic() - burst_started >= COALESCE_MAX_S:
+            return None
+        try:
+            return lines.get(timeout=COALESCE_S)
+        except queue.Empty:
+            return None
+
+    def _events(self, line) -> list:
+        """A line from ExaBGP (JSON, an ack, or the hook's run of UPDATEs) or a BFD event -> events."""
+        if wire_stream.is_wire_line(line):
+            events, errors = wire_stream.decode_line(line, self.ibgp_peers, time.time())
+            self.wire["lines"] += 1
+            self.wire["updates"] += len(events)
+            self.wire["errors"] += len(errors)
+            for error in errors:
+                self.log.write(f"RFC 7606: {error}")
+            for event in events:
+                if event.notes:
+                    self.wire["rfc7606"] += 1
+                    self.log.write(f"RFC 7606: from {event.peer}: {'; '.join(event.notes)}")
+            return events
+        if isinstance(line, str) and line.startswith(REFRESH_PREFIX):
+            # only the routes we encoded ourselves are missing from ExaBGP's adj-RIB-out
+            return [api.RefreshRequest(line.split()[1])] if self.wire_out else []
+        event = api.parse_line(line) if isinstance(line, str) else line   # else a BFD event
+        return [] if event is None else [event]
+
+    def _handle(self, line, handle) -> tuple[bool, bool]:
+        """Feed one line's events to the speaker: (end of input, urgent)."""
+        urgent = False
+        try:
+            events = self._events(line)
+        except Exception as exc:   # one bad line must not take the sessions' FIB down
+            self.log.write(f"could not read a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
+            return False, False
+        for event in events:
+            if isinstance(event, api.Shutdown):
+                return True, urgent
+            try:
+                effects = handle(event, time.time())
+            except Exception as exc:
+                self.log.write(f"could not handle a line from ExaBGP ({exc!r}): {str(line)[:200]!r}")
+                continue
+            if effects is not None:
+                if effects.notices or effects.logs or effects.commands:
+                    self._effects(effects)
+                urgent = urgent or effects.urgent
+        return False, urgent
 
     def _neighbors_with_routes(self) -> set[str]:
         """Names of the sessions whose routes are in the kernel (behind a border: "border"
@@ -224,9 +322,17 @@ class Helper:
         if self.watcher is not None:
             self.watcher.stop()
         effects = self.speaker.stop(time.time(), reason)
-        self._effects(effects)
         try:
-            self._flush_fib()
+            self._effects(effects)
+            self._flush_out()
+        except OSError:   # ExaBGP is gone
+            pass
+        try:
+            if self.fib_worker is not None:
+                self._flush_fib()
+                self.fib_worker.idle()
+                self._fib_results()
+                self.fib_worker.stop()
         finally:
             self._write_status(urgent=True)
             if self.fib is not None:

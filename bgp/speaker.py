@@ -258,6 +258,30 @@ class Speaker:
             logs.append(f"FIB: {len(errors) - 5} more failures in this batch")
         return logs
 
+    def fib_taken(self, ops) -> dict:
+        """Record `ops` as done before the kernel answers (the FIB writer thread applies them
+        meanwhile); returns what to give `fib_failed` if some fail: what each prefix was."""
+        before = {}
+        for prefix, _gateway, _metric in ops:
+            if prefix not in before:
+                before[prefix] = self.installed.get(prefix)
+        self.fib_applied(ops, [])
+        return before
+
+    def fib_failed(self, ops, errors, before: dict) -> list[str]:
+        """Some of `ops` (recorded by fib_taken) failed: put their prefixes back as they were,
+        then record the batch as fib_applied would have; returns its log lines."""
+        installed, counts = self.installed, self.installed_by
+        for prefix, old in before.items():
+            current = installed.pop(prefix, None)
+            if current is not None:
+                counts[current[0]] -= 1
+            if old is not None:
+                installed[prefix] = old
+                counts[old[0]] += 1
+        self.fib_changes -= len(ops)
+        return self.fib_applied(ops, errors)
+
     def resync(self, kernel_routes) -> None:
         """After a failed FIB write: take the kernel's word for what is installed (its
         `(prefix, gateway, metric)` entries) and queue whatever differs from the RIB's best

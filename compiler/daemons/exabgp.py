@@ -18,6 +18,7 @@ from .border_config import BorderConfig, parse_border_config
 from .speaker_config import ConfigError, SpeakerConfig, parse_config
 
 PROCESS = "vispd-helper"
+LAUNCHER = "bgp.exabgp_launch"
 
 
 def _word(value: str, what: str) -> str:
@@ -103,11 +104,14 @@ def command(config_path: str, conf_path: str, pid_path: str, log_path: str, pyth
         "exabgp.daemon.pid": os.path.abspath(pid_path),
         "exabgp.api.cli": "false",
         "exabgp.log.destination": os.path.abspath(log_path),
+        "exabgp.log.statistics": "false",   # else a log line, flushed, per UPDATE received
         "VISPD_BGP_CONFIG": os.path.abspath(config_path),
     }
     if listen:  # accept the providers' connections too (see the module's docstring)
         env["exabgp.tcp.bind"] = " ".join(_word(a, "listen address") for a in listen)
     if project_root:
         env["PYTHONPATH"] = project_root
-    argv = [python, "-m", "exabgp", "server", os.path.abspath(conf_path)]
+    # ExaBGP through vispd's launcher: it patches ExaBGP's reader so that received UPDATEs reach
+    # the helper undecoded, in bulk (bgp/exabgp_hook.py), and refuses another ExaBGP than 5.0.15
+    argv = [python, "-m", LAUNCHER, "server", os.path.abspath(conf_path)]
     return argv, env

@@ -21,7 +21,7 @@ PROCESS_KEYS = ("border_exabgp", "border_helper", "s1_exabgp", "s1_helper", "s2_
 
 
 def _ours(names: list[str], pid: int) -> list[str]:
-    return [n for n in names if n.startswith(("vispd.hbqline.", "vispd.hbqing1k.", f"hb-{pid}-"))]
+    return [n for n in names if n.startswith(("vispd.hbqline.", "vispd.hbqing1k.", "vispd.hbqing1kv.", f"hb-{pid}-"))]
 
 
 def _positive(value) -> bool:
@@ -75,6 +75,14 @@ def test_quick_bench_measures_through_the_border():
     assert _positive(cpu["border_exabgp"])   # the border's ExaBGP did work for these routes
     assert set(one["rss_mib_pairs"]) == {"border", "s1", "s2", "direct"}
     assert all(_positive(v) for v in one["rss_mib_pairs"].values())
+
+    # the realistic table (varied attributes, ~3 prefixes per UPDATE), through the same three sides
+    varied = figures["ingest_1k_varied"]
+    for side in ("border", "bird", "direct"):
+        assert varied["runs"][side][0]["complete"] is True, (side, varied["runs"][side])
+    assert varied["runs"]["border"][0]["installed"] == {"s1": 1001, "s2": 1001}
+    assert _positive(figures["ingest_vs_bird_ratio_1k_varied"]) and _positive(figures["rss_mib_1k_varied"])
+    assert figures["goals"]["ingest_ratio_100k_varied_ge_1.2"] is False   # not measured in a quick run
 
     # the headline keys of the extra hop, here at the quick size
     assert figures["hop_size"] == "1k"

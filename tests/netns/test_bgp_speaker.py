@@ -93,6 +93,8 @@ def generated(count: int, first_octet: int = 10, start: int = 0) -> list[str]:
 class Lab:
     """Namespaces vbgp-<id>-*, one speaker namespace and providers attached by veths."""
 
+    NS_PREFIX = "vbgp"
+
     def __init__(self, directory: str):
         self.id = uuid.uuid4().hex[:6]
         self.dir = directory
@@ -107,7 +109,7 @@ class Lab:
         self.events.settimeout(0.05)
 
     def netns(self, role: str) -> str:
-        name = f"vbgp-{self.id}-{role}"
+        name = f"{self.NS_PREFIX}-{self.id}-{role}"
         run("ip", "netns", "add", name)
         self.namespaces.append(name)
         run("ip", "-n", name, "link", "set", "lo", "up")
@@ -324,6 +326,8 @@ def test_bird_session_announcements_routes_and_withdrawal(lab):
     east = status["neighbors"]["mae-east"]
     assert east["state"] == "up" and east["received"] == 1001 and east["accepted"] == 1000
     assert east["refused_own_as"] == 1 and east["max_prefix_exceeded"] is False
+    # the UPDATEs came through the hook in ExaBGP's reader, decoded by bgp/wire.py
+    assert status["wire"]["lines"] >= 1 and status["wire"]["updates"] >= 2 and status["wire"]["errors"] == 0
     assert [a["prefix"] for a in status["announced"]] == ["198.18.0.0/22", "198.18.1.0/24"]
     reasons = {r["prefix"]: r["reason"] for r in status["refused"]}
     assert "outside the slice's allocation" in reasons["10.66.0.0/24"]

@@ -179,3 +179,28 @@ def test_a_prefix_only_one_provider_announces_is_reached_from_every_sliver(deplo
         routes = json.loads(vispd("routes", name, "plb", "new-york", "--json").stdout)
         return [r for r in routes if r["dst"] == "203.0.113.0/24"]
     assert wait_for(lambda: not internet_steered(), timeout=10), internet_steered()
+
+
+def test_a_slices_respawned_helper_gets_the_borders_routes_again(abilene):
+    """The border encodes its routes to the slices itself (they are not in its ExaBGP's
+    adj-RIB-out): when a slice's helper dies, ExaBGP starts a new one, which flushes the
+    sliver's FIB and sends a ROUTE-REFRESH; the border must answer it with its whole table."""
+    name = abilene
+    ns = f"vispd.{name}.washington.plb"
+
+    def installed() -> set:
+        out = subprocess.run(["ip", "-n", ns, "route", "show", "proto", "78"], capture_output=True, text=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    def speaker() -> dict:
+        statuses = json.loads(vispd("bgp", "status", name, "--json").stdout)
+        return next(s for s in statuses if s.get("role") != "border" and s["node"] == "washington"
+                    and s.get("slice") == "plb")
+
+    before = wait_for(installed, timeout=15)
+    assert INTERNET_HOST.rsplit(".", 1)[0] + ".0/24" in before, before
+    old = speaker()["pid"]
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: speaker().get("pid") not in (None, old), timeout=15), "no new helper"
+    assert wait_for(lambda: installed() == before, timeout=15), (before, installed())
+    assert sliver_ping(name, INTERNET_HOST).returncode == 0

@@ -102,7 +102,8 @@ def test_rendered_config_is_valid_for_exabgp(tmp_path):
 def test_command_runs_exabgp_in_the_foreground_as_root():
     argv, env = exabgp_conf.command("/s/c.json", "/s/e.conf", "/s/e.pid", "/s/e.log", python="/py",
                                     project_root="/repo")
-    assert argv == ["/py", "-m", "exabgp", "server", "/s/e.conf"]
+    assert argv == ["/py", "-m", "bgp.exabgp_launch", "server", "/s/e.conf"]   # ExaBGP with our reader hook
+    assert env["exabgp.log.statistics"] == "false"
     assert env["exabgp.daemon.user"] == "root" and env["exabgp.api.cli"] == "false"
     assert env["exabgp.daemon.daemonize"] == "false" and env["exabgp.daemon.pid"] == "/s/e.pid"
     assert env["exabgp.log.destination"] == "/s/e.log" and env["VISPD_BGP_CONFIG"] == "/s/c.json"

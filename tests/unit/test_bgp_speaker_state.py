@@ -212,3 +212,23 @@ def test_behind_a_border_each_provider_path_routes_by_its_own_next_hop():
     assert border["paths"]["isp"]["installed"] == 0 and border["unknown_path_routes"] == 1
     s.handle(api.StateChange(BORDER, "down", "hold timer expired"), 101.0)
     assert sorted(applied(s)) == [("10.1.0.0/24", None, metric(100, 1)), ("10.2.0.0/24", None, metric(100, 1))]
+
+
+def test_ops_taken_ahead_of_the_kernel_are_undone_where_they_failed():
+    """The helper's FIB writer thread: ops are recorded when taken (fib_taken); a failure
+    reported later puts the failed prefix back as it was (fib_failed), the rest stays."""
+    s = speaker()
+    s.handle(api.StateChange(EAST, "up"), 100.0)
+    s.handle(update(EAST, ["10.1.0.0/24"]), 100.0)
+    applied(s)
+    s.handle(update(EAST, ["10.2.0.0/24", "10.3.0.0/24"], withdrawn=["10.1.0.0/24"]), 101.0)
+    ops = s.take_fib_ops()
+    before = s.fib_taken(ops)
+    assert set(s.installed) == {"10.2.0.0/24", "10.3.0.0/24"}   # as if the kernel had done it
+    assert s.take_fib_ops() == []                               # nothing taken twice
+    logs = s.fib_failed(ops, [FibError("10.3.0.0/24", "replace", 101, "Network is unreachable"),
+                              FibError("10.1.0.0/24", "delete", 101, "No such process")], before)
+    assert set(s.installed) == {"10.1.0.0/24", "10.2.0.0/24"} and len(logs) == 2
+    status = s.status(101.0)
+    assert status["fib"]["installed"] == 2 and status["fib"]["errors"] == 2
+    assert status["neighbors"]["mae-east"]["installed"] == 2
