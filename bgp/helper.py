@@ -143,6 +143,7 @@ class Helper:
     def _fib_results(self) -> None:
         resync = False
         for ops, before, errors, exception in self.fib_worker.results():
+            self.speaker.fib_answered(len(ops))
             if exception is not None:
                 self.log.write(f"FIB: netlink failed ({exception!r}); resynchronising from the kernel")
                 resync = True

@@ -70,7 +70,8 @@ class Speaker:
         self._pending: dict[str, str | None] = {}  # prefix -> gateway (None: delete)
         self.installed: dict[str, tuple] = {}      # what our routes in the kernel are: (gateway, metric)
         self._routes: dict[tuple, tuple] = {}      # one shared (gateway, metric) tuple per value
-        self.fib_changes = 0                       # kernel changes made, for the egress manager
+        self.fib_changes = 0                       # kernel changes made or handed to the FIB writer
+        self.fib_in_flight = 0                     # ... of which the kernel has not answered yet
         self._stray: list = []                     # deletions of routes found beside ours
         self.installed_by: Counter = Counter()     # gateway -> count
         self.fib_errors = 0
@@ -266,7 +267,12 @@ class Speaker:
             if prefix not in before:
                 before[prefix] = self.installed.get(prefix)
         self.fib_applied(ops, [])
+        self.fib_in_flight += len(ops)
         return before
+
+    def fib_answered(self, count: int) -> None:
+        """The kernel has answered for `count` changes recorded by fib_taken."""
+        self.fib_in_flight = max(0, self.fib_in_flight - count)
 
     def fib_failed(self, ops, errors, before: dict) -> list[str]:
         """Some of `ops` (recorded by fib_taken) failed: put their prefixes back as they were,
@@ -287,6 +293,7 @@ class Speaker:
         `(prefix, gateway, metric)` entries) and queue whatever differs from the RIB's best
         routes."""
         self.installed = {}
+        self.fib_in_flight = 0
         for prefix, gateway, metric in sorted(kernel_routes, key=lambda e: -e[2]):
             if gateway is None:
                 self._stray.append((prefix, None, metric))
@@ -341,7 +348,10 @@ class Speaker:
             "announced": [described(a) for a in self.announced],
             "announce_pending": [described(a) for a in self._awaiting_ack if a is not None],
             "refused": refused,
-            "fib": {"installed": len(self.installed), "errors": self.fib_errors, "changes": self.fib_changes,
+            # "changes" counts only what the kernel has answered for: the egress manager reads the
+            # FIBs once this count is still, so it must not move before the routes are there
+            "fib": {"installed": len(self.installed), "errors": self.fib_errors,
+                    "changes": self.fib_changes - self.fib_in_flight, "in_flight": self.fib_in_flight,
                     "last_errors": list(self.last_fib_errors),
                     "stale_routes_removed": self.stale_routes_removed,
                     "rt_proto": self.config.rt_proto, "table": self.config.table,

@@ -232,3 +232,19 @@ def test_ops_taken_ahead_of_the_kernel_are_undone_where_they_failed():
     status = s.status(101.0)
     assert status["fib"]["installed"] == 2 and status["fib"]["errors"] == 2
     assert status["neighbors"]["mae-east"]["installed"] == 2
+
+
+def test_the_fib_change_count_moves_only_once_the_kernel_has_answered():
+    """The egress manager steers once the egress speakers' change counts are still: ops
+    handed to the FIB writer thread must not count before the kernel has answered for them,
+    else the manager reads a FIB still filling and never looks again."""
+    s = speaker()
+    s.handle(api.StateChange(EAST, "up"), 100.0)
+    s.handle(update(EAST, ["10.1.0.0/24", "10.2.0.0/24"]), 100.0)
+    ops = s.take_fib_ops()
+    s.fib_taken(ops)
+    taken = s.status(100.0)["fib"]
+    assert taken["in_flight"] == 2 and taken["changes"] == 0
+    s.fib_answered(len(ops))
+    answered = s.status(100.1)["fib"]
+    assert answered["in_flight"] == 0 and answered["changes"] == 2
