@@ -104,10 +104,10 @@ sys.path[0] = REPO
 
 import measure  # noqa: E402
 from measure import ratio as _ratio, rounded, say  # noqa: E402
+from measure.pathprobe import PathProbe  # noqa: E402
 
 from bench.bgpkit import (FibCounter, Vispd, birdc, mem_available, protocol_since, provider_sock,  # noqa: E402
                           vm_kib, write)
-from bench.bgpprobe import RETURN, Prober  # noqa: E402
 from bench.bgpsides import BirdLab, Side, Watched  # noqa: E402
 from bench.bgpvaried import varied_static  # noqa: E402
 from compiler.daemons.bird import session_protocol  # noqa: E402
@@ -149,7 +149,7 @@ class Cleanup:
         self.vispd, self.keep_logs = vispd, keep_logs   # where to copy a topology's run directory first
         self.topologies: list[str] = []
         self.labs: list[BirdLab] = []
-        self.probers: list[Prober] = []
+        self.probers: list[PathProbe] = []
         self.counters: list[FibCounter] = []
 
     def down(self, name: str) -> float:
@@ -251,7 +251,7 @@ def sessions_since(vispd: Vispd, topology: str, egress: dict[str, str]) -> float
     return max(times)
 
 
-def _up_with_prober(vispd: Vispd, line: str, path: str, cleanup: Cleanup) -> tuple[Prober, float, float, float]:
+def _up_with_prober(vispd: Vispd, line: str, path: str, cleanup: Cleanup) -> tuple[PathProbe, float, float, float]:
     """Start `vispd up` and a prober in b's sliver as soon as the sliver exists; returns
     (prober, wall-clock start, monotonic start, seconds `vispd up` took)."""
     b_ns = sliver_ns(line, "b", SLICE)
@@ -262,7 +262,7 @@ def _up_with_prober(vispd: Vispd, line: str, path: str, cleanup: Cleanup) -> tup
     while prober is None and time.monotonic() < deadline:
         if netns.exists(b_ns):
             try:
-                prober = Prober(b_ns, INTERNET_HOST, PROBE_INTERVAL)
+                prober = PathProbe(b_ns, INTERNET_HOST, PROBE_INTERVAL)
             except OSError:   # the name exists, the namespace is not mounted yet
                 prober = None
         if prober is None:
@@ -280,7 +280,7 @@ def _up_with_prober(vispd: Vispd, line: str, path: str, cleanup: Cleanup) -> tup
     return prober, wall0, t0, time.monotonic() - t0
 
 
-def _measure_up(vispd: Vispd, line: str, prober: Prober, egress: dict, wall0: float, t0: float, up_cli: float) -> dict:
+def _measure_up(vispd: Vispd, line: str, prober: PathProbe, egress: dict, wall0: float, t0: float, up_cli: float) -> dict:
     if not wait_for(lambda: sessions_up(vispd, line, egress), timeout=60):
         raise RuntimeError(f"sessions of {line} not Established: {vispd.border(line, 'a')} {vispd.border(line, 'c')}")
     established = sessions_since(vispd, line, egress) - wall0
@@ -299,13 +299,13 @@ def _measure_up(vispd: Vispd, line: str, prober: Prober, egress: dict, wall0: fl
             "up_to_first_packet_s": rounded(first_packet), "up_to_lab_internet_session_s": internet_up}
 
 
-def _failover_once(prober: Prober, p1_sock: str) -> dict | None:
+def _failover_once(prober: PathProbe, p1_sock: str) -> dict | None:
     """Disable p1's session with the vISP's border at p1's BIRD until traffic flows via p2,
     then enable it again."""
     if not wait_for(lambda: prober.only_via("p1"), timeout=30, interval=0.02):
         return None
     start = time.monotonic()
-    replies_before = sorted(p for p in prober.recent_paths(0.2, start)[1] if p in RETURN)
+    replies_before = sorted(p for p in prober.recent_paths(0.2, start)[1] if p.startswith("back-"))
     birdc(p1_sock, "disable", SESSION)
     command_s = time.monotonic() - start
     switched = wait_for(lambda: prober.first_reply_via("p2", start), timeout=15, interval=0.002)
@@ -333,10 +333,10 @@ def measure_up_and_failover(vispd: Vispd, line: str, workdir: str, cleanup: Clea
     cleanup.topologies.append(line)
     prober, wall0, t0, up_cli = _up_with_prober(vispd, line, path, cleanup)
     result = _measure_up(vispd, line, prober, egress, wall0, t0, up_cli)
-    prober.add_tap("p1", lab_ns(line, "p1"), substrate_ifname("a", "a"))
-    prober.add_tap("p2", lab_ns(line, "p2"), substrate_ifname("c", "c"))
+    prober.tap("p1", lab_ns(line, "p1"), substrate_ifname("a", "a"))
+    prober.tap("p2", lab_ns(line, "p2"), substrate_ifname("c", "c"))
     for provider in ("p1", "p2"):   # the Internet router's device toward it
-        prober.add_tap(f"back-{provider}", lab_ns(line, INTERNET), internet_device(provider), outgoing=True)
+        prober.tap(f"back-{provider}", lab_ns(line, INTERNET), internet_device(provider), outgoing=True)
     runs = []
     for i in range(failovers):
         run = _failover_once(prober, provider_sock(line, "p1"))

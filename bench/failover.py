@@ -10,7 +10,7 @@ Topology `hfbfPID`: nodes a - b, provider p1 at a, p2 at b, slice s on both egre
 through both (BFD on by default: 100 ms x 3; BGP hold time 9 s). Sliver a leaves by p1.
 
 One run:
-1. A probe (bench/failprobe.py) sends an ICMP echo to the Internet host 203.0.113.10
+1. A probe (measure/pathprobe.py) sends an ICMP echo to the Internet host 203.0.113.10
    from sliver a every 5 ms; taps on each provider's device facing the vISP note which
    provider every request reached. Wait until the replies of the last 200 ms all answered
    requests that went via p1, p1's and p2's BFD and BGP are up, and the Internet router has
@@ -48,7 +48,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
-from bench.failprobe import PathProbe  # noqa: E402
+from measure.pathprobe import PathProbe  # noqa: E402
 from measure import median, say, wait_for  # noqa: E402
 from model.naming import lab_ns, sliver_ns, substrate_ifname  # noqa: E402
 

@@ -201,38 +201,38 @@ def unexport_command(neighbor: str, prefix: str) -> str:
     return f"neighbor {neighbor} withdraw route {prefix} next-hop self"
 
 
-class PathCommand(str):
-    """A border's command passing routes to a slice on an ADD-PATH path: the text ExaBGP's
-    API takes, and the same routes as fields, which the helper encodes itself when ExaBGP
-    runs with vispd's hook (bgp/wire_encode.py, bgp/exabgp_hook.py)."""
+class PathRoutes(NamedTuple):
+    """A border's routes for a slice on an ADD-PATH path: what the helper encodes itself when
+    ExaBGP runs with vispd's hook (bgp/wire_encode.py, bgp/exabgp_hook.py), else turned into
+    the command text ExaBGP's API takes (`path_command_text`)."""
 
     neighbor: str
     path_id: str
     next_hop: str
     local_pref: int | None
     as_path: tuple | None     # None: a withdrawal
-    prefixes: tuple
+    prefixes: list
 
-    def __new__(cls, text: str, neighbor: str, path_id: str, next_hop: str, local_pref, as_path, prefixes):
-        command = super().__new__(cls, text)
-        command.neighbor, command.path_id, command.next_hop = neighbor, path_id, next_hop
-        command.local_pref, command.as_path, command.prefixes = local_pref, as_path, tuple(prefixes)
-        return command
+
+def path_command_text(routes: PathRoutes) -> str:
+    """ExaBGP's command for `routes`: the provider's routes (one attribute set) on that
+    provider's ADD-PATH path, with that provider's next hop on the slice's link."""
+    head = f"neighbor {routes.neighbor} {{}} attributes path-information {routes.path_id} next-hop {routes.next_hop} "
+    if routes.as_path is None:
+        return head.format("withdraw") + f"nlri {' '.join(routes.prefixes)}"
+    path = f" as-path [ {' '.join(str(a) for a in routes.as_path)} ]" if routes.as_path else ""
+    return (head.format("announce") + f"origin igp local-preference {routes.local_pref}{path} "
+            f"nlri {' '.join(routes.prefixes)}")
 
 
 def path_announce_command(neighbor: str, path_id: str, next_hop: str, local_pref: int, as_path,
-                          prefixes) -> PathCommand:
-    """The border passes a provider's routes (one attribute set) to a slice on that
-    provider's ADD-PATH path, with that provider's next hop on the slice's link."""
-    path = f" as-path [ {' '.join(str(a) for a in as_path)} ]" if as_path else ""
-    return PathCommand(f"neighbor {neighbor} announce attributes path-information {path_id} next-hop {next_hop} "
-                       f"origin igp local-preference {local_pref}{path} nlri {' '.join(prefixes)}",
-                       neighbor, path_id, next_hop, local_pref, tuple(as_path or ()), prefixes)
+                          prefixes) -> str:
+    return path_command_text(PathRoutes(neighbor, path_id, next_hop, local_pref, tuple(as_path or ()),
+                                        list(prefixes)))
 
 
-def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> PathCommand:
-    return PathCommand(f"neighbor {neighbor} withdraw attributes path-information {path_id} next-hop {next_hop} "
-                       f"nlri {' '.join(prefixes)}", neighbor, path_id, next_hop, None, None, prefixes)
+def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> str:
+    return path_command_text(PathRoutes(neighbor, path_id, next_hop, None, None, list(prefixes)))
 
 
 REFRESH_COMMAND = "announce route-refresh ipv4 unicast"

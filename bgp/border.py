@@ -74,7 +74,7 @@ class Border:
         self.slice_state = {address: _SliceState() for address in self.slices}
         self.exported: dict[str, dict[str, tuple]] = {a: {} for a in self.providers}  # prefix -> (path, communities)
         self._awaiting_ack: deque = deque()   # the command's description, for errors
-        self.encodes_paths = False   # the helper encodes PathCommands itself (ExaBGP with vispd's hook)
+        self.encodes_paths = False   # the helper encodes api.PathRoutes itself (ExaBGP with vispd's hook)
         self.command_errors: deque = deque(maxlen=20)
 
     def pending_count(self) -> int:
@@ -87,8 +87,7 @@ class Border:
 
     def _send(self, effects: Effects, command: str, what: str) -> None:
         effects.commands.append(command)
-        if not (self.encodes_paths and isinstance(command, api.PathCommand)):
-            self._awaiting_ack.append(what)   # the routes the helper encodes itself are not acked
+        self._awaiting_ack.append(what)
 
     def startup(self, respawned: bool = False) -> Effects:
         """`respawned`: ExaBGP restarted a helper that died while its sessions stayed up; a
@@ -198,13 +197,13 @@ class Border:
                        as_path, prefixes: list) -> None:
         for start in range(0, len(prefixes), NLRI_PER_COMMAND):
             chunk = prefixes[start:start + NLRI_PER_COMMAND]
-            if as_path is None:
-                command = api.path_withdraw_command(address, provider.path_id, next_hop, chunk)
-            else:
-                command = api.path_announce_command(address, provider.path_id, next_hop,
-                                                    provider.neighbor.local_pref, as_path, chunk)
-            self._send(effects, command, f"{len(chunk)} routes of {provider.neighbor.name} to "
-                                         f"{self.slices[address].slice}")
+            routes = api.PathRoutes(address, provider.path_id, next_hop, provider.neighbor.local_pref,
+                                    as_path, chunk)
+            if self.encodes_paths:   # the helper encodes them: no command of ExaBGP's, no ack
+                effects.commands.append(routes)
+                continue
+            self._send(effects, api.path_command_text(routes), f"{len(chunk)} routes of {provider.neighbor.name} to "
+                                                                f"{self.slices[address].slice}")
 
     def _defaults(self, provider_address: str, on: bool, effects: Effects, only: str | None = None) -> None:
         """Announce (or withdraw) the provider's default route to the slices taking defaults."""

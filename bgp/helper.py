@@ -91,14 +91,14 @@ class Helper:
 
     # -- effects -----------------------------------------------------------------------
     def _command(self, command: str) -> None:
-        if self.wire_out and isinstance(command, api.PathCommand):
+        if isinstance(command, api.PathRoutes):
             self._encode(command)
             return
         self._flush_out()   # what was encoded before this command goes before it
         sys.stdout.write(command + "\n")
         sys.stdout.flush()
 
-    def _encode(self, command: api.PathCommand) -> None:
+    def _encode(self, command: api.PathRoutes) -> None:
         if command.as_path is None:
             data = wire_encode.withdraw(command.prefixes, command.path_id)
         else:

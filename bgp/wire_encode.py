@@ -80,6 +80,18 @@ def _chunks(encoded: list[bytes], room: int):
         yield b"".join(chunk)
 
 
+_LAST_NLRI: list = [None, None, None]   # (prefixes, path id, their encodings): the border sends one list to each slice
+
+
+def _encoded(prefixes, pid: int | None) -> list[bytes]:
+    last = _LAST_NLRI
+    if last[1] == pid and (last[0] is prefixes or last[0] == prefixes):
+        return last[2]
+    encoded = [encode_prefix(p, pid) for p in prefixes]
+    last[0], last[1], last[2] = prefixes, pid, encoded
+    return encoded
+
+
 def announce(prefixes, next_hop: str, as_path, local_pref: int | None = None, path_id=None) -> bytes:
     """UPDATE messages announcing `prefixes` with one attribute set (on ADD-PATH path
     `path_id`, dotted or int, when given)."""
@@ -87,7 +99,7 @@ def announce(prefixes, next_hop: str, as_path, local_pref: int | None = None, pa
     attributes = path_attributes(next_hop, local_pref, as_path)
     head = b"\0\0" + struct.pack("!H", len(attributes)) + attributes
     room = MAX_MESSAGE - 19 - len(head)
-    encoded = [encode_prefix(p, pid) for p in prefixes]
+    encoded = _encoded(prefixes, pid)
     if len(encoded) <= room // 9:   # fits one message whatever the prefixes (9 octets at most each)
         return _message(head + b"".join(encoded))
     return b"".join(_message(head + nlri) for nlri in _chunks(encoded, room))
@@ -98,4 +110,4 @@ def withdraw(prefixes, path_id=None) -> bytes:
     pid = None if path_id is None else path_id_value(path_id)
     room = MAX_MESSAGE - 19 - 4
     return b"".join(_message(struct.pack("!H", len(field)) + field + b"\0\0")
-                    for field in _chunks([encode_prefix(p, pid) for p in prefixes], room))
+                    for field in _chunks(_encoded(prefixes, pid), room))

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from bench.failprobe import PathProbe
+from measure.pathprobe import PathProbe
 from conftest import vispd, wait_for
 from model.naming import lab_ns, sliver_ns
 
