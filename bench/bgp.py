@@ -58,6 +58,10 @@ routes on an ADD-PATH path of its own.
    routes; `ingest_vs_bird_ratio_N_all` to 100%. Why: between two BIRDs the last ~0.16%
    of the routes often arrive up to a keepalive interval (3 s) late (a BGP transfer effect
    between the BIRDs, not the kernel protocol); such runs are marked `tail_stall`.
+   * kernel (bench/fibfloor.py): the same N prefixes inserted by vispd's netlink writer
+     alone into a namespace of its own, once per round: what no receiver that installs into
+     a Linux FIB beats here. `kernel_floor_s_N`; `bird_vs_kernel_floor_N`,
+     `speaker_vs_kernel_floor_N`, `border_vs_kernel_floor_N`: each receiver's time over it.
    CPU seconds of every process involved during each run (/proc/PID/stat) show where the
    time goes (CPU µs per route in the JSON). Peak RSS (VmHWM) of each ExaBGP + helper pair
    after the runs; `rss_mib_N` is the largest pair (the border's or a slice's).
@@ -110,6 +114,7 @@ from bench.bgpkit import (FibCounter, Vispd, birdc, mem_available, protocol_sinc
                           vm_kib, write)
 from bench.bgpsides import BirdLab, Side, Watched  # noqa: E402
 from bench.bgpvaried import varied_static  # noqa: E402
+from bench.fibfloor import KernelFloor  # noqa: E402
 from compiler.daemons.bird import session_protocol  # noqa: E402
 from compiler.providers.emulated import INTERNET, internet_device  # noqa: E402
 from dataplane import netns  # noqa: E402
@@ -148,7 +153,7 @@ class Cleanup:
     def __init__(self, vispd: Vispd, keep_logs: str | None = None):
         self.vispd, self.keep_logs = vispd, keep_logs   # where to copy a topology's run directory first
         self.topologies: list[str] = []
-        self.labs: list[BirdLab] = []
+        self.labs: list = []   # BirdLab, KernelFloor
         self.probers: list[PathProbe] = []
         self.counters: list[FibCounter] = []
 
@@ -389,7 +394,15 @@ def _rss(pids: dict) -> dict:
     return pairs
 
 
-def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: dict) -> dict:
+def _floor_keys(floor: KernelFloor, times: dict) -> dict:
+    """How far each receiver is above the kernel's own insert time for the table."""
+    kernel_s = median([r["seconds"] for r in floor.runs if not r["errors"]])
+    return {"kernel_floor_s": rounded(kernel_s, 4),
+            "kernel_floor_cpu_s": median([r["cpu_s"] for r in floor.runs if not r["errors"]]),
+            **{f"{side}_vs_kernel_floor": ratio(times[side], kernel_s) for side in ("border", "bird", "direct")}}
+
+
+def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: dict, floor: KernelFloor) -> dict:
     """The ingestion figures of one size from the three sides' runs."""
     def rate(count: float, seconds: float | None) -> int | None:
         return round(count / seconds) if seconds else None
@@ -425,7 +438,8 @@ def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: di
                        for s in (border, bird, direct)},
         "tail_stalled_runs": {s.name: sum(1 for r in s.runs if r.get("tail_stall")) for s in (border, bird, direct)},
         "rss_mib_pairs": rss, "rss_mib": max(rss.values()) if rss else None,
-        "runs": {s.name: s.runs for s in (border, bird, direct)},
+        **_floor_keys(floor, times),
+        "runs": {**{s.name: s.runs for s in (border, bird, direct)}, "kernel": floor.runs},
     }
 
 
@@ -473,6 +487,9 @@ def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label:
     lab = BirdLab(label, routes, workdir, MAX_PREFIX, stem=prefix.rstrip("q"), varied=varied)
     cleanup.labs.append(lab)
     lab.start()
+    floor = KernelFloor(label, routes, stem=prefix.rstrip("q"))
+    cleanup.labs.append(floor)
+    floor.start()
     path = write(workdir, f"{name}.yaml", ingest_topology(name, 0 if varied else routes))
     cleanup.topologies.append(name)
     up_started = time.monotonic()
@@ -490,16 +507,18 @@ def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label:
         f"started; installed {installed}, baselines {baselines}")
     sides = [border, bird, direct]
     for i in range(runs):   # rounds rotate which side goes first
+        say(f"  {label} run {i + 1}/{runs} kernel floor {floor.measure()}")
         for side in sides[i % 3:] + sides[:i % 3]:
             run = side.measure(timeout)
             say(f"  {label} run {i + 1}/{runs} {side.name:6s} " + " ".join(f"{k}={v}" for k, v in run.items()))
     rss = _rss({**pids, "direct_exabgp": lab.speaker_pids()["exabgp"], "direct_helper": lab.speaker_pids()["helper"]})
-    result = {**_ingest_figures(border, bird, direct, routes, rss), "up_s": round(up_s, 3),
+    result = {**_ingest_figures(border, bird, direct, routes, rss, floor), "up_s": round(up_s, 3),
               "first_load_s": round(first_load_s, 3)}
     _say_ingest(label, result)
     cleanup.close_counters(list(counters.values()) + [w.counter for s in (bird, direct) for w in s.fibs.values()])
-    lab.stop()
-    cleanup.labs.remove(lab)
+    for stopping in (lab, floor):
+        stopping.stop()
+        cleanup.labs.remove(stopping)
     result["down_s"] = round(cleanup.down(name), 3)
     return result
 
@@ -511,6 +530,8 @@ def _say_ingest(label: str, r: dict) -> None:
         f"BIRD {r['bird_s']} s ({r['bird_routes_per_s']} routes/s). Ratio to BIRD: to 99% {r['ratio_t99']}, "
         f"to 100% {r['ratio_all']}; withdrawals {r['withdraw_s']} s; tail-stalled runs {r['tail_stalled_runs']}")
     say(f"ingest {label}: CPU µs/route {r['cpu_us_per_route']}; peak RSS per ExaBGP + helper {r['rss_mib_pairs']} MiB")
+    say(f"ingest {label}: the kernel alone inserts the table in {r['kernel_floor_s']} s; above it: border "
+        f"{r['border_vs_kernel_floor']}x, BIRD {r['bird_vs_kernel_floor']}x, direct {r['direct_vs_kernel_floor']}x")
 
 
 # -- main ----------------------------------------------------------------------------------------------
@@ -554,6 +575,11 @@ def _size_keys(label: str, one: dict) -> dict:
         f"border_vs_direct_ratio_{label}": one["border_vs_direct_ratio"],
         f"border_cpu_us_per_route_{label}": one["border_cpu_us_per_route"],
         f"rss_mib_{label}": one["rss_mib"],
+        # what no receiver installing into a Linux FIB can beat here, and each one's distance to it
+        f"kernel_floor_s_{label}": one["kernel_floor_s"],
+        f"bird_vs_kernel_floor_{label}": one["bird_vs_kernel_floor"],
+        f"speaker_vs_kernel_floor_{label}": one["direct_vs_kernel_floor"],
+        f"border_vs_kernel_floor_{label}": one["border_vs_kernel_floor"],
     }
 
 

@@ -220,13 +220,18 @@ class Speaker:
         pending, self._pending = self._pending, {}
         installed, rib, base = self.installed, self.rib, self.config.metric
         ops, self._stray = self._stray, []
+        metrics: dict[tuple, int] = {}   # (best, path length) -> metric: a table has few of them
+        best_length = rib.best_length
         for prefix, best in pending.items():
             current = installed.get(prefix)
             if best is None:
                 if current is not None:
                     ops.append((prefix, None, current[1]))
                 continue
-            metric = base + preference_code(rib.local_pref(best), rib.best_length(prefix))
+            key = (best, best_length(prefix))
+            metric = metrics.get(key)
+            if metric is None:
+                metric = metrics[key] = base + preference_code(rib.local_pref(best), key[1])
             if current is not None and current[0] == best and current[1] == metric:
                 continue
             ops.append((prefix, best, metric))

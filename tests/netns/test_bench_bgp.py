@@ -73,6 +73,11 @@ def test_quick_bench_measures_through_the_border():
     cpu = one["cpu_us_per_route"]["border"]
     assert all(key in cpu for key in PROCESS_KEYS)
     assert _positive(cpu["border_exabgp"])   # the border's ExaBGP did work for these routes
+    # the kernel's own insert time for the table, each receiver above it
+    (floor,) = one["runs"]["kernel"]
+    assert floor["errors"] == 0 and _positive(floor["seconds"]) and figures["kernel_floor_s_1k"] == floor["seconds"]
+    assert figures["bird_vs_kernel_floor_1k"] == pytest.approx(figures["bird_s_1k"] / floor["seconds"], rel=0.01)
+    assert all(_positive(figures[f"{side}_vs_kernel_floor_1k"]) for side in ("border", "speaker"))
     assert set(one["rss_mib_pairs"]) == {"border", "s1", "s2", "direct"}
     assert all(_positive(v) for v in one["rss_mib_pairs"].values())
 
