@@ -146,7 +146,7 @@ class Border:
         address = event.peer
         self._ensure_up(address, event.time, now, effects)
         rib = self.ribs[address]
-        had_routes = bool(rib.best_routes()) if self._default_slices(address) else None
+        had_routes = rib.best_count() > 0 if self._default_slices(address) else None
         was_exceeded = rib.stats(address)["max_prefix_exceeded"]
         if event.withdrawn:
             gone = [prefix for prefix, best in rib.withdraw(address, event.withdrawn) if best is None]
@@ -163,8 +163,8 @@ class Border:
             effects.logs.append(f"provider {neighbor.name} ({address}) exceeded max-prefix {neighbor.max_prefix}: "
                                 "further new prefixes refused, session kept")
             effects.urgent = True
-        if had_routes is not None and had_routes != bool(rib.best_routes()):
-            self._defaults(address, bool(rib.best_routes()), effects)
+        if had_routes is not None and had_routes != (rib.best_count() > 0):
+            self._defaults(address, rib.best_count() > 0, effects)
 
     def _slice_paths(self, provider_address: str, mode: str):
         """(slice address, slice session, next hop) of the slices whose sessions are up that get
@@ -230,7 +230,7 @@ class Border:
             return
         rib = self.ribs[provider_address]
         if session.provider_routes == "default":
-            self._defaults(provider_address, bool(rib.best_routes()), effects, only=slice_address)
+            self._defaults(provider_address, rib.best_count() > 0, effects, only=slice_address)
             return
         by_path: dict[tuple, list] = {}
         for prefix in rib.best_routes():

@@ -53,6 +53,10 @@ class Rib:
     def best_routes(self) -> dict[str, str]:
         return dict(self._best)
 
+    def best_count(self) -> int:
+        """How many prefixes have a best route (without copying the table)."""
+        return len(self._best)
+
     def best_length(self, prefix: str) -> int:
         """The best path's length (0 when there is none)."""
         address = self._best.get(prefix)
