@@ -44,9 +44,9 @@ sys.path[0] = REPO  # as a script, bench/ would come first
 
 from measure import say  # noqa: E402
 
-from bench.bgp import INGEST_SLICES, SESSION, ingest_topology, refuse_leftovers  # noqa: E402
+from bench.bgpingest import INGEST_SLICES, SESSION, ingest_topology  # noqa: E402
 from bench.bgpkit import (FibCounter, Vispd, birdc, cpu_seconds, poll_all, protocol_since, provider_sock,  # noqa: E402
-                          vm_kib, write)
+                          refuse_leftovers, vm_kib, write)
 from model.naming import node_ns, sliver_ns  # noqa: E402
 
 VARIANTS = {

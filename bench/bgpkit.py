@@ -1,7 +1,8 @@
-"""What bench/bgp.py and bench/bgpborder.py share to drive and watch vispd's BGP side: the
-vispd CLI with a private state directory, the helpers' status files (the border routers'
-and the slices' speakers'), BIRD's control socket, per-process CPU and memory from /proc,
-and the size of a namespace's FIB, polled. I/O (root): runs vispd and birdc, reads /proc.
+"""What bench/bgp.py, bench/bgpingest.py and bench/bgpborder.py share to drive and watch
+vispd's BGP side: the vispd CLI with a private state directory, the helpers' status files
+(the border routers' and the slices' speakers'), BIRD's control socket, per-process CPU and
+memory from /proc, the size of a namespace's FIB, polled, and a run's cleanup (`Cleanup`:
+what it brought up, removed in a `finally`). I/O (root): runs vispd and birdc, reads /proc.
 """
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 
+import measure
 from dataplane import netns
+from measure import ratio as _ratio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -242,3 +246,69 @@ def stop_process(proc: subprocess.Popen, sig: int, timeout: float = 10) -> None:
             os.kill(proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
+
+
+# -- what bench/bgp.py and bench/bgpingest.py share ------------------------------------------------
+def refuse_leftovers(names: list[str]) -> None:
+    ours = [n for n in netns.list_names() if any(n.startswith(f"vispd.{name}.") for name in names)]
+    if ours:
+        sys.exit(f"namespaces from an earlier run exist, remove them first: {', '.join(ours[:8])} ...")
+
+
+# -- 1 + 2: up, first packet, failover -----------------------------------------------------------
+
+
+def median(values) -> float | None:
+    return measure.median(values, digits=4)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.01):
+    return measure.wait_for(predicate, timeout, interval)
+
+
+def ratio(ours, theirs) -> float | None:
+    return _ratio(ours, theirs) if ours and theirs else None
+
+
+# -- topologies ------------------------------------------------------------------------------------
+
+
+class Cleanup:
+    """What this run created, so `finally` removes exactly that."""
+
+    def __init__(self, vispd: Vispd, keep_logs: str | None = None):
+        self.vispd, self.keep_logs = vispd, keep_logs   # where to copy a topology's run directory first
+        self.topologies: list[str] = []
+        self.labs: list = []   # BirdLab, KernelFloor
+        self.probers: list = []   # measure.pathprobe.PathProbe
+        self.counters: list[FibCounter] = []
+
+    def down(self, name: str) -> float:
+        if self.keep_logs:
+            with contextlib.suppress(OSError):   # the daemons' logs, before `down` removes them
+                shutil.copytree(self.vispd.run_dir(name), os.path.join(self.keep_logs, f"run-{name}"),
+                                ignore=shutil.ignore_patterns("*.sock", "*.ctl"), dirs_exist_ok=True)
+        started = time.monotonic()
+        try:
+            self.vispd.run("down", name, timeout=900)
+        except Exception as exc:  # keep cleaning the rest
+            print(f"cleanup: vispd down {name}: {exc}", file=sys.stderr)
+        if name in self.topologies:
+            self.topologies.remove(name)
+        return time.monotonic() - started
+
+    def close_counters(self, counters) -> None:
+        for counter in counters:
+            counter.close()
+        self.counters = [c for c in self.counters if c not in counters]
+
+    def run(self) -> None:
+        for prober in self.probers:
+            with contextlib.suppress(Exception):
+                prober.stop()
+        self.close_counters(list(self.counters))
+        for lab in self.labs:
+            with contextlib.suppress(Exception):
+                lab.stop()
+        for name in list(reversed(self.topologies)):
+            self.down(name)

@@ -50,32 +50,12 @@ sys.path[0] = REPO
 
 from measure.pathprobe import PathProbe  # noqa: E402
 from measure import median, say, wait_for  # noqa: E402
-from model.naming import lab_ns, sliver_ns, substrate_ifname  # noqa: E402
+from measure.silentlab import SLICE_PREFIX, provider_device, silence, topology  # noqa: E402
+from model.naming import lab_ns, sliver_ns  # noqa: E402
 
 INTERNET_HOST = "203.0.113.10"
 HOLD_TIME = 9
 GOAL = 0.5
-DROP_TABLE = "hfsilent"
-SLICE_PREFIX = "198.18.0.0/22"
-
-
-def topology(name: str) -> str:
-    return f"""\
-# bench/failover.py: two egress nodes, a provider at each; sliver a leaves by p1.
-name: {name}
-asn: 64512
-address-space: [198.18.0.0/16]
-nodes:
-  - {{name: a, site: a}}
-  - {{name: b, site: b}}
-links:
-  - {{between: [a, b], bandwidth: 10G, cost: 1}}
-providers:
-  - {{name: p1, node: a, asn: 65101, bandwidth: 10G, peering: 192.0.2.0/28}}
-  - {{name: p2, node: b, asn: 65102, bandwidth: 10G, peering: 192.0.2.16/28}}
-slices:
-  - {{name: s, prefix: {SLICE_PREFIX}, nodes: all, links: all, bandwidth: 1G, egress: [p1, p2]}}
-"""
 
 
 class Lab:
@@ -125,22 +105,9 @@ class Lab:
     def provider_ns(self, provider: str) -> str:
         return lab_ns(self.name, provider)
 
-    def provider_device(self, node: str) -> str:
-        return substrate_ifname(node, node)   # the provider's end of the access link (site = node)
-
     def drop(self, on: bool) -> None:
         """p1 drops everything on its device facing the vISP, or stops dropping."""
-        if on:
-            device = self.provider_device("a")
-            rules = (f"table netdev {DROP_TABLE} {{\n"
-                     f"  chain in {{ type filter hook ingress device \"{device}\" priority -500; policy drop; }}\n"
-                     f"  chain out {{ type filter hook egress device \"{device}\" priority -500; policy drop; }}\n"
-                     "}\n")
-            subprocess.run(["ip", "netns", "exec", self.provider_ns("p1"), "nft", "-f", "-"], input=rules,
-                           text=True, check=True, capture_output=True)
-        else:
-            subprocess.run(["ip", "netns", "exec", self.provider_ns("p1"), "nft", "delete", "table", "netdev",
-                            DROP_TABLE], check=False, capture_output=True)
+        silence(self.name, "p1", on)
 
     def down(self, keep_logs: bool = False) -> None:
         if self.up_done:
@@ -191,8 +158,8 @@ def run_all(lab: Lab, runs: int) -> list[dict]:
     lab.up()
     probe = PathProbe(sliver_ns(lab.name, "a", "s"), INTERNET_HOST).start()
     try:
-        for provider, node in (("p1", "a"), ("p2", "b")):
-            probe.tap(provider, lab.provider_ns(provider), lab.provider_device(node))
+        for provider in ("p1", "p2"):
+            probe.tap(provider, lab.provider_ns(provider), provider_device(provider))
         return [one_run(lab, probe, i + 1) for i in range(runs)]
     finally:
         probe.stop()

@@ -17,28 +17,13 @@ import pytest
 
 from measure.pathprobe import PathProbe
 from conftest import vispd, wait_for
+from measure.silentlab import provider_device, silence, topology
 from model.naming import lab_ns, sliver_ns
 
 pytestmark = pytest.mark.root
 
 INTERNET_HOST = "203.0.113.10"
 HOLD_TIME = 9
-TOPOLOGY = """\
-name: placeholder
-asn: 64512
-address-space: [198.18.0.0/16]
-nodes:
-  - {{name: a, site: a}}
-  - {{name: b, site: b}}
-links:
-  - {{between: [a, b], bandwidth: 10G, cost: 1}}
-providers:
-  - {{name: p1, node: a, asn: 65101, bandwidth: 10G, peering: 192.0.2.0/28, lab-daemon: {p1_daemon}}}
-  - {{name: p2, node: b, asn: 65102, bandwidth: 10G, peering: 192.0.2.16/28}}
-slices:
-  - {{name: s, prefix: 198.18.0.0/22, nodes: all, links: all, bandwidth: 1G, egress: [p1, p2]}}
-"""
-DEVICE = {"p1": "to-a", "p2": "to-b"}   # each provider's end of its access link
 
 
 def borders(name: str) -> dict:
@@ -54,29 +39,15 @@ def healthy(name: str, *providers: str) -> bool:
                for p in providers)
 
 
-def silence(name: str, provider: str, on: bool) -> None:
-    """The provider drops everything on its access link, both ways (or stops dropping)."""
-    ns = lab_ns(name, provider)
-    if on:
-        device = DEVICE[provider]
-        rules = ("table netdev hfsilent {\n"
-                 f"  chain in {{ type filter hook ingress device \"{device}\" priority -500; policy drop; }}\n"
-                 f"  chain out {{ type filter hook egress device \"{device}\" priority -500; policy drop; }}\n}}\n")
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True, check=True)
-    else:
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "netdev", "hfsilent"], check=False,
-                       capture_output=True)
-
-
 def _lab(deployed, tmp_path, p1_daemon: str):
     source = tmp_path / "hf-source.yaml"
-    source.write_text(TOPOLOGY.format(p1_daemon=p1_daemon))
+    source.write_text(topology("placeholder", p1_daemon))
     name = deployed(str(source), prefix="hf").rsplit("/", 1)[1][: -len(".yaml")]
     assert wait_for(lambda: healthy(name, "p1", "p2"), timeout=60), vispd("bgp", "status", name).stdout
     probe = PathProbe(sliver_ns(name, "a", "s"), INTERNET_HOST).start()
     try:
-        for provider, device in DEVICE.items():
-            probe.tap(provider, lab_ns(name, provider), device)
+        for provider in ("p1", "p2"):
+            probe.tap(provider, lab_ns(name, provider), provider_device(provider))
         assert wait_for(lambda: probe.only_via("p1"), timeout=15)    # a leaves by its own provider
         yield name, probe
     finally:
