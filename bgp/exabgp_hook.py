@@ -28,6 +28,7 @@ import base64
 import hashlib
 import inspect
 import os
+import select
 import socket
 import time
 
@@ -61,6 +62,7 @@ READ_SIZE = 1 << 18          # bytes asked of one recv
 RUN_BYTES = 1 << 16          # bytes of UPDATEs taken from the buffer at once (at most, about)
 HOLD_S = 0.002               # a run is held this long for more before it goes to the helper
 HOLD_BYTES = 1 << 16         # ... unless this many bytes are held
+DRAIN_S = 0.5                # how long a send of pre-encoded UPDATEs may wait for the socket to take them
 
 # SHA-256 of the source of what the hook replaces or relies on, in ExaBGP 5.0.15
 RELIED_ON = {
@@ -277,6 +279,26 @@ def flush_output(connection) -> None:
     del out[:sent]
 
 
+def drain_output(connection, within: float = DRAIN_S) -> None:
+    """flush_output until the queue is empty, waiting for the socket to be writable, for at
+    most `within` seconds. ExaBGP's loop polls a session's socket for reading only, and a
+    slice's session brings little to read (a keepalive every few seconds): bytes the socket
+    did not take at once would wait for it. Waiting here instead is back-pressure on the
+    helper's next line (the provider's UPDATEs wait in their socket meanwhile); a slice that
+    stops reading for longer than `within` leaves the rest queued, as before."""
+    deadline = time.monotonic() + within
+    while True:
+        flush_output(connection)
+        out = connection.__dict__.get("_vispd_out")
+        left = deadline - time.monotonic()
+        if not out or connection.__dict__.get("_vispd_writing") or not connection.io or left <= 0:
+            return
+        try:
+            select.select([], [connection.io], [], left)
+        except (OSError, ValueError):
+            return
+
+
 def writer(self, data):
     """Connection.writer: what the helper queued goes first, whole, then ExaBGP's message."""
     while self.__dict__.get("_vispd_out") and self.io:
@@ -320,7 +342,7 @@ def send_encoded(reactor, service: str, line: str) -> None:
             out = connection._vispd_out = bytearray()
             connection._vispd_out_io = connection.io
         out += base64.b64decode(payload)
-        flush_output(connection)
+        drain_output(connection)
     if reactor.processes._ack.get(service, False) and int(commands) > 0:
         reactor.processes.write(service, "\n".join(["done"] * int(commands)))
 
