@@ -25,9 +25,9 @@ routes on an ADD-PATH path of its own.
    (after t0) to a request seen at p2 - t0. Taps on the Internet router's devices toward p1
    and p2 show which way the replies came back. Then `birdc enable vispd` and wait until
    the requests go via p1 again (moveback, from the enable). Median over `--failovers`.
-3. Ingestion, for N = 10k and 100k (and 1M with `--sizes 10k,100k,1m`, when memory allows:
-   through today's border router 1M takes about half an hour per load and several GiB in
-   the border's ExaBGP, see bench/bgpborder.py), three receivers side by side, rounds
+3. Ingestion (bench/bgpingest.py), for N = 10k and 100k (and 1M with `--sizes 1m,1m_varied`,
+   when memory allows: through the border 1M takes 20-50 s per load and 300-700 MiB per
+   ExaBGP + helper pair), three receivers side by side, rounds
    rotating which goes first (medians over `--runs`, `--runs-1m` at 1M):
    * border: a one-node topology `hbingN` whose provider p1 originates N generated
      prefixes (`lab-routes`) and two slices, s1 and s2, both egressing through p1 there.
