@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 
 import pytest
 
@@ -173,3 +175,40 @@ def test_what_the_helper_queued_before_exabgp_first_reads_is_kept(pair):
     connection._vispd_out_io = connection.io
     exabgp_hook._buffer(connection)                    # the first read sets the socket's read state up
     assert connection._vispd_out == bytearray(b"queued")
+
+
+def test_what_the_socket_did_not_take_at_once_goes_out_while_the_peer_reads(pair):
+    """ExaBGP polls a session for reading only: bytes queued for a slice that the socket did
+    not take at once must not wait for the slice's next message. drain_output keeps sending
+    while the peer reads (here a thread that starts reading after 50 ms)."""
+    connection, peer = pair
+    connection.io.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = message(2, UPDATE_BODY) * 40000            # ~900 KB: far more than the socket holds
+    connection._vispd_out = bytearray(payload)
+    exabgp_hook.flush_output(connection)
+    assert connection._vispd_out                         # one send could not take it all
+    received = bytearray()
+
+    def read() -> None:
+        time.sleep(0.05)
+        peer.settimeout(2)
+        while len(received) < len(payload):
+            chunk = peer.recv(1 << 16)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    exabgp_hook.drain_output(connection, within=5.0)
+    reader.join(timeout=5)
+    assert not connection._vispd_out and bytes(received) == payload
+
+
+def test_a_peer_that_stops_reading_keeps_the_rest_queued(pair):
+    connection, _peer = pair
+    connection.io.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection._vispd_out = bytearray(message(2, UPDATE_BODY) * 40000)
+    started = time.monotonic()
+    exabgp_hook.drain_output(connection, within=0.1)     # nobody reads: it gives up, keeps the rest
+    assert 0.1 <= time.monotonic() - started < 5 and connection._vispd_out
