@@ -217,22 +217,12 @@ class PathRoutes(NamedTuple):
 def path_command_text(routes: PathRoutes) -> str:
     """ExaBGP's command for `routes`: the provider's routes (one attribute set) on that
     provider's ADD-PATH path, with that provider's next hop on the slice's link."""
-    head = f"neighbor {routes.neighbor} {{}} attributes path-information {routes.path_id} next-hop {routes.next_hop} "
-    if routes.as_path is None:
-        return head.format("withdraw") + f"nlri {' '.join(routes.prefixes)}"
-    path = f" as-path [ {' '.join(str(a) for a in routes.as_path)} ]" if routes.as_path else ""
-    return (head.format("announce") + f"origin igp local-preference {routes.local_pref}{path} "
-            f"nlri {' '.join(routes.prefixes)}")
-
-
-def path_announce_command(neighbor: str, path_id: str, next_hop: str, local_pref: int, as_path,
-                          prefixes) -> str:
-    return path_command_text(PathRoutes(neighbor, path_id, next_hop, local_pref, tuple(as_path or ()),
-                                        list(prefixes)))
-
-
-def path_withdraw_command(neighbor: str, path_id: str, next_hop: str, prefixes) -> str:
-    return path_command_text(PathRoutes(neighbor, path_id, next_hop, None, None, list(prefixes)))
+    verb = "withdraw" if routes.as_path is None else "announce"
+    text = f"neighbor {routes.neighbor} {verb} attributes path-information {routes.path_id} next-hop {routes.next_hop} "
+    if routes.as_path is not None:
+        path = f" as-path [ {' '.join(str(a) for a in routes.as_path)} ]" if routes.as_path else ""
+        text += f"origin igp local-preference {routes.local_pref}{path} "
+    return text + f"nlri {' '.join(routes.prefixes)}"
 
 
 REFRESH_COMMAND = "announce route-refresh ipv4 unicast"

@@ -158,11 +158,12 @@ def test_parse_add_path_update_as_exabgp_5_sends_it():
 
 
 def test_border_commands_name_the_neighbor_path_and_next_hop():
-    assert api.path_announce_command("169.254.9.2", "0.0.0.1", "169.254.9.3", 100, (65001, 65002),
-                                     ["10.0.0.0/24", "10.0.1.0/24"]) == (
+    assert api.path_command_text(api.PathRoutes("169.254.9.2", "0.0.0.1", "169.254.9.3", 100, (65001, 65002),
+                                                ["10.0.0.0/24", "10.0.1.0/24"])) == (
         "neighbor 169.254.9.2 announce attributes path-information 0.0.0.1 next-hop 169.254.9.3 origin igp "
         "local-preference 100 as-path [ 65001 65002 ] nlri 10.0.0.0/24 10.0.1.0/24")
-    assert api.path_withdraw_command("169.254.9.2", "0.0.0.1", "169.254.9.3", ["10.0.1.0/24"]) == (
+    assert api.path_command_text(api.PathRoutes("169.254.9.2", "0.0.0.1", "169.254.9.3", None, None,
+                                                ["10.0.1.0/24"])) == (
         "neighbor 169.254.9.2 withdraw attributes path-information 0.0.0.1 next-hop 169.254.9.3 nlri 10.0.1.0/24")
     assert api.export_command("192.0.2.0", "198.18.0.0/22", (64512, 64512), ("64512:1",)) == (
         "neighbor 192.0.2.0 announce route 198.18.0.0/22 next-hop self origin igp as-path [ 64512 64512 ] "
