@@ -73,11 +73,18 @@ def _rss(pids: dict) -> dict:
 
 
 def _floor_keys(floor: KernelFloor, times: dict) -> dict:
-    """How far each receiver is above the kernel's own insert time for the table."""
+    """How far each receiver is above the kernel's own insert time for the table (into one
+    FIB), and the border above the time of the table into every slice's FIB at once, which
+    bounds the ratio to BIRD any receiver could reach through the border here."""
     kernel_s = median([r["seconds"] for r in floor.runs if not r["errors"]])
+    fibs_s = median([r["seconds"] for r in floor.fibs_runs if not r["errors"]])
     return {"kernel_floor_s": rounded(kernel_s, 4),
             "kernel_floor_cpu_s": median([r["cpu_s"] for r in floor.runs if not r["errors"]]),
-            **{f"{side}_vs_kernel_floor": ratio(times[side], kernel_s) for side in ("border", "bird", "direct")}}
+            **{f"{side}_vs_kernel_floor": ratio(times[side], kernel_s) for side in ("border", "bird", "direct")},
+            "kernel_floor_fibs_s": rounded(fibs_s, 4),
+            "kernel_floor_fibs_cpu_s": median([r["cpu_s"] for r in floor.fibs_runs if not r["errors"]]),
+            "border_vs_kernel_floor_fibs": ratio(times["border"], fibs_s),
+            "ceiling_vs_bird_ratio": ratio(times["bird"], fibs_s)}
 
 
 def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: dict, floor: KernelFloor) -> dict:
@@ -117,7 +124,8 @@ def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: di
         "tail_stalled_runs": {s.name: sum(1 for r in s.runs if r.get("tail_stall")) for s in (border, bird, direct)},
         "rss_mib_pairs": rss, "rss_mib": max(rss.values()) if rss else None,
         **_floor_keys(floor, times),
-        "runs": {**{s.name: s.runs for s in (border, bird, direct)}, "kernel": floor.runs},
+        "runs": {**{s.name: s.runs for s in (border, bird, direct)}, "kernel": floor.runs,
+                 "kernel_fibs": floor.fibs_runs},
     }
 
 
@@ -165,7 +173,7 @@ def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label:
     lab = BirdLab(label, routes, workdir, MAX_PREFIX, stem=prefix.rstrip("q"), varied=varied)
     cleanup.labs.append(lab)
     lab.start()
-    floor = KernelFloor(label, routes, stem=prefix.rstrip("q"))
+    floor = KernelFloor(label, routes, stem=prefix.rstrip("q"), fibs=len(INGEST_SLICES))
     cleanup.labs.append(floor)
     floor.start()
     path = write(workdir, f"{name}.yaml", ingest_topology(name, 0 if varied else routes))
@@ -185,7 +193,8 @@ def ingest_one(vispd: Vispd, prefix: str, workdir: str, cleanup: Cleanup, label:
         f"started; installed {installed}, baselines {baselines}")
     sides = [border, bird, direct]
     for i in range(runs):   # rounds rotate which side goes first
-        say(f"  {label} run {i + 1}/{runs} kernel floor {floor.measure()}")
+        say(f"  {label} run {i + 1}/{runs} kernel floor {floor.measure()}, "
+            f"{len(INGEST_SLICES)} FIBs at once {floor.measure_fibs()}")
         for side in sides[i % 3:] + sides[:i % 3]:
             run = side.measure(timeout)
             say(f"  {label} run {i + 1}/{runs} {side.name:6s} " + " ".join(f"{k}={v}" for k, v in run.items()))
@@ -209,7 +218,10 @@ def _say_ingest(label: str, r: dict) -> None:
         f"to 100% {r['ratio_all']}; withdrawals {r['withdraw_s']} s; tail-stalled runs {r['tail_stalled_runs']}")
     say(f"ingest {label}: CPU µs/route {r['cpu_us_per_route']}; peak RSS per ExaBGP + helper {r['rss_mib_pairs']} MiB")
     say(f"ingest {label}: the kernel alone inserts the table in {r['kernel_floor_s']} s; above it: border "
-        f"{r['border_vs_kernel_floor']}x, BIRD {r['bird_vs_kernel_floor']}x, direct {r['direct_vs_kernel_floor']}x")
+        f"{r['border_vs_kernel_floor']}x, BIRD {r['bird_vs_kernel_floor']}x, direct {r['direct_vs_kernel_floor']}x; "
+        f"into the {len(INGEST_SLICES)} slices' FIBs at once {r['kernel_floor_fibs_s']} s (border "
+        f"{r['border_vs_kernel_floor_fibs']}x above it): through the border no receiver can pass "
+        f"{r['ceiling_vs_bird_ratio']}x BIRD's rate here")
 
 
 def size_keys(label: str, one: dict) -> dict:
@@ -240,6 +252,11 @@ def size_keys(label: str, one: dict) -> dict:
         f"bird_vs_kernel_floor_{label}": one["bird_vs_kernel_floor"],
         f"speaker_vs_kernel_floor_{label}": one["direct_vs_kernel_floor"],
         f"border_vs_kernel_floor_{label}": one["border_vs_kernel_floor"],
+        # the border path's floor: the table into every egressing slice's FIB at once, and the
+        # highest ingest_vs_bird ratio (to 100%) it leaves any receiver through the border
+        f"kernel_floor_fibs_s_{label}": one["kernel_floor_fibs_s"],
+        f"border_vs_kernel_floor_fibs_{label}": one["border_vs_kernel_floor_fibs"],
+        f"ceiling_vs_bird_ratio_{label}": one["ceiling_vs_bird_ratio"],
     }
 
 
