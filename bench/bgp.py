@@ -65,9 +65,9 @@ routes on an ADD-PATH path of its own.
      And the border path's floor: the same table into both slices' FIBs at once, a forked
      writer per namespace (as each slice's helper writes its own), `kernel_floor_fibs_s_N`
      (the kernel's route changes share one lock, so this is well above one FIB's time on
-     2 cores); `border_vs_kernel_floor_fibs_N`; `ceiling_vs_bird_ratio_N` = BIRD's time over
-     it: the highest `ingest_vs_bird_ratio_N` (to 100%) any receiver could reach through
-     the border on this machine.
+     2 cores); `border_vs_kernel_floor_fibs_N`; `ceiling_vs_bird_ratio_N` = BIRD's time to
+     99% over it: the highest `ingest_vs_bird_ratio_N` (to 99%) any receiver could reach
+     through the border on this machine.
    CPU seconds of every process involved during each run (/proc/PID/stat) show where the
    time goes (CPU µs per route in the JSON). Peak RSS (VmHWM) of each ExaBGP + helper pair
    after the runs; `rss_mib_N` is the largest pair (the border's or a slice's).

@@ -72,10 +72,12 @@ def _rss(pids: dict) -> dict:
     return pairs
 
 
-def _floor_keys(floor: KernelFloor, times: dict) -> dict:
+def _floor_keys(floor: KernelFloor, times: dict, t99: dict) -> dict:
     """How far each receiver is above the kernel's own insert time for the table (into one
     FIB), and the border above the time of the table into every slice's FIB at once, which
-    bounds the ratio to BIRD any receiver could reach through the border here."""
+    bounds the ratio to BIRD any receiver could reach through the border here: the ceiling
+    compares like the headline ratio (BIRD's time to 99%; the floor's for the whole table,
+    so it errs low by about 1%), since BIRD's time to 100% often holds its sender's tail."""
     kernel_s = median([r["seconds"] for r in floor.runs if not r["errors"]])
     fibs_s = median([r["seconds"] for r in floor.fibs_runs if not r["errors"]])
     return {"kernel_floor_s": rounded(kernel_s, 4),
@@ -84,7 +86,7 @@ def _floor_keys(floor: KernelFloor, times: dict) -> dict:
             "kernel_floor_fibs_s": rounded(fibs_s, 4),
             "kernel_floor_fibs_cpu_s": median([r["cpu_s"] for r in floor.fibs_runs if not r["errors"]]),
             "border_vs_kernel_floor_fibs": ratio(times["border"], fibs_s),
-            "ceiling_vs_bird_ratio": ratio(times["bird"], fibs_s)}
+            "ceiling_vs_bird_ratio": ratio(t99["bird"], fibs_s)}
 
 
 def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: dict, floor: KernelFloor) -> dict:
@@ -123,7 +125,7 @@ def _ingest_figures(border: Side, bird: Side, direct: Side, routes: int, rss: di
                        for s in (border, bird, direct)},
         "tail_stalled_runs": {s.name: sum(1 for r in s.runs if r.get("tail_stall")) for s in (border, bird, direct)},
         "rss_mib_pairs": rss, "rss_mib": max(rss.values()) if rss else None,
-        **_floor_keys(floor, times),
+        **_floor_keys(floor, times, t99),
         "runs": {**{s.name: s.runs for s in (border, bird, direct)}, "kernel": floor.runs,
                  "kernel_fibs": floor.fibs_runs},
     }
@@ -221,7 +223,7 @@ def _say_ingest(label: str, r: dict) -> None:
         f"{r['border_vs_kernel_floor']}x, BIRD {r['bird_vs_kernel_floor']}x, direct {r['direct_vs_kernel_floor']}x; "
         f"into the {len(INGEST_SLICES)} slices' FIBs at once {r['kernel_floor_fibs_s']} s (border "
         f"{r['border_vs_kernel_floor_fibs']}x above it): through the border no receiver can pass "
-        f"{r['ceiling_vs_bird_ratio']}x BIRD's rate here")
+        f"{r['ceiling_vs_bird_ratio']}x BIRD's rate to 99% here")
 
 
 def size_keys(label: str, one: dict) -> dict:
@@ -253,7 +255,7 @@ def size_keys(label: str, one: dict) -> dict:
         f"speaker_vs_kernel_floor_{label}": one["direct_vs_kernel_floor"],
         f"border_vs_kernel_floor_{label}": one["border_vs_kernel_floor"],
         # the border path's floor: the table into every egressing slice's FIB at once, and the
-        # highest ingest_vs_bird ratio (to 100%) it leaves any receiver through the border
+        # highest ingest_vs_bird ratio (to 99%) it leaves any receiver through the border
         f"kernel_floor_fibs_s_{label}": one["kernel_floor_fibs_s"],
         f"border_vs_kernel_floor_fibs_{label}": one["border_vs_kernel_floor_fibs"],
         f"ceiling_vs_bird_ratio_{label}": one["ceiling_vs_bird_ratio"],
