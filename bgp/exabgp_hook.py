@@ -58,11 +58,14 @@ ROUTE_REFRESH = 5
 HEADER_LEN = 19
 MARKER = b"\xff" * 16
 UPDATE = 2
+NOTIFICATION = b"\x03"       # the type byte of a NOTIFICATION message
 READ_SIZE = 1 << 18          # bytes asked of one recv
 RUN_BYTES = 1 << 16          # bytes of UPDATEs taken from the buffer at once (at most, about)
 HOLD_S = 0.002               # a run is held this long for more before it goes to the helper
 HOLD_BYTES = 1 << 16         # ... unless this many bytes are held
 DRAIN_S = 0.5                # how long a send of pre-encoded UPDATEs may wait for the socket to take them
+STALL_S = 0.02               # ... but no longer than this without the peer taking anything
+SEND_HOLD_DEFAULT_S = 480.0  # RFC 9687's send hold time where the session has no hold time
 
 # SHA-256 of the source of what the hook replaces or relies on, in ExaBGP 5.0.15
 RELIED_ON = {
@@ -263,47 +266,84 @@ def read_message(self):
 
 
 # -- pre-encoded UPDATEs out ------------------------------------------------------------------
+# A slice's queue (`_vispd_out`) is its own: a slice whose speaker stops reading must not hold
+# up ExaBGP's loop, which serves the providers and every other slice. `_vispd_moved` is when
+# the queue last moved (or started to fill); `_vispd_stalled` says a drain already waited
+# STALL_S on this peer for nothing, so the next ones do not wait until it takes bytes again;
+# `_vispd_send_hold` closes the session when the queue has not moved for that long (the send
+# hold timer of RFC 9687: twice the negotiated hold time, as BIRD does).
+class SendHoldExpired(NetworkError):
+    """The peer took nothing of what was queued for it for a send hold time."""
+
+
 def flush_output(connection) -> None:
     """Send what the helper queued for this session, as far as the socket takes it without
-    blocking, unless one of ExaBGP's own messages is half written."""
+    blocking, unless one of ExaBGP's own messages is half written. SendHoldExpired (the
+    connection closed) when the queue has not moved for the session's send hold time."""
     out = connection.__dict__.get("_vispd_out")
     if not out or connection.__dict__.get("_vispd_writing") or not connection.io:
         return
     try:
         sent = connection.io.send(out)
     except OSError as exc:
-        if exc.args[0] in error.block:
-            return
+        if exc.args[0] not in error.block:
+            connection.close()
+            raise NetworkError(f"Problem while writing data to the network ({exc})") from None
+        sent = 0
+    now = time.monotonic()
+    if sent:
+        del out[:sent]
+        connection._vispd_moved, connection._vispd_stalled = now, False
+        return
+    hold = connection.__dict__.get("_vispd_send_hold") or SEND_HOLD_DEFAULT_S
+    since = connection.__dict__.get("_vispd_moved", now)
+    if now - since >= hold:
+        queued = len(out)
+        out.clear()
         connection.close()
-        raise NetworkError(f"Problem while writing data to the network ({exc})") from None
-    del out[:sent]
+        raise SendHoldExpired(f"send hold timer expired (RFC 9687): the peer took nothing of {queued} queued "
+                              f"bytes for {now - since:.0f} s")
 
 
-def drain_output(connection, within: float = DRAIN_S) -> None:
+def drain_output(connection, within: float = DRAIN_S, stall: float = STALL_S) -> None:
     """flush_output until the queue is empty, waiting for the socket to be writable, for at
-    most `within` seconds. ExaBGP's loop polls a session's socket for reading only, and a
-    slice's session brings little to read (a keepalive every few seconds): bytes the socket
-    did not take at once would wait for it. Waiting here instead is back-pressure on the
-    helper's next line (the provider's UPDATEs wait in their socket meanwhile); a slice that
-    stops reading for longer than `within` leaves the rest queued, as before."""
+    most `within` seconds while the peer takes bytes, `stall` seconds when it takes none.
+    ExaBGP's loop polls a session's socket for reading only, and a slice's session brings
+    little to read (a keepalive every few seconds): bytes the socket did not take at once
+    would wait for ExaBGP's next turn of the loop. Waiting here is back-pressure on the
+    helper's next line while the slice reads; a slice that takes nothing for `stall` is
+    marked stalled and not waited for again until it takes bytes (its queue goes out on the
+    loop's later turns, or the send hold timer closes its session)."""
     deadline = time.monotonic() + within
     while True:
         flush_output(connection)
         out = connection.__dict__.get("_vispd_out")
         left = deadline - time.monotonic()
-        if not out or connection.__dict__.get("_vispd_writing") or not connection.io or left <= 0:
+        if not out or connection.__dict__.get("_vispd_writing") or not connection.io or left <= 0 \
+                or connection.__dict__.get("_vispd_stalled"):
             return
         try:
-            select.select([], [connection.io], [], left)
+            _, writable, _ = select.select([], [connection.io], [], min(left, stall))
         except (OSError, ValueError):
+            return
+        if not writable:
+            connection._vispd_stalled = True
             return
 
 
 def writer(self, data):
-    """Connection.writer: what the helper queued goes first, whole, then ExaBGP's message."""
+    """Connection.writer: what the helper queued goes first, whole, then ExaBGP's message.
+    A NOTIFICATION (the session ends: e.g. the hold timer of a slice that stopped reading and
+    sending) does not wait behind a stalled queue: the connection is closed at once."""
     while self.__dict__.get("_vispd_out") and self.io:
         flush_output(self)
         if self.__dict__.get("_vispd_out"):
+            if data[18:19] == NOTIFICATION and self.__dict__.get("_vispd_stalled"):
+                queued = len(self._vispd_out)
+                self._vispd_out.clear()
+                self.close()
+                raise LostConnection(f"vispd: closed without the NOTIFICATION: the peer takes nothing of "
+                                     f"{queued} queued bytes")
             yield False
     self._vispd_writing = True
     try:
@@ -340,9 +380,17 @@ def send_encoded(reactor, service: str, line: str) -> None:
         if out is None or connection.__dict__.get("_vispd_out_io") is not connection.io:
             # this socket's own queue (the helper may write before ExaBGP first reads from it)
             out = connection._vispd_out = bytearray()
-            connection._vispd_out_io = connection.io
+            connection._vispd_out_io, connection._vispd_stalled = connection.io, False
+            hold = int(negotiated.holdtime or 0)
+            connection._vispd_send_hold = 2.0 * hold if hold else SEND_HOLD_DEFAULT_S
+        if not out:
+            connection._vispd_moved = time.monotonic()   # the send hold timer runs from here
         out += base64.b64decode(payload)
-        drain_output(connection)
+        try:
+            drain_output(connection)
+        except NetworkError as exc:   # closed: the peer's next turn finds it so and ends the session
+            text = f"vispd: the session with {address}: {exc}"
+            log.error(lambda: text, "vispd")
     if reactor.processes._ack.get(service, False) and int(commands) > 0:
         reactor.processes.write(service, "\n".join(["done"] * int(commands)))
 

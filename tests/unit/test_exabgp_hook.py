@@ -200,15 +200,75 @@ def test_what_the_socket_did_not_take_at_once_goes_out_while_the_peer_reads(pair
 
     reader = threading.Thread(target=read)
     reader.start()
-    exabgp_hook.drain_output(connection, within=5.0)
+    exabgp_hook.drain_output(connection, within=5.0, stall=1.0)   # the peer starts reading within 50 ms
     reader.join(timeout=5)
     assert not connection._vispd_out and bytes(received) == payload
 
 
-def test_a_peer_that_stops_reading_keeps_the_rest_queued(pair):
-    connection, _peer = pair
+def _stuffed(connection) -> None:
+    """More queued for the peer than its socket takes."""
     connection.io.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     connection._vispd_out = bytearray(message(2, UPDATE_BODY) * 40000)
+    connection._vispd_moved = time.monotonic()
+
+
+def test_a_peer_that_stops_reading_keeps_the_rest_queued_and_is_waited_for_once(pair):
+    """A slice whose speaker stops reading must not hold ExaBGP's loop (the providers, the
+    other slices): the drain gives up after `stall` without progress, well before `within`,
+    and does not wait on that peer again until it takes bytes."""
+    connection, _peer = pair
+    _stuffed(connection)
     started = time.monotonic()
-    exabgp_hook.drain_output(connection, within=0.1)     # nobody reads: it gives up, keeps the rest
-    assert 0.1 <= time.monotonic() - started < 5 and connection._vispd_out
+    exabgp_hook.drain_output(connection, within=5.0, stall=0.1)
+    assert 0.1 <= time.monotonic() - started < 2 and connection._vispd_out and connection._vispd_stalled
+    started = time.monotonic()
+    exabgp_hook.drain_output(connection, within=5.0, stall=0.1)
+    assert time.monotonic() - started < 0.05 and connection._vispd_out     # not waited for again
+
+
+def test_a_stalled_peer_that_reads_again_is_drained_again(pair):
+    connection, peer = pair
+    _stuffed(connection)
+    exabgp_hook.drain_output(connection, within=5.0, stall=0.05)
+    assert connection._vispd_stalled
+    peer.setblocking(False)
+    while True:   # the peer reads what reached it
+        try:
+            if not peer.recv(1 << 16):
+                break
+        except BlockingIOError:
+            break
+    exabgp_hook.flush_output(connection)   # ExaBGP's next turn of the loop
+    assert connection._vispd_stalled is False
+
+
+def test_the_send_hold_timer_closes_a_session_whose_peer_takes_nothing(pair):
+    """RFC 9687: the queue has not moved for the send hold time: the connection is closed
+    (ExaBGP's next read ends the session), the queue dropped."""
+    connection, _peer = pair
+    _stuffed(connection)
+    exabgp_hook.flush_output(connection)
+    assert not connection.closed                 # moving: the socket took its fill just now
+    connection._vispd_send_hold = 0.2
+    connection._vispd_moved = time.monotonic() - 0.1
+    exabgp_hook.flush_output(connection)
+    assert not connection.closed                 # 0.1 s of 0.2 without progress
+    connection._vispd_moved = time.monotonic() - 0.3
+    with pytest.raises(exabgp_hook.SendHoldExpired, match="send hold timer expired"):
+        exabgp_hook.flush_output(connection)
+    assert connection.closed and not connection._vispd_out
+
+
+def test_a_notification_does_not_wait_behind_a_stalled_queue(pair, monkeypatch):
+    """The hold timer of a slice that stopped reading and sending ends its session: the
+    NOTIFICATION cannot go out behind the queue, so the connection is closed at once (a queue
+    that moves is still sent first, as above)."""
+    monkeypatch.setattr("exabgp.reactor.network.connection.log", _QuietLog())
+    connection, _peer = pair
+    _stuffed(connection)
+    exabgp_hook.drain_output(connection, within=5.0, stall=0.05)
+    assert connection._vispd_stalled
+    with pytest.raises(exabgp_hook.LostConnection, match="without the NOTIFICATION"):
+        for _ in exabgp_hook.writer(connection, message(3, bytes([4, 0]))):
+            pass
+    assert connection.closed and not connection._vispd_out
