@@ -188,8 +188,7 @@ protocol bgp snd {{
             log.close()
         self.logs = []
         for ns in self.namespaces:
-            if netns.exists(ns):
-                subprocess.run(["ip", "netns", "del", ns], check=False)
+            netns.remove(ns)   # a namespace already gone is no error
         self.namespaces = []
 
 
